@@ -1,0 +1,1 @@
+"""Shared code of the ImageClassify functions: configuration, errors, ports and adapters."""

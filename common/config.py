@@ -1,0 +1,123 @@
+"""Every setting, read from environment variables in this one module.
+
+The defaults give the embedded local backends (SQLite, a bucket folder, the
+local HTTP queue), so a laptop needs no configuration at all; a cloud
+deployment swaps backends with environment variables alone.
+
+`settings()` is cached for the life of the process, like a function instance's
+configuration; tests that change the environment call `settings.cache_clear()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    return _env(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in allowed:
+        raise RuntimeError(f"environment variable {name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    # accounts + jobs store
+    store_backend: str
+    sqlite_path: Path
+    gcp_project: str
+    # accounts
+    initial_tokens: int
+    bcrypt_rounds: int
+    admin_username: str
+    admin_password: str
+    # requests and images
+    max_body_bytes: int
+    max_image_pixels: int
+    max_batch: int
+    # URL fetching
+    fetch_connect_timeout: float
+    fetch_deadline: float
+    fetch_max_bytes: int
+    fetch_allow_loopback: bool
+    # model
+    models_dir: Path
+    default_model: str
+    # storage, queue and events
+    storage_backend: str
+    bucket: str
+    bucket_dir: Path
+    queue_backend: str
+    worker_url: str
+    pubsub_topic: str
+    sqs_queue_url: str
+    watch_prefix: str
+    labels_prefix: str
+    autosort_classes: tuple[str, ...]
+    default_min_score: float
+
+
+@functools.cache
+def settings() -> Settings:
+    data_dir = Path(_env("DATA_DIR", ".data"))
+    return Settings(
+        data_dir=data_dir,
+        store_backend=_choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore")),
+        sqlite_path=Path(_env("SQLITE_PATH", str(data_dir / "accounts.db"))),
+        gcp_project=_env("GOOGLE_CLOUD_PROJECT", "imageclassify-local"),
+        initial_tokens=_int("INITIAL_TOKENS", 5),
+        bcrypt_rounds=_int("BCRYPT_ROUNDS", 12),
+        admin_username=_env("ADMIN_USERNAME", ""),
+        admin_password=_env("ADMIN_PASSWORD", ""),
+        max_body_bytes=_int("MAX_BODY_BYTES", 10 * MB),
+        max_image_pixels=_int("MAX_IMAGE_PIXELS", 40_000_000),
+        max_batch=_int("MAX_BATCH", 16),
+        fetch_connect_timeout=_float("FETCH_CONNECT_TIMEOUT", 3.0),
+        fetch_deadline=_float("FETCH_DEADLINE", 10.0),
+        fetch_max_bytes=_int("FETCH_MAX_BYTES", 10 * MB),
+        fetch_allow_loopback=_bool("FETCH_ALLOW_LOOPBACK", False),
+        models_dir=Path(_env("MODELS_DIR", str(data_dir / "models"))),
+        default_model=_env("DEFAULT_MODEL", "efficientnet_lite0"),
+        storage_backend=_choice("STORAGE_BACKEND", "local", ("local", "gcs", "s3")),
+        bucket=_env("BUCKET", "imageclassify-local"),
+        bucket_dir=Path(_env("BUCKET_DIR", str(data_dir / "bucket"))),
+        queue_backend=_choice("QUEUE_BACKEND", "local", ("local", "pubsub", "sqs")),
+        worker_url=_env("WORKER_URL", "http://127.0.0.1:8080/_worker"),
+        pubsub_topic=_env("PUBSUB_TOPIC", "sort-images"),
+        sqs_queue_url=_env("SQS_QUEUE_URL", ""),
+        watch_prefix=_env("WATCH_PREFIX", "inbox/"),
+        labels_prefix=_env("LABELS_PREFIX", "labels/"),
+        autosort_classes=tuple(c.strip() for c in _env("AUTOSORT_CLASSES", "").split(",") if c.strip()),
+        default_min_score=_float("MIN_SCORE", 0.3),
+    )

@@ -1,0 +1,119 @@
+"""The project's exceptions, each with an HTTP status and a stable code.
+
+Business code raises these; `render` turns any exception into the one error
+shape of the HTTP contract. Anything that is not an `AppError` is a bug: it is
+logged with its traceback and the client sees a generic 500, never its text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("imageclassify")
+
+
+class AppError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.headers = headers or {}
+        self.details = details or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
+        error.update(self.details)
+        return {"error": error}
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class UrlNotAllowed(BadRequest):
+    code = "url_not_allowed"
+
+
+class Unauthorized(AppError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="imageclassify", Basic realm="imageclassify"'})
+        super().__init__(message, **kwargs)
+
+
+class InsufficientTokens(AppError):
+    status, code = 402, "insufficient_tokens"
+
+    def __init__(self, balance: int, needed: int) -> None:
+        super().__init__(
+            f"This request needs {needed} token(s) but the account has {balance}. "
+            "Ask an administrator to refill your account (POST /refill).",
+            details={"balance": balance, "needed": needed},
+        )
+        self.balance = balance
+        self.needed = needed
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(AppError):
+    status, code = 405, "method_not_allowed"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class LengthRequired(AppError):
+    status, code = 411, "length_required"
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Unprocessable(AppError):
+    status, code = 422, "unprocessable_image"
+
+
+class BadGateway(AppError):
+    status, code = 502, "upstream_error"
+
+
+class Unavailable(AppError):
+    """A retryable failure such as database contention: the client may retry."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class GatewayTimeout(AppError):
+    status, code = 504, "upstream_timeout"
+
+
+def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The JSON body, status and headers for any exception."""
+    if isinstance(exc, AppError):
+        return exc.body(), exc.status, exc.headers
+    log.exception("unexpected error", exc_info=exc)
+    internal = AppError("Something went wrong on our side. Retry later; if it persists, report it.")
+    return internal.body(), 500, {}

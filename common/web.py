@@ -1,0 +1,113 @@
+"""HTTP helpers shared by every function: error rendering, JSON bodies, routing.
+
+Each function's handler is wrapped in `endpoint`, the one place where
+exceptions become the contract's JSON error shape with a real status.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from common import errors
+from common.config import settings
+from common.errors import LengthRequired
+
+Handler = Callable[[flask.Request], flask.Response]
+
+
+def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.Response(json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(exc: BaseException) -> flask.Response:
+    if isinstance(exc, RequestEntityTooLarge):
+        exc = errors.PayloadTooLarge(
+            f"The request body is larger than {settings().max_body_bytes} bytes. Send a smaller image."
+        )
+    elif isinstance(exc, HTTPException):
+        # Werkzeug's own refusals, e.g. a malformed multipart body.
+        exc = errors.AppError(exc.description or exc.name, code="bad_request")
+        exc.status = 400
+    body, status, headers = errors.render(exc)
+    return respond(body, status, headers)
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Wrap an HTTP handler: body size limit on, every exception rendered as JSON."""
+
+    @functools.wraps(handler)
+    def wrapper(request: flask.Request) -> flask.Response:
+        try:
+            check_length(request)
+            return handler(request)
+        except Exception as exc:  # noqa: BLE001 - this is the one place errors are rendered
+            return error_response(exc)
+
+    return wrapper
+
+
+def check_length(request: flask.Request) -> None:
+    """Refuse an oversized body before reading it.
+
+    A body without Content-Length (chunked) is refused with 411: its size cannot
+    be known up front, and functions-framework drains every body after the
+    handler returns, so a size limit has to be decided from the header.
+    """
+    if request.content_length is not None:
+        if request.content_length > settings().max_body_bytes:
+            raise RequestEntityTooLarge()
+    elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise LengthRequired("Send the body with a Content-Length header; chunked uploads are not accepted.")
+
+
+def path_is(request: flask.Request, *names: str) -> bool:
+    """Whether the request path ends with one of `names` (functions may be mounted under a prefix)."""
+    path = request.path.rstrip("/")
+    return any(path == f"/{n}" or path.endswith(f"/{n}") for n in names)
+
+
+def require_method(request: flask.Request, *methods: str) -> None:
+    if request.method not in methods:
+        raise errors.MethodNotAllowed(
+            f"{request.method} is not supported on {request.path}; use {' or '.join(methods)}.",
+            headers={"Allow": ", ".join(methods)},
+        )
+
+
+def read_body(request: flask.Request) -> bytes:
+    """The raw body; its size was checked against the limit by `endpoint`."""
+    return request.get_data(cache=True)
+
+
+def is_json(request: flask.Request) -> bool:
+    return request.mimetype == "application/json" or request.mimetype.endswith("+json")
+
+
+def json_body(request: flask.Request, *, required: bool = True) -> dict[str, Any]:
+    """The JSON object in the body; `{}` when the body is empty and not required."""
+    raw = read_body(request)
+    if not raw.strip():
+        if required:
+            raise errors.BadRequest("The request needs a JSON object body (Content-Type: application/json).")
+        return {}
+    if request.mimetype and not is_json(request):
+        raise errors.UnsupportedMediaType(
+            f"Expected Content-Type application/json, got {request.mimetype}. Send the body as JSON."
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.BadRequest("The body is not valid JSON. Send a JSON object such as {\"username\": ...}.") from None
+    if not isinstance(data, dict):
+        raise errors.BadRequest(f"The body must be a JSON object, not a JSON {type(data).__name__}.")
+    return data

@@ -1,0 +1,77 @@
+"""Every developer task is a nox session.
+
+    nox -s serve       the whole product on http://127.0.0.1:8080 (-- --emulators for the cloud emulators)
+    nox -s tests       the whole test suite against real servers
+    nox -s lint        ruff
+    nox -s typecheck   mypy
+    nox -s model       build the default model (.tflite + labels) into the models directory
+    nox -s bench       benchmarks, printed and written to bench/results.json
+    nox -s bundles     one deployable folder + zip per function under build/
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_venv = "yes"
+PYTHON = "3.11"
+REPO = os.path.dirname(os.path.abspath(__file__))
+
+
+def install(session: nox.Session) -> None:
+    session.install("-r", "requirements-dev.txt")
+    session.env["PYTHONPATH"] = REPO
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite; emulators, fake-gcs, moto and the functions are started by pytest fixtures."""
+    install(session)
+    session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("mypy==2.4.1", "types-requests==2.33.0.20261030")
+    session.run("mypy", "common", "infra", "tests", "bench")
+    for main in sorted(os.listdir("functions")):  # each main.py on its own: they share a module name
+        session.run("mypy", f"functions/{main}/main.py")
+
+
+@nox.session(python=PYTHON)
+def model(session: nox.Session) -> None:
+    """Build a model: `nox -s model -- --model mobilenet_v2 --weights PATH` for the others."""
+    install(session)
+    session.run("python", "-m", "infra.build_model", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """The local stack on one port; `-- --emulators` swaps in Firestore, Pub/Sub and fake-gcs emulators."""
+    install(session)
+    session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("python", "-m", "infra.localstack", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    install(session)
+    session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("python", "-m", "bench.run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bundles(session: nox.Session) -> None:
+    install(session)
+    session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("python", "-m", "infra.bundles", *session.posargs)
