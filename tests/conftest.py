@@ -82,14 +82,24 @@ def backend_env(name: str, tmp_path: Path, firestore: servers.Server | None) -> 
 
 
 class Api:
-    """A tiny client for the functions under test, each served by functions-framework."""
+    """The functions under test, each served by functions-framework on its own port, started on first use."""
 
-    def __init__(self, urls: dict[str, str], backend: str, reset: object) -> None:
-        self.urls, self.backend, self.reset = urls, backend, reset
+    def __init__(self, backend: str, env: dict[str, str]) -> None:
+        self.backend, self.env = backend, env
+        self.servers: dict[str, servers.Server] = {}
         self.http = requests.Session()
 
-    def url(self, target: str, path: str) -> str:
-        return self.urls[target] + path
+    def url(self, target: str, path: str = "") -> str:
+        if target not in self.servers:
+            folder = "sort_job" if target in ("sort_job", "sort_worker", "on_upload") else target
+            kind = "cloudevent" if target in ("sort_worker", "on_upload") else None
+            self.servers[target] = servers.function(target, FUNCTIONS / folder / "main.py", self.env,
+                                                    signature_type=kind)
+        return self.servers[target].url + path
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
 
     def register(self, username: str | None = None, password: str = "correct horse") -> dict:
         username = username or f"u{uuid.uuid4().hex[:10]}"
@@ -103,18 +113,22 @@ class Api:
         return int(r.json()["tokens"])
 
 
+def make_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str,
+             **extra: str) -> Api:
+    firestore = request.getfixturevalue("firestore_server") if name == "firestore" else None
+    env = backend_env(name, tmp_path_factory.mktemp(f"api-{name}"), firestore)
+    # its own Firestore project, so the store suite's resets never touch it
+    env["GOOGLE_CLOUD_PROJECT"] = f"{PROJECT}-{uuid.uuid4().hex[:8]}"
+    env.update(ADMIN_USERNAME="root", ADMIN_PASSWORD="root-password", **extra)
+    return Api(name, env)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "firestore"])
 def account_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """register and tokens under functions-framework, once per store backend."""
-    name = str(request.param)
-    firestore = request.getfixturevalue("firestore_server") if name == "firestore" else None
-    tmp = tmp_path_factory.mktemp(f"accounts-{name}")
-    env = backend_env(name, tmp, firestore)
-    env.update(ADMIN_USERNAME="root", ADMIN_PASSWORD="root-password")
-    started = [servers.function(t, FUNCTIONS / t / "main.py", env) for t in ("register", "tokens")]
-    yield Api({"register": started[0].url, "tokens": started[1].url}, name, None)
-    for s in started:
-        s.stop()
+    """The functions under functions-framework, once per store backend."""
+    api = make_api(request, tmp_path_factory, str(request.param))
+    yield api
+    api.stop()
 
 
 @pytest.fixture(scope="session")
@@ -137,3 +151,32 @@ def lite0(models_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
 
     configure(monkeypatch, MODELS_DIR=str(models_dir))
     return get_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "firestore"])
+def classify_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                 models_dir: Path) -> Iterator[Api]:
+    """The functions with loopback fetches allowed, for images served by the tests' own HTTP server."""
+    api = make_api(request, tmp_path_factory, str(request.param), FETCH_ALLOW_LOOPBACK="1",
+                   FETCH_DEADLINE="3", MODELS_DIR=str(models_dir))
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+               models_dir: Path) -> Iterator[Api]:
+    """The functions as deployed: loopback fetches NOT allowed."""
+    api = make_api(request, tmp_path_factory, "sqlite", MODELS_DIR=str(models_dir))
+    assert "FETCH_ALLOW_LOOPBACK" not in api.env
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+def image_server() -> Iterator[str]:
+    from tests.imageserver import serve
+
+    server, url = serve()
+    yield url
+    server.shutdown()

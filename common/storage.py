@@ -1,0 +1,103 @@
+"""The object-storage port: list by prefix (paginated), read, write, copy.
+
+Three adapters: a local folder (the embedded default), Google Cloud Storage
+and S3 (any S3 endpoint). `get_storage()` opens the configured one once per
+process. Keys are bucket-relative paths such as `all/cat.jpg`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from common import errors
+from common.config import settings
+
+PAGE = 1000
+
+
+class Storage(Protocol):
+    scheme: str
+    bucket: str
+
+    def list(self, prefix: str, page_token: str | None = None, page_size: int = PAGE) -> tuple[list[str], str | None]:
+        """One page of keys under `prefix`, in key order, and the token of the next page (None at the end)."""
+        ...
+
+    def read(self, key: str, max_bytes: int) -> bytes: ...
+    def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def copy(self, source: str, destination: str) -> None: ...
+
+
+def list_all(storage: Storage, prefix: str) -> Iterator[str]:
+    token: str | None = None
+    while True:
+        keys, token = storage.list(prefix, token)
+        yield from keys
+        if token is None:
+            return
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the bucket root or confuse a file system."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key or len(key.encode()) > 1024:
+        raise errors.BadRequest(f"{key[:100]!r} is not a valid object key.", code="invalid_key")
+    if any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
+        raise errors.BadRequest(f"{key[:100]!r} is not a valid object key (no '.', '..' or empty segments).",
+                                code="invalid_key")
+    return key
+
+
+def too_large(key: str, limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"The object {key} is larger than {limit} bytes.")
+
+
+def missing(key: str) -> errors.NotFound:
+    return errors.NotFound(f"There is no object {key!r} in the bucket.", code="unknown_object")
+
+
+def key_from_uri(uri: str, storage: Storage) -> str:
+    """The key inside our bucket that a `gs://` or `s3://` URI names; other buckets are refused."""
+    scheme, sep, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    if not sep or scheme not in ("gs", "s3"):
+        raise errors.BadRequest("uri must look like gs://BUCKET/KEY or s3://BUCKET/KEY.", code="invalid_uri")
+    if scheme != storage.scheme or bucket != storage.bucket:
+        raise errors.Forbidden(f"Only objects in {storage.scheme}://{storage.bucket}/ can be classified by uri.",
+                               code="bucket_not_allowed")
+    return check_key(key)
+
+
+_storage: Storage | None = None
+_lock = threading.Lock()
+
+
+def get_storage() -> Storage:
+    global _storage
+    if _storage is None:
+        with _lock:
+            if _storage is None:
+                _storage = _open()
+    return _storage
+
+
+def reset_storage() -> None:
+    global _storage
+    with _lock:
+        _storage = None
+
+
+def _open() -> Storage:
+    s = settings()
+    if s.storage_backend == "gcs":
+        from common.storage_gcs import GcsStorage
+
+        return GcsStorage(s.bucket, s.gcp_project)
+    if s.storage_backend == "s3":
+        from common.storage_s3 import S3Storage
+
+        return S3Storage(s.bucket)
+    from common.storage_local import LocalStorage
+
+    return LocalStorage(s.bucket_dir, s.bucket)
