@@ -24,13 +24,12 @@ class GcsStorage:
         self._bucket = self.client.bucket(bucket)
 
     def list(self, prefix: str, page_token: str | None = None, page_size: int = PAGE) -> tuple[list[str], str | None]:
-        pages = self.client.list_blobs(self.bucket, prefix=prefix, max_results=page_size,
-                                       page_token=page_token).pages
-        page = next(pages, None)
+        blobs = self.client.list_blobs(self.bucket, prefix=prefix, page_size=page_size, page_token=page_token)
+        page = next(blobs.pages, None)
         if page is None:
             return [], None
         keys = [blob.name for blob in page if not blob.name.endswith("/")]
-        return keys, page.next_page_token or None
+        return keys, blobs.next_page_token or None
 
     def read(self, key: str, max_bytes: int) -> bytes:
         blob = self._bucket.get_blob(check_key(key))

@@ -97,6 +97,15 @@ class Api:
                                                     signature_type=kind)
         return self.servers[target].url + path
 
+    def restart(self, target: str) -> None:
+        """Kill a function's server and start it again on the same port (a crashed instance replaced)."""
+        old = self.servers.pop(target)
+        old.stop()
+        kind = "cloudevent" if target in ("sort_worker", "on_upload") else None
+        folder = "sort_job" if target in ("sort_job", "sort_worker", "on_upload") else target
+        self.servers[target] = servers.function(target, FUNCTIONS / folder / "main.py", self.env,
+                                                signature_type=kind, port=old.port)
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
@@ -180,3 +189,72 @@ def image_server() -> Iterator[str]:
     server, url = serve()
     yield url
     server.shutdown()
+
+
+# -- object storage and queues ----------------------------------------------------------
+
+UPLOAD_TOPIC = "bucket-uploads"
+
+
+@pytest.fixture(scope="session")
+def pubsub_server() -> Iterator[servers.Server]:
+    server = servers.pubsub_emulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(pubsub_server: servers.Server) -> Iterator[servers.Server]:
+    """fake-gcs-server, publishing real finalize notifications to the Pub/Sub emulator."""
+    env = {**os.environ, "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub_server.port}"}
+    ensure_topic(pubsub_server, PROJECT, UPLOAD_TOPIC)
+    server = servers.fake_gcs(["-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", UPLOAD_TOPIC,
+                               "-event.list", "finalize"], env=env)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[servers.Server]:
+    server = servers.moto()
+    yield server
+    server.stop()
+
+
+def aws_env(moto: servers.Server) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def ensure_topic(pubsub: servers.Server, project: str, topic: str) -> None:
+    r = requests.put(f"{pubsub.url}/v1/projects/{project}/topics/{topic}", json={}, timeout=10)
+    assert r.status_code in (200, 409), r.text
+
+
+def new_bucket(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Environment for a fresh bucket on one storage backend (created on its server)."""
+    name = f"bucket-{uuid.uuid4().hex[:12]}"
+    if kind == "local":
+        return {"STORAGE_BACKEND": "local", "BUCKET": name, "BUCKET_DIR": str(tmp_path / "bucket")}
+    if kind == "gcs":
+        gcs = request.getfixturevalue("gcs_server")
+        r = requests.post(f"{gcs.url}/storage/v1/b?project={PROJECT}", json={"name": name}, timeout=10)
+        assert r.status_code == 200, r.text
+        return {"STORAGE_BACKEND": "gcs", "BUCKET": name, "STORAGE_EMULATOR_HOST": gcs.url}
+    moto = request.getfixturevalue("moto_server")
+    env = aws_env(moto)
+    import boto3
+
+    boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=name)
+    return {"STORAGE_BACKEND": "s3", "BUCKET": name, **env}
+
+
+@pytest.fixture(params=["local", "gcs", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from common.storage import get_storage, reset_storage
+
+    configure(monkeypatch, **new_bucket(str(request.param), request, tmp_path))
+    reset_storage()
+    yield get_storage()
+    reset_storage()

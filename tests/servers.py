@@ -132,9 +132,10 @@ def moto() -> Server:
                   ready=http_ok(f"http://127.0.0.1:{port}/moto-api/"))
 
 
-def function(target: str, source: Path, env: dict[str, str], *, signature_type: str | None = None) -> Server:
+def function(target: str, source: Path, env: dict[str, str], *, signature_type: str | None = None,
+             port: int | None = None) -> Server:
     """A function under the real functions-framework on a loopback port."""
-    port = free_port()
+    port = port or free_port()
     binary = shutil.which("functions-framework") or str(Path(sys.executable).parent / "functions-framework")
     argv = [binary, "--source", str(source), "--target", target, "--host", "127.0.0.1", "--port", str(port)]
     if signature_type:

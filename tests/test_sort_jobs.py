@@ -1,0 +1,311 @@
+"""Sort jobs and upload triggers end to end, on each backend set, with the functions under functions-framework.
+
+- local: SQLite + bucket folder + local HTTP queue (+ the local watcher for uploads)
+- gcp:   Firestore emulator + fake-gcs-server + Pub/Sub emulator push subscriptions
+- aws:   Firestore emulator + moto S3 + moto SQS through the SQS relay
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from infra import photos
+from tests import servers
+from tests.conftest import PROJECT, Api, aws_env, make_api, new_bucket
+
+PLAN = {"coffee.png": 8, "chelsea.png": 8, "grace_hopper.jpg": 8, "camera.png": 6}
+CLASSES = ["food", "cat", "clothing"]
+EXPECTED = {"food": 8, "cat": 8, "clothing": 8}
+
+
+class Backend:
+    """One backend set: the functions, the bucket, and a way to read it."""
+
+    def __init__(self, name: str, api: Api, client: Any) -> None:
+        self.name, self.api, self.client = name, api, client
+        self.stops: list[threading.Event] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.write(key, data)
+
+    def keys(self, prefix: str) -> list[str]:
+        from common.storage import list_all
+
+        return sorted(list_all(self.client, prefix))
+
+    def read(self, key: str) -> bytes:
+        return bytes(self.client.read(key, 50 * 1024 * 1024))
+
+
+def storage_client(env: dict[str, str]) -> Any:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        if env["STORAGE_BACKEND"] == "gcs":
+            from common.storage_gcs import GcsStorage
+
+            return GcsStorage(env["BUCKET"], PROJECT)
+        if env["STORAGE_BACKEND"] == "s3":
+            from common.storage_s3 import S3Storage
+
+            return S3Storage(env["BUCKET"])
+        from common.storage_local import LocalStorage
+
+        return LocalStorage(Path(env["BUCKET_DIR"]), env["BUCKET"])
+    finally:
+        if env["STORAGE_BACKEND"] == "local":
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def pubsub_subscribe(pubsub: servers.Server, project: str, topic: str, endpoint: str) -> None:
+    base = f"{pubsub.url}/v1/projects/{project}"
+    requests.put(f"{base}/topics/{topic}", json={}, timeout=10)
+    dead = f"{topic}-dead-letter"
+    requests.put(f"{base}/topics/{dead}", json={}, timeout=10)
+    body = {"topic": f"projects/{project}/topics/{topic}", "pushConfig": {"pushEndpoint": endpoint},
+            "ackDeadlineSeconds": 30,
+            "deadLetterPolicy": {"deadLetterTopic": f"projects/{project}/topics/{dead}", "maxDeliveryAttempts": 10}}
+    r = requests.put(f"{base}/subscriptions/{topic}-push-{uuid.uuid4().hex[:6]}", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+
+
+def sqs_queue(moto: servers.Server, name: str) -> tuple[Any, str]:
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="test",
+                       aws_secret_access_key="test")
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": "5",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
+    return sqs, url
+
+
+@pytest.fixture(scope="module", params=["local", "gcp", "aws"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            models_dir: Path) -> Iterator[Backend]:
+    from common import sqs_relay
+
+    name = str(request.param)
+    store = "sqlite" if name == "local" else "firestore"
+    tmp = tmp_path_factory.mktemp(f"sort-{name}")
+    bucket_env = new_bucket({"local": "local", "gcp": "gcs", "aws": "s3"}[name], request, tmp)
+    api = make_api(request, tmp_path_factory, store, MODELS_DIR=str(models_dir), WATCH_PREFIX="inbox/",
+                   AUTOSORT_CLASSES="food,cat", **bucket_env)
+    backend = Backend(name, api, storage_client(bucket_env))
+    if name == "local":
+        api.env["WORKER_URL"] = api.url("sort_worker", "/")
+        stop = threading.Event()
+        from infra.watcher import watch
+
+        threading.Thread(target=watch, args=(Path(bucket_env["BUCKET_DIR"]), "inbox/", bucket_env["BUCKET"],
+                                             api.url("on_upload", "/"), stop, 0.2), daemon=True).start()
+        backend.stops.append(stop)
+    elif name == "gcp":
+        pubsub = request.getfixturevalue("pubsub_server")
+        topic = f"sort-{uuid.uuid4().hex[:8]}"
+        project = api.env["GOOGLE_CLOUD_PROJECT"]
+        api.env.update(QUEUE_BACKEND="pubsub", PUBSUB_TOPIC=topic, PUBSUB_EMULATOR_HOST=f"127.0.0.1:{pubsub.port}")
+        pubsub_subscribe(pubsub, project, topic, api.url("sort_worker", "/"))
+        # fake-gcs publishes every finalize event of every bucket to one topic of the test project
+        pubsub_subscribe(pubsub, PROJECT, "bucket-uploads", api.url("on_upload", "/"))
+    else:
+        moto = request.getfixturevalue("moto_server")
+        sqs, jobs_url = sqs_queue(moto, f"sort-{uuid.uuid4().hex[:8]}")
+        _, uploads_url = sqs_queue(moto, f"uploads-{uuid.uuid4().hex[:8]}")
+        arn = sqs.get_queue_attributes(QueueUrl=uploads_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        backend.client.client.put_bucket_notification_configuration(
+            Bucket=bucket_env["BUCKET"], NotificationConfiguration={"QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        api.env.update(QUEUE_BACKEND="sqs", SQS_QUEUE_URL=jobs_url)
+        os.environ.update(aws_env(moto))
+        for url, target in ((jobs_url, api.url("sort_worker", "/")), (uploads_url, api.url("on_upload", "/"))):
+            stop = threading.Event()
+            threading.Thread(target=sqs_relay.run, args=(url, target, stop, 1), daemon=True).start()
+            backend.stops.append(stop)
+    api.url("sort_job")
+    yield backend
+    for stop in backend.stops:
+        stop.set()
+    api.stop()
+
+
+def user_with(backend: Backend, tokens: int) -> dict:
+    user = backend.api.register()
+    if tokens > 5:
+        key = requests.post(backend.api.url("register", "/api-key"), auth=("root", "root-password")).json()["api_key"]
+        r = requests.post(backend.api.url("tokens", "/refill"), json={"username": user["username"],
+                                                                      "amount": tokens - 5},
+                          headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+    return user
+
+
+def auth(user: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user['api_key']}"}
+
+
+def upload_photos(backend: Backend, folder: str) -> int:
+    count = 0
+    for name, copies in PLAN.items():
+        for i in range(copies):
+            backend.put(f"{folder}/{i}-{name}", photos.data(name))
+            count += 1
+    backend.put(f"{folder}/notes.txt", b"these are not the images you are looking for")
+    return count + 1
+
+
+def wait_done(backend: Backend, job_id: str, user: dict, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(user))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.3)
+
+
+def test_job_sorts_a_folder(backend: Backend) -> None:
+    folder = f"all-{uuid.uuid4().hex[:6]}"
+    total = upload_photos(backend, folder)
+    user = user_with(backend, 40)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                      json={"classes": CLASSES, "source": f"{folder}/"})
+    assert r.status_code == 202, r.text
+    assert r.json()["total"] == total and r.json()["classes"] == CLASSES
+    job = wait_done(backend, r.json()["id"], user)
+    assert job["status"] == "done", job
+    assert job["matched"] == EXPECTED and job["unmatched"] == 6 and job["failed"] == 1
+    assert job["processed"] == total == sum(job["matched"].values()) + job["unmatched"] + job["failed"]
+    assert job["percentage"] == 100.0
+    assert backend.api.balance(user["api_key"]) == 40 - (total - 1)
+    for cls, photo in (("food", "coffee.png"), ("cat", "chelsea.png"), ("clothing", "grace_hopper.jpg")):
+        keys = [k for k in backend.keys(f"{cls}/") if k.endswith(photo)]
+        assert len(keys) >= PLAN[photo], (cls, keys)
+    assert len([k for k in backend.keys("unmatched/") if k.endswith("camera.png")]) >= 6
+
+
+def test_seed_style_job_paths(backend: Backend) -> None:
+    folder = f"seed-{uuid.uuid4().hex[:6]}"
+    backend.put(f"{folder}/a.png", photos.data("coffee.png"))
+    user = user_with(backend, 5)
+    r = requests.post(backend.api.url("sort_job", "/classification-job"), headers=auth(user),
+                      json={"classes": ["food"], "source": folder})
+    assert r.status_code == 202, r.text
+    body = wait_done(backend, r.json()["id"], user)
+    seed = requests.get(backend.api.url("sort_job", f"/classification-job/{r.json()['id']}"), headers=auth(user))
+    assert seed.json()["status"] == body["status"] == "done" and body["matched"] == {"food": 1}
+
+
+def test_redelivered_message_changes_nothing(backend: Backend) -> None:
+    folder = f"redeliver-{uuid.uuid4().hex[:6]}"
+    backend.put(f"{folder}/x.png", photos.data("chelsea.png"))
+    user = user_with(backend, 5)
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                           json={"classes": ["cat"], "source": folder}).json()["id"]
+    before = wait_done(backend, job_id, user)
+    body = json.dumps({"job_id": job_id, "object": f"{folder}/x.png"}).encode()
+    from common.jobqueue import post_event
+
+    for _ in range(2):
+        assert post_event(backend.api.url("sort_worker", "/"), body) == 200
+    after = wait_done(backend, job_id, user)
+    assert after == before and after["matched"] == {"cat": 1} and after["processed"] == 1
+    assert backend.api.balance(user["api_key"]) == 4
+
+
+def test_upload_gets_labels(backend: Backend) -> None:
+    key = f"inbox/{uuid.uuid4().hex[:6]}/my photo+1.png"
+    time.sleep(0.5)  # the local watcher takes its first snapshot
+    backend.put(key, photos.data("coffee.png"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if f"labels/{key}.json" in backend.keys("labels/"):
+            break
+        time.sleep(0.3)
+    labels = json.loads(backend.read(f"labels/{key}.json"))
+    assert labels["predictions"][0]["label"] == "espresso" and labels["class"] == "food"
+    assert f"food/{key[len('inbox/'):]}" in backend.keys("food/")
+    assert not [k for k in backend.keys("labels/") if k.startswith("labels/labels/")]  # outputs never re-trigger
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"classes": ["dgo"], "source": "all/"}, 400, "unknown_class"),
+    ({"classes": ["../etc"], "source": "all/"}, 400, "invalid_class"),
+    ({"classes": ["a/b"], "source": "all/"}, 400, "invalid_class"),
+    ({"classes": ["x" * 65], "source": "all/"}, 400, "invalid_class"),
+    ({"classes": [f"c{i}" for i in range(21)], "source": "all/"}, 400, "invalid_classes"),
+    ({"classes": [], "source": "all/"}, 400, "invalid_classes"),
+    ({"classes": "dog", "source": "all/"}, 400, "invalid_classes"),
+    ({"classes": [""], "source": "all/"}, 400, "invalid_class"),
+    ({"classes": ["dog", "Dog"], "source": "all/"}, 400, "invalid_classes"),
+    ({"classes": ["dog"], "source": ""}, 400, "invalid_source"),
+    ({"classes": ["dog"], "source": "../"}, 400, "invalid_source"),
+    ({"classes": ["dog"], "source": 5}, 400, "invalid_source"),
+    ({"classes": ["dog"], "source": "all/", "min_score": 3}, 400, "invalid_min_score"),
+])
+def test_bad_jobs(backend: Backend, body: dict, status: int, code: str) -> None:
+    user = user_with(backend, 5)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user), json=body)
+    assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+    assert backend.api.balance(user["api_key"]) == 5
+
+
+def test_empty_source_is_done_at_once_and_short_balance_is_402(backend: Backend) -> None:
+    user = user_with(backend, 5)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                      json={"classes": ["dog"], "source": f"nothing-{uuid.uuid4().hex[:6]}/"})
+    assert r.status_code == 202 and r.json()["status"] == "done" and r.json()["total"] == 0
+    folder = f"many-{uuid.uuid4().hex[:6]}"
+    for i in range(6):
+        backend.put(f"{folder}/{i}.png", photos.data("coffee.png"))
+    short = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                          json={"classes": ["food"], "source": folder})
+    assert short.status_code == 402 and short.json()["error"]["needed"] == 6
+    assert backend.api.balance(user["api_key"]) == 5 and not backend.keys("food/" + folder)
+
+
+def test_jobs_are_private(backend: Backend) -> None:
+    owner, other = user_with(backend, 5), user_with(backend, 5)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(owner),
+                      json={"classes": ["dog"], "source": f"nothing-{uuid.uuid4().hex[:6]}/"})
+    job_url = backend.api.url("sort_job", f"/jobs/{r.json()['id']}")
+    assert requests.get(job_url, headers=auth(other)).status_code == 404
+    assert requests.get(job_url).status_code == 401
+    assert requests.get(backend.api.url("sort_job", "/jobs/doesnotexist"), headers=auth(owner)).status_code == 404
+    assert requests.get(backend.api.url("sort_job", "/jobs/..%2F..%2Fetc"), headers=auth(owner)).status_code == 404
+    root = requests.get(job_url, auth=("root", "root-password"))
+    assert root.status_code == 200
+
+
+def test_worker_killed_mid_job(backend: Backend) -> None:
+    folder = f"kill-{uuid.uuid4().hex[:6]}"
+    for i in range(30):
+        backend.put(f"{folder}/{i}.png", photos.data("coffee.png" if i % 2 else "chelsea.png"))
+    user = user_with(backend, 30)
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                           json={"classes": ["food", "cat"], "source": folder}).json()["id"]
+    deadline = time.monotonic() + 30
+    while wait_done(backend, job_id, user, 0)["processed"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    backend.api.restart("sort_worker")
+    job = wait_done(backend, job_id, user, 120)
+    assert job["status"] == "done" and job["matched"] == {"food": 15, "cat": 15} and job["processed"] == 30
+    # the class folders hold the objects by their path relative to the job's source
+    assert {f"food/{i}.png" for i in range(1, 30, 2)} <= set(backend.keys("food/"))

@@ -1,0 +1,75 @@
+"""Contract suite of the storage port, on the local folder, fake-gcs-server and moto's S3."""
+
+from __future__ import annotations
+
+import pytest
+
+from common import errors
+from common.storage import list_all
+
+
+def test_write_read_copy(storage) -> None:  # type: ignore[no-untyped-def]
+    storage.write("all/a.jpg", b"alpha", "image/jpeg")
+    assert storage.read("all/a.jpg", 100) == b"alpha"
+    storage.copy("all/a.jpg", "dog/a.jpg")
+    assert storage.read("dog/a.jpg", 100) == b"alpha"
+    storage.write("all/a.jpg", b"beta")
+    assert storage.read("all/a.jpg", 100) == b"beta"
+
+
+def test_missing_and_too_large(storage) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(errors.NotFound):
+        storage.read("nothing/here.png", 100)
+    with pytest.raises(errors.NotFound):
+        storage.copy("nothing/here.png", "x/here.png")
+    storage.write("big.bin", b"x" * 1000)
+    with pytest.raises(errors.PayloadTooLarge):
+        storage.read("big.bin", 999)
+
+
+def test_list_by_prefix_paginated(storage) -> None:  # type: ignore[no-untyped-def]
+    keys = [f"all/img{i:03d}.png" for i in range(25)] + ["all/sub/deep.png", "allx/no.png", "other/no.png"]
+    for key in keys:
+        storage.write(key, b"x")
+    page, token = storage.list("all/", None, 10)
+    assert len(page) == 10 and token
+    everything = []
+    while True:
+        everything += page
+        if token is None:
+            break
+        page, token = storage.list("all/", token, 10)
+    assert sorted(everything) == sorted(k for k in keys if k.startswith("all/"))
+    assert sorted(list_all(storage, "all/")) == sorted(everything)
+    assert list(list_all(storage, "empty/")) == []
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "a/./b", "", "a\\b", "a\x00b"])
+def test_hostile_keys(storage, key: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(errors.BadRequest):
+        storage.write(key, b"x")
+    with pytest.raises(errors.BadRequest):
+        storage.read(key, 10)
+
+
+def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from common.storage_local import LocalStorage
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    local = LocalStorage(tmp_path / "bucket", "b")
+    (tmp_path / "bucket" / "link").symlink_to(outside)
+    with pytest.raises(errors.BadRequest):
+        local.read("link/secret.txt", 100)
+
+
+def test_uri_must_name_our_bucket(storage) -> None:  # type: ignore[no-untyped-def]
+    from common.storage import key_from_uri
+
+    uri = f"{storage.scheme}://{storage.bucket}/all/a.png"
+    assert key_from_uri(uri, storage) == "all/a.png"
+    with pytest.raises(errors.Forbidden):
+        key_from_uri(f"{storage.scheme}://someone-else/all/a.png", storage)
+    with pytest.raises(errors.BadRequest):
+        key_from_uri(f"{storage.scheme}://{storage.bucket}/../x", storage)

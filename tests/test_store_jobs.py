@@ -1,0 +1,78 @@
+"""Contract suite of the store's jobs, on SQLite and the Firestore emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from common import errors
+from common.store import ImageOutcome, Job, Store
+
+
+def make_job(store: Store, total: int = 3, tokens: int = 5) -> Job:
+    store.create_account("owner", "h", "k-owner", tokens)
+    job = Job(id="job1", owner="owner", classes=["dog", "cat"], source="all/", min_score=0.3, total=total,
+              created=time.time())
+    return store.create_job(job, total, "owner:job:job1")
+
+
+def test_create_reserves_tokens_atomically(store: Store) -> None:
+    make_job(store)
+    assert store.get_account("owner").tokens == 2  # type: ignore[union-attr]
+    job = store.get_job("job1")
+    assert job is not None and job.status == "queued" and job.total == 3 and job.classes == ["dog", "cat"]
+    assert store.get_job("nope") is None
+    short = Job(id="job2", owner="owner", classes=["dog"], source="all/", min_score=0.3, total=3)
+    with pytest.raises(errors.InsufficientTokens):
+        store.create_job(short, 3, "owner:job:job2")
+    assert store.get_job("job2") is None and store.get_account("owner").tokens == 2  # type: ignore[union-attr]
+
+
+def test_record_counts_once_and_refunds_failures(store: Store) -> None:
+    make_job(store)
+    assert store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a.png"))
+    assert not store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a.png"))  # redelivery
+    assert store.record_image("job1", ImageOutcome("all/b.png", "unmatched", "unmatched/b.png"))
+    assert store.get_job("job1").status == "running"  # type: ignore[union-attr]
+    assert store.record_image("job1", ImageOutcome("all/c.txt", "failed", detail="not an image"))
+    assert not store.record_image("job1", ImageOutcome("all/c.txt", "failed"))
+    job = store.get_job("job1")
+    assert job is not None
+    assert (job.status, job.processed, job.matched, job.unmatched, job.failed) == ("done", 3, {"dog": 1}, 1, 1)
+    assert job.public()["percentage"] == 100.0 and job.public()["matched"] == {"dog": 1, "cat": 0}
+    assert store.get_account("owner").tokens == 3  # type: ignore[union-attr]
+    with pytest.raises(errors.NotFound):
+        store.record_image("ghost", ImageOutcome("x", "dog"))
+
+
+def test_concurrent_records_add_up(store: Store) -> None:
+    make_job(store, total=20, tokens=20)
+
+    def record(i: int) -> None:
+        outcome = ImageOutcome(f"all/{i % 10}.png", "failed" if i % 10 == 0 else "cat")
+        for _ in range(200):
+            try:
+                store.record_image("job1", outcome)
+                return
+            except errors.Unavailable:
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(20)]  # every image twice
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    job = store.get_job("job1")
+    assert job is not None and job.processed == 10 and job.matched == {"cat": 9} and job.failed == 1
+    assert store.get_account("owner").tokens == 1  # type: ignore[union-attr]
+
+
+def test_empty_job(store: Store) -> None:
+    store.create_account("owner", "h", "k", 0)
+    job = Job(id="empty", owner="owner", classes=["dog"], source="none/", min_score=0.3, total=0, status="done")
+    store.create_job(job, 0, "owner:job:empty")
+    assert store.get_job("empty").status == "done"  # type: ignore[union-attr]
+    store.set_job_status("empty", "failed")
+    assert store.get_job("empty").status == "failed"  # type: ignore[union-attr]
