@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests import servers
+from infra import processes as servers
 
 # Fast bcrypt for the suite; the cost itself is configuration (default 12), measured in the benchmarks.
 os.environ.setdefault("BCRYPT_ROUNDS", "4")

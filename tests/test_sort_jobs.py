@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from infra import photos
-from tests import servers
+from infra import processes as servers
 from tests.conftest import PROJECT, Api, aws_env, make_api, new_bucket
 
 PLAN = {"coffee.png": 8, "chelsea.png": 8, "grace_hopper.jpg": 8, "camera.png": 6}

@@ -1,4 +1,4 @@
-"""Start and stop the real servers the tests talk to.
+"""Start and stop the real servers the tests and the local stack talk to.
 
 Each server runs in its own process group on 127.0.0.1 and is stopped by that
 group, because the emulator wrappers start a child `java` that would outlive a
@@ -53,7 +53,7 @@ class Server:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"{name} was not ready on port {port} after {timeout:.0f}s; see {self.log_path}")
-            time.sleep(0.1)
+            time.sleep(0.02)
 
     def _port_open(self) -> bool:
         with socket.socket() as s:

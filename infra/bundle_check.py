@@ -1,0 +1,63 @@
+"""Run a bundle the way the cloud does: a fresh virtual environment with only its requirements.
+
+Used by the bundle isolation tests and by `nox -s bench` (installed size and
+cold start: process start to first answered request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from infra.bundles import CLOUDEVENT, REPO
+from infra.processes import Server, free_port
+
+VENVS = REPO / ".data" / "venvs"
+
+
+def venv_for(requirements: Path) -> Path:
+    """A virtual environment with exactly these requirements, reused while they do not change."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    venv = VENVS / digest
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "-r", str(requirements)], check=True)
+        (venv / ".complete").write_text("ok")
+    return venv
+
+
+def installed(venv: Path) -> set[str]:
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json",
+                          "--disable-pip-version-check"], capture_output=True, text=True, check=True)
+    return {p["name"].lower().replace("_", "-") for p in json.loads(out.stdout)}
+
+
+def size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+
+
+def start(target: str, bundle: Path, venv: Path, env: dict[str, str],
+          send: Callable[[str], requests.Response]) -> tuple[Server, requests.Response, float]:
+    """Start the bundle under functions-framework from its own folder and send it one request:
+    the server, the answer, and the cold start (process start to answered request, in seconds)."""
+    port = free_port()
+    argv = [str(venv / "bin" / "functions-framework"), "--source", str(bundle / "main.py"), "--target", target,
+            "--host", "127.0.0.1", "--port", str(port)]
+    if target in CLOUDEVENT:
+        argv += ["--signature-type", "cloudevent"]
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    clean["PATH"] = f"{venv / 'bin'}:/usr/bin:/bin"
+    started = time.perf_counter()
+    server = Server(f"bundle-{target}", argv, port, env={**clean, "MODELS_DIR": "models", **env}, cwd=bundle)
+    answer = send(server.url)
+    return server, answer, time.perf_counter() - started

@@ -1,0 +1,71 @@
+"""Build one deployable bundle per function target: `nox -s bundles` (or `python -m infra.bundles`).
+
+    build/<target>/main.py            the function
+    build/<target>/common/            a copy of the shared package
+    build/<target>/requirements.txt   the function's own pins
+    build/<target>/models/            the .tflite model and labels (classify and the sort targets only)
+    build/<target>.zip                the same, zipped
+
+This is exactly the source a Cloud Run function (gen2) deployment receives. The
+model-serving bundles read their model from `models/` (MODELS_DIR=models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = {
+    "register": "register",
+    "tokens": "tokens",
+    "classify": "classify",
+    "sort_job": "sort_job",
+    "sort_worker": "sort_job",
+    "on_upload": "sort_job",
+}
+WITH_MODEL = {"classify", "sort_job", "sort_worker", "on_upload"}
+CLOUDEVENT = {"sort_worker", "on_upload"}
+
+
+def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_lite0") -> Path:
+    folder = REPO / "functions" / TARGETS[target]
+    dest = out / target
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    shutil.copy2(folder / "main.py", dest / "main.py")
+    shutil.copy2(folder / "requirements.txt", dest / "requirements.txt")
+    shutil.copytree(REPO / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if target in WITH_MODEL:
+        (dest / "models").mkdir()
+        for suffix in (".tflite", ".labels.json"):
+            source = models_dir / f"{model}{suffix}"
+            if not source.exists():
+                raise SystemExit(f"{source} is missing: build the model first (nox -s model).")
+            shutil.copy2(source, dest / "models" / source.name)
+    archive = out / f"{target}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(dest.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(dest))
+    return dest
+
+
+def main() -> None:
+    from common.config import settings
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "build")
+    parser.add_argument("targets", nargs="*", default=sorted(TARGETS))
+    args = parser.parse_args()
+    for target in args.targets:
+        dest = build(target, args.out, settings().models_dir)
+        size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+        print(f"{target:12s} {dest}  ({size / 1e6:.1f} MB source)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The local stack (`nox -s serve`'s entry point) as a user meets it: one port, a whole journey, clean stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from infra import photos
+from infra.processes import free_port
+from tests.conftest import REPO
+
+
+def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MODELS_DIR": str(models_dir), "BCRYPT_ROUNDS": "4",
+           "ADMIN_USERNAME": "boss", "ADMIN_PASSWORD": "boss-password"}
+    for name in ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "SQLITE_PATH", "BUCKET_DIR"):
+        env.pop(name, None)
+    stack = subprocess.Popen([sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir",
+                              str(tmp_path / "data")], cwd=REPO, env=env, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert stack.poll() is None and time.monotonic() < deadline, "the stack did not start"
+            time.sleep(0.2)
+        user = requests.post(base + "/register", json={"username": "alice", "password": "a long password"}).json()
+        auth = {"Authorization": f"Bearer {user['api_key']}"}
+        r = requests.post(base + "/classify", headers=auth, files={"file": ("c.png", photos.data("coffee.png"))})
+        assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "espresso"
+        assert requests.post(base + "/token", headers=auth).json()["tokens"] == 4
+        admin = requests.post(base + "/api-key", auth=("boss", "boss-password")).json()["api_key"]
+        assert requests.post(base + "/refill", json={"username": "alice", "amount": 10},
+                             headers={"Authorization": f"Bearer {admin}"}).json()["tokens"] == 14
+        bucket = tmp_path / "data" / "bucket"
+        for i, name in enumerate(["coffee.png", "chelsea.png", "grace_hopper.jpg", "coffee.png"]):
+            (bucket / "all").mkdir(parents=True, exist_ok=True)
+            shutil.copy(photos.path(name), bucket / "all" / f"{i}-{name}")
+        job = requests.post(base + "/jobs", headers=auth, json={"classes": ["food", "cat", "clothing"],
+                                                                "source": "all/"}).json()
+        for _ in range(200):
+            status = requests.get(f"{base}/classification-job/{job['id']}", headers=auth).json()
+            if status["status"] == "done":
+                break
+            time.sleep(0.2)
+        assert status["matched"] == {"food": 2, "cat": 1, "clothing": 1}
+        assert (bucket / "food" / "0-coffee.png").exists() and (bucket / "cat" / "1-chelsea.png").exists()
+        (bucket / "inbox").mkdir(exist_ok=True)
+        shutil.copy(photos.path("camera.png"), bucket / "inbox" / "camera.png")
+        labels = bucket / "labels" / "inbox" / "camera.png.json"
+        for _ in range(100):
+            if labels.exists():
+                break
+            time.sleep(0.2)
+        assert '"tripod"' in labels.read_text()
+        assert requests.get(base + "/nowhere").status_code == 404
+    finally:
+        stack.send_signal(signal.SIGINT)
+        try:
+            output, _ = stack.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            raise
+    assert stack.returncode == 0, output
+    assert "serving on" in output and "create-admin" in output
+    try:
+        os.killpg(stack.pid, 0)
+        raise AssertionError("processes of the stack are still running")
+    except ProcessLookupError:
+        pass
