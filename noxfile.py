@@ -48,6 +48,13 @@ def typecheck(session: nox.Session) -> None:
         session.run("mypy", f"functions/{main}/main.py")
 
 
+def with_model(session: nox.Session, module: str) -> None:
+    """Install, build the default model if it is missing, then run `module` with the session's arguments."""
+    install(session)
+    session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("python", "-m", module, *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def model(session: nox.Session) -> None:
     """Build a model: `nox -s model -- --model mobilenet_v2 --weights PATH` for the others."""
@@ -58,20 +65,14 @@ def model(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def serve(session: nox.Session) -> None:
     """The local stack on one port; `-- --emulators` swaps in Firestore, Pub/Sub and fake-gcs emulators."""
-    install(session)
-    session.run("python", "-m", "infra.build_model", "--if-missing")
-    session.run("python", "-m", "infra.localstack", *session.posargs)
+    with_model(session, "infra.localstack")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    install(session)
-    session.run("python", "-m", "infra.build_model", "--if-missing")
-    session.run("python", "-m", "bench.run", *session.posargs)
+    with_model(session, "bench.run")
 
 
 @nox.session(python=PYTHON)
 def bundles(session: nox.Session) -> None:
-    install(session)
-    session.run("python", "-m", "infra.build_model", "--if-missing")
-    session.run("python", "-m", "infra.bundles", *session.posargs)
+    with_model(session, "infra.bundles")

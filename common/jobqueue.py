@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from common import errors
 from common.config import settings
+from common.lazy import Lazy
 
 log = logging.getLogger("imageclassify.queue")
 EVENT_TYPE = "com.imageclassify.sort.image"
@@ -97,26 +97,15 @@ class SqsQueue:
                 raise errors.Unavailable(f"The queue refused {len(result['Failed'])} message(s); retry the request.")
 
 
-_queue: Queue | None = None
-_lock = threading.Lock()
+def _open() -> Queue:
+    s = settings()
+    if s.queue_backend == "pubsub":
+        return PubSubQueue(s.gcp_project, s.pubsub_topic)
+    if s.queue_backend == "sqs":
+        return SqsQueue(s.sqs_queue_url)
+    return LocalQueue(s.worker_url)
 
 
-def get_queue() -> Queue:
-    global _queue
-    if _queue is None:
-        with _lock:
-            if _queue is None:
-                s = settings()
-                if s.queue_backend == "pubsub":
-                    _queue = PubSubQueue(s.gcp_project, s.pubsub_topic)
-                elif s.queue_backend == "sqs":
-                    _queue = SqsQueue(s.sqs_queue_url)
-                else:
-                    _queue = LocalQueue(s.worker_url)
-    return _queue
-
-
-def reset_queue() -> None:
-    global _queue
-    with _lock:
-        _queue = None
+_queue: Lazy[Queue] = Lazy(_open)
+get_queue = _queue.get
+reset_queue = _queue.reset

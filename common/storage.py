@@ -7,12 +7,12 @@ process. Keys are bucket-relative paths such as `all/cat.jpg`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Protocol
 
 from common import errors
 from common.config import settings
+from common.lazy import Lazy
 
 PAGE = 1000
 
@@ -69,25 +69,6 @@ def key_from_uri(uri: str, storage: Storage) -> str:
     return check_key(key)
 
 
-_storage: Storage | None = None
-_lock = threading.Lock()
-
-
-def get_storage() -> Storage:
-    global _storage
-    if _storage is None:
-        with _lock:
-            if _storage is None:
-                _storage = _open()
-    return _storage
-
-
-def reset_storage() -> None:
-    global _storage
-    with _lock:
-        _storage = None
-
-
 def _open() -> Storage:
     s = settings()
     if s.storage_backend == "gcs":
@@ -101,3 +82,8 @@ def _open() -> Storage:
     from common.storage_local import LocalStorage
 
     return LocalStorage(s.bucket_dir, s.bucket)
+
+
+_storage: Lazy[Storage] = Lazy(_open)
+get_storage = _storage.get
+reset_storage = _storage.reset

@@ -8,11 +8,11 @@ that never touches the store never pays for a client.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from common.config import settings
+from common.lazy import Lazy
 
 
 @dataclass(frozen=True)
@@ -98,33 +98,16 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-_store: Store | None = None
-_lock = threading.Lock()
-
-
-def get_store() -> Store:
-    global _store
-    if _store is None:
-        with _lock:
-            if _store is None:
-                _store = _open(settings().store_backend)
-    return _store
-
-
-def reset_store() -> None:
-    """Forget the process's store (tests switch backends between suites)."""
-    global _store
-    with _lock:
-        if _store is not None:
-            _store.close()
-        _store = None
-
-
-def _open(backend: str) -> Store:
-    if backend == "firestore":
+def _open() -> Store:
+    if settings().store_backend == "firestore":
         from common.store_firestore import FirestoreStore
 
         return FirestoreStore(settings().gcp_project)
     from common.store_sqlite import SqliteStore
 
     return SqliteStore(settings().sqlite_path)
+
+
+_store: Lazy[Store] = Lazy(_open, lambda store: store.close())
+get_store = _store.get
+reset_store = _store.reset

@@ -1,0 +1,363 @@
+"""`nox -s bench`: every figure side by side with its baseline from the same run.
+
+Prints a table per section and writes bench/results.json. Sections:
+  model      the seeds' Keras `model.predict` vs the LiteRT serving path: cold start, warm latency,
+             throughput, peak RSS, decode cost with and without draft, and the ceiling (FLOPs / peak)
+  http       classify over HTTP under functions-framework vs in-process, vs a naive Flask + Keras app;
+             cold starts; Bearer key vs bcrypt password per request; register latency
+  jobs       a 200-image sort job on the local backend set vs in-process throughput
+  bundles    each bundle's installed size and cold start in its own virtual environment
+`python -m bench.run model http` runs only some.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+from infra import photos
+from infra.processes import REPO, Server, free_port, function
+
+RESULTS = REPO / "bench" / "results.json"
+PY = sys.executable
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+
+
+def side(name: str) -> dict[str, Any]:
+    t0 = time.time()
+    out = subprocess.run([PY, "-m", "bench.model_side", name, repr(t0)], cwd=REPO, env=env(), check=True,
+                         capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def table(title: str, rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"\n## {title}")
+    for n, row in enumerate(rows):
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- model ------------------------------------------------------------------------------
+
+
+def peak_flops() -> float:
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    a @ a
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - start))
+    return best
+
+
+def decode_costs() -> list[tuple[str, float, float]]:
+    from PIL import Image
+
+    from common.images import prepare
+
+    big = Image.open(io.BytesIO(photos.data("coffee.png"))).convert("RGB").resize((4000, 2667))
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    samples = {name: photos.data(name) for name in photos.PHOTOS} | {"coffee 4000x2667 JPEG": buf.getvalue()}
+    rows = []
+    for name, data in samples.items():
+        timings = {}
+        for draft in (False, True):
+            runs = []
+            for _ in range(7):
+                start = time.perf_counter()
+                prepare(data, use_draft=draft)
+                runs.append(time.perf_counter() - start)
+            timings[draft] = statistics.median(runs) * 1000
+        rows.append((name, timings[False], timings[True]))
+    return rows
+
+
+def bench_model() -> dict[str, Any]:
+    cold = {k: statistics.median(side(f"cold-{k}")["cold_s"] for _ in range(5)) for k in ("keras", "litert")}
+    warm = {k: side(k) for k in ("keras", "litert")}
+    decode = decode_costs()
+    peak = peak_flops()
+    flops = 2 * warm["keras"]["macs"]
+    achieved = flops * warm["litert"]["images_per_s"]
+    k, lt = warm["keras"], warm["litert"]
+    table("model: the seeds' Keras model.predict vs LiteRT serving (EfficientNet-Lite0, 2 cores)", [
+        ("", "Keras predict", "LiteRT", "ratio"),
+        ("cold start, median of 5 (s)", f"{cold['keras']:.2f}", f"{cold['litert']:.2f}",
+         f"{cold['keras'] / cold['litert']:.1f}x faster"),
+        ("warm p50 (ms)", f"{k['p50_ms']:.1f}", f"{lt['p50_ms']:.2f}", f"{k['p50_ms'] / lt['p50_ms']:.1f}x"),
+        ("warm p99 (ms)", f"{k['p99_ms']:.1f}", f"{lt['p99_ms']:.2f}", f"{k['p99_ms'] / lt['p99_ms']:.1f}x"),
+        ("throughput (images/s)", f"{k['images_per_s']:.1f}", f"{lt['images_per_s']:.1f}",
+         f"{lt['images_per_s'] / k['images_per_s']:.1f}x"),
+        ("peak RSS (MB)", f"{k['peak_rss_mb']:.0f}", f"{lt['peak_rss_mb']:.0f}",
+         f"{k['peak_rss_mb'] / lt['peak_rss_mb']:.1f}x less"),
+    ])
+    table("decode + preprocess per photo (ms, median of 7)", [("photo", "full decode", "with draft", "speed-up")] + [
+        (name, f"{a:.1f}", f"{b:.1f}", f"{a / b:.1f}x") for name, a, b in decode])
+    table("ceiling", [("", "value"),
+                      ("model FLOPs per image", f"{flops / 1e9:.2f} GFLOP"),
+                      ("machine peak (float32 2048^3 matmul)", f"{peak / 1e9:.1f} GFLOP/s"),
+                      ("ceiling at that peak", f"{peak / flops:.0f} images/s"),
+                      ("LiteRT achieved", f"{achieved / 1e9:.1f} GFLOP/s = {100 * achieved / peak:.0f}% of peak")])
+    return {"cold_start_s": cold, "keras": k, "litert": lt, "peak_gflops": peak / 1e9, "gflops_per_image": flops / 1e9,
+            "litert_fraction_of_peak": achieved / peak,
+            "decode_ms": {name: {"full": a, "draft": b} for name, a, b in decode}}
+
+
+# -- http -------------------------------------------------------------------------------
+
+
+def load(url: str, send: Callable[[str], requests.Response], clients: int, seconds: float) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client() -> None:
+        while time.monotonic() < stop:
+            start = time.perf_counter()
+            r = send(url)
+            assert r.status_code == 200, r.text[:200]
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def cold_http(argv_env: Callable[[int], tuple[list[str], dict[str, str]]], send: Callable[[str], requests.Response],
+              runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        port = free_port()
+        argv, e = argv_env(port)
+        start = time.perf_counter()
+        server = Server("cold", argv, port, env=e, cwd=REPO)
+        r = send(server.url)
+        assert r.status_code in (200, 201), r.text[:200]
+        times.append(time.perf_counter() - start)
+        server.stop()
+    return statistics.median(times)
+
+
+def bench_http(tmp: Path) -> dict[str, Any]:
+    from common.model import get_model
+
+    model = get_model()
+    data = photos.data("coffee.png")
+    runs = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < 5:
+        t = time.perf_counter()
+        model.probabilities(model.prepare(data))
+        runs.append(time.perf_counter() - t)
+    in_process = len(runs) / sum(runs)
+
+    base = {"DATA_DIR": str(tmp), "BCRYPT_ROUNDS": "12", "ADMIN_USERNAME": "bench", "ADMIN_PASSWORD": "bench-password",
+            "INITIAL_TOKENS": "5"}
+    servers = {t: function(t, REPO / "functions" / t / "main.py", base) for t in ("register", "tokens", "classify")}
+    try:
+        key = requests.post(servers["register"].url + "/api-key", auth=("bench", "bench-password")).json()["api_key"]
+        subprocess.run([PY, "-m", "common.admin", "refill", "bench", "1000000"], cwd=REPO, env=env(**base), check=True,
+                       capture_output=True)
+        auth = {"Authorization": f"Bearer {key}"}
+        upload = lambda url: requests.post(url + "/classify", headers=auth, files={"file": ("c.png", data)})  # noqa: E731
+        load(servers["classify"].url, upload, 1, 1)  # warm up
+        results = {c: load(servers["classify"].url, upload, c, 8) for c in (1, 2, 4)}
+        p50, p99 = pct(results[1][1], 0.5) * 1000, pct(results[1][1], 0.99) * 1000
+        best = max(results, key=lambda c: results[c][0])
+        bearer: list[float] = []
+        password: list[float] = []
+        for _ in range(20):
+            t = time.perf_counter()
+            requests.get(servers["tokens"].url + "/tokens", headers=auth)
+            bearer.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            requests.get(servers["tokens"].url + "/tokens", auth=("bench", "bench-password"))
+            password.append(time.perf_counter() - t)
+        register = []
+        for i in range(5):
+            t = time.perf_counter()
+            requests.post(servers["register"].url + "/register", json={"username": f"u{i}-{os.getpid()}",
+                                                                       "password": "password123"})
+            register.append(time.perf_counter() - t)
+    finally:
+        for s in servers.values():
+            s.stop()
+
+    naive_port = free_port()
+    naive = Server("naive", [PY, "-m", "bench.naive_app", str(naive_port)], naive_port, env=env(), cwd=REPO,
+                   timeout=120)
+    try:
+        plain = lambda url: requests.post(url + "/classify", files={"file": ("c.png", data)})  # noqa: E731
+        load(naive.url, plain, 1, 2)
+        naive_results = {c: load(naive.url, plain, c, 8) for c in (1, 2)}
+    finally:
+        naive.stop()
+
+    ff = str(Path(PY).parent / "functions-framework")
+
+    def classify_cold(port: int) -> tuple[list[str], dict[str, str]]:
+        return ([ff, "--source", str(REPO / "functions/classify/main.py"), "--target", "classify", "--host",
+                 "127.0.0.1", "--port", str(port)], env(**base))
+
+    def naive_cold(port: int) -> tuple[list[str], dict[str, str]]:
+        return [PY, "-m", "bench.naive_app", str(port)], env()
+
+    cold_classify = cold_http(classify_cold, upload)
+    cold_naive = cold_http(naive_cold, plain, runs=2)
+    n1 = naive_results[1][1]
+    table("classify over HTTP (photo uploads, loopback, functions-framework)", [
+        ("", "ImageClassify", "naive Flask + Keras", "ratio"),
+        ("p50 at 1 client (ms)", f"{p50:.1f}", f"{pct(n1, 0.5) * 1000:.1f}", f"{pct(n1, 0.5) * 1000 / p50:.1f}x"),
+        ("p99 at 1 client (ms)", f"{p99:.1f}", f"{pct(n1, 0.99) * 1000:.1f}", ""),
+        ("images/s, 1 client", f"{results[1][0]:.1f}", f"{naive_results[1][0]:.1f}",
+         f"{results[1][0] / naive_results[1][0]:.1f}x"),
+        ("images/s, 2 clients", f"{results[2][0]:.1f}", f"{naive_results[2][0]:.1f}",
+         f"{results[2][0] / naive_results[2][0]:.1f}x"),
+        ("images/s, 4 clients", f"{results[4][0]:.1f}", "", ""),
+        ("in-process decode+infer (images/s)", f"{in_process:.1f}", "", ""),
+        (f"efficiency at best concurrency ({best})", f"{results[best][0] / in_process:.2f}", "", ""),
+        ("cold start to first 200 (s)", f"{cold_classify:.2f}", f"{cold_naive:.2f}",
+         f"{cold_naive / cold_classify:.1f}x"),
+    ])
+    table("authentication cost per request (GET /tokens, bcrypt cost 12)", [
+        ("", "p50 (ms)"),
+        ("Bearer API key", f"{pct(bearer, 0.5) * 1000:.2f}"),
+        ("HTTP Basic password", f"{pct(password, 0.5) * 1000:.1f}"),
+        ("POST /register (bcrypt hash)", f"{statistics.median(register) * 1000:.1f}"),
+    ])
+    return {"in_process_images_per_s": in_process, "p50_ms": p50, "p99_ms": p99,
+            "images_per_s": {c: r[0] for c, r in results.items()},
+            "naive_images_per_s": {c: r[0] for c, r in naive_results.items()},
+            "naive_p50_ms": pct(n1, 0.5) * 1000, "efficiency": results[best][0] / in_process,
+            "best_concurrency": best, "cold_start_s": cold_classify, "naive_cold_start_s": cold_naive,
+            "auth_ms": {"bearer_p50": pct(bearer, 0.5) * 1000, "password_p50": pct(password, 0.5) * 1000},
+            "register_ms": statistics.median(register) * 1000}
+
+
+# -- jobs -------------------------------------------------------------------------------
+
+
+def bench_jobs(tmp: Path, in_process: float | None) -> dict[str, Any]:
+    if in_process is None:
+        from common.model import get_model
+
+        model = get_model()
+        data = photos.data("coffee.png")
+        start = time.perf_counter()
+        for _ in range(50):
+            model.probabilities(model.prepare(data))
+        in_process = 50 / (time.perf_counter() - start)
+    bucket = tmp / "bucket"
+    names = ["coffee.png", "chelsea.png", "grace_hopper.jpg", "camera.png", "astronaut.png"]
+    (bucket / "all").mkdir(parents=True)
+    for i in range(200):
+        (bucket / "all" / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
+    base = {"DATA_DIR": str(tmp), "BUCKET_DIR": str(bucket), "BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": "bench",
+            "ADMIN_PASSWORD": "bench-password"}
+    worker = function("sort_worker", REPO / "functions/sort_job/main.py", base, signature_type="cloudevent")
+    job_fn = function("sort_job", REPO / "functions/sort_job/main.py", {**base, "WORKER_URL": worker.url + "/"})
+    try:
+        subprocess.run([PY, "-m", "common.admin", "refill", "bench", "1000"], cwd=REPO, env=env(**base), check=True,
+                       capture_output=True)
+        auth = ("bench", "bench-password")
+        warm = requests.post(job_fn.url + "/jobs", auth=auth, json={"classes": ["food"], "source": "nothing/"})
+        assert warm.status_code == 202, warm.text
+        start = time.perf_counter()
+        job = requests.post(job_fn.url + "/jobs", auth=auth,
+                            json={"classes": ["food", "cat", "clothing"], "source": "all/"}).json()
+        while True:
+            status = requests.get(f"{job_fn.url}/jobs/{job['id']}", auth=auth).json()
+            if status["status"] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+    finally:
+        worker.stop()
+        job_fn.stop()
+    rate = 200 / elapsed
+    table("sort job: 200 images, local backend set (SQLite, bucket folder, local queue)", [
+        ("", "value"), ("POST /jobs to done (s)", f"{elapsed:.2f}"), ("images/s end to end", f"{rate:.1f}"),
+        ("in-process decode+infer (images/s)", f"{in_process:.1f}"), ("efficiency", f"{rate / in_process:.2f}"),
+        ("outcome", f"{status['matched']} unmatched={status['unmatched']} failed={status['failed']}")])
+    return {"seconds": elapsed, "images_per_s": rate, "in_process_images_per_s": in_process,
+            "efficiency": rate / in_process, "status": status}
+
+
+# -- bundles ----------------------------------------------------------------------------
+
+
+def bench_bundles(tmp: Path) -> dict[str, Any]:
+    from common.config import settings
+    from infra import bundle_check, bundles
+    from tests.test_bundles import ENV, request_for
+
+    out = tmp / "build"
+    report = {}
+    for target in sorted(bundles.TARGETS):
+        bundle = bundles.build(target, out, settings().models_dir)
+        venv = bundle_check.venv_for(bundle / "requirements.txt")
+        colds = []
+        for run in range(3):
+            data_dir = tmp / f"{target}-{run}"
+            server, answer, seconds = bundle_check.start(target, bundle, venv, {**ENV, "DATA_DIR": str(data_dir)},
+                                                         request_for(target, data_dir))
+            server.stop()
+            assert answer.status_code < 300, answer.text
+            colds.append(seconds)
+        report[target] = {"source_mb": bundle_check.size_mb(bundle), "venv_mb": bundle_check.size_mb(venv),
+                          "cold_start_s": statistics.median(colds)}
+    table("bundles: each in a fresh venv with only its requirements", [("target", "source MB", "installed MB",
+                                                                        "cold start (s, median of 3)")] + [
+        (t, f"{r['source_mb']:.1f}", f"{r['venv_mb']:.0f}", f"{r['cold_start_s']:.2f}") for t, r in report.items()])
+    return report
+
+
+def main() -> None:
+    wanted = set(sys.argv[1:]) or {"model", "http", "jobs", "bundles"}
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and len(wanted) < 4 else {}
+    results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with tempfile.TemporaryDirectory() as tmp:
+        if "model" in wanted:
+            results["model"] = bench_model()
+        if "http" in wanted:
+            results["http"] = bench_http(Path(tmp) / "http")
+        if "jobs" in wanted:
+            results["jobs"] = bench_jobs(Path(tmp) / "jobs", results.get("http", {}).get("in_process_images_per_s"))
+        if "bundles" in wanted:
+            results["bundles"] = bench_bundles(Path(tmp) / "bundles")
+    RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
