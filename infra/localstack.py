@@ -113,16 +113,23 @@ def banner(port: int, emulators: bool) -> str:
 
     s = settings()
     url = f"http://127.0.0.1:{port}"
-    where = ("Firestore, Pub/Sub and fake-gcs emulators (in memory)" if emulators else
-             f"accounts and jobs: {s.sqlite_path}\n  bucket folder:     {s.bucket_dir}/ "
-             f"(drop images into {s.bucket_dir}/{s.watch_prefix} to label them)")
+    admin = "python -m common.admin create-admin admin"
+    if emulators:
+        names = ("STORE_BACKEND", "GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+                 "PUBSUB_EMULATOR_HOST")
+        where = ("emulators (in memory): " + " ".join(f"{n}={os.environ[n]}" for n in names[2:]) +
+                 f"\n  bucket:            gs://{s.bucket}/ (uploads under {s.watch_prefix} are labelled)")
+        admin = " ".join(f"{n}={os.environ[n]}" for n in names[:3]) + " " + admin
+    else:
+        where = (f"accounts and jobs: {s.sqlite_path}\n  bucket folder:     {s.bucket_dir}/ "
+                 f"(drop images into {s.bucket_dir}/{s.watch_prefix} to label them)")
     return f"""
 ImageClassify Functions is serving on {url}
   {where}
   models:            {s.models_dir}/
   try:               curl -s -X POST {url}/register -H 'Content-Type: application/json' \\
                           -d '{{"username": "alice", "password": "a long password"}}'
-  first admin:       python -m common.admin create-admin admin   (same environment as this stack)
+  first admin:       {admin}
 Ctrl-C stops everything.
 """
 

@@ -7,6 +7,7 @@ plain kill of the wrapper. Nothing is ever killed by name.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -32,6 +33,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_running: list[Server] = []
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop whatever is still running when the process exits (also after SIGTERM, see `exit_on_sigterm`)."""
+    for server in list(_running):
+        server.stop()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so `stop_all` runs instead of leaving emulators behind."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 class Server:
     """A child process in its own process group, with a readiness check."""
 
@@ -43,6 +59,7 @@ class Server:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                      start_new_session=True)
         self.url = f"http://127.0.0.1:{port}"
+        _running.append(self)
         deadline = time.monotonic() + timeout
         check = ready or self._port_open
         while not check():
@@ -61,6 +78,8 @@ class Server:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
+        if self in _running:
+            _running.remove(self)
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)

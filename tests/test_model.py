@@ -36,6 +36,9 @@ def test_build_checks_port_and_tflite_parity(tmp_path: Path) -> None:
     assert report["top5_agree"] == len(photos.PHOTOS)
     labels = json.loads((tmp_path / "efficientnet_lite0.labels.json").read_text())
     assert len(labels["classes"]) == 1000 and labels["classes"][967]["label"] == "espresso"
+    fp32_size = (tmp_path / "efficientnet_lite0.tflite").stat().st_size
+    half = build("efficientnet_lite0", None, tmp_path / "fp16", fp16=True)
+    assert half["top5_agree"] == len(photos.PHOTOS) and half["bytes"] < 0.6 * fp32_size
 
 
 def test_served_tflite_matches_reference_logits(lite0) -> None:  # type: ignore[no-untyped-def]
