@@ -46,6 +46,8 @@ class Model:
     names: dict[str, set[str]]
     interpreter: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # class name -> which of the 1000 classes it covers (computed once per name)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, name: str, models_dir: Path) -> Model:
@@ -109,12 +111,15 @@ class Model:
 
     def class_scores(self, probs: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
         """Per requested class, the summed probability of the ImageNet classes under it in WordNet."""
-        scores = {}
-        for name in classes:
+        return {name: float(probs[self.mask(name)].sum()) for name in classes}
+
+    def mask(self, name: str) -> np.ndarray:
+        mask = self.masks.get(name)
+        if mask is None:
             wanted = self.resolve(name)
             mask = np.fromiter((not wanted.isdisjoint(a) for a in self.ancestry), dtype=bool, count=len(self.ancestry))
-            scores[name] = float(probs[mask].sum())
-        return scores
+            self.masks[name] = mask
+        return mask
 
 
 def available() -> list[str]:
