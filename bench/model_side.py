@@ -48,6 +48,20 @@ def macs(model) -> int:  # type: ignore[no-untyped-def]
     return int(total)
 
 
+def tf_matmul_flops(n: int = 4096) -> float:
+    """The machine's float32 peak as TensorFlow (oneDNN) reaches it on a large matmul."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    tf.linalg.matmul(a, a).numpy()
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        tf.linalg.matmul(a, a).numpy()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
 def main() -> None:
     side, t0 = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else time.time()
     result: dict[str, float | int | str] = {"side": side}
@@ -58,6 +72,7 @@ def main() -> None:
         result["cold_s"] = time.time() - t0
         predict = lambda x: model.predict(x, verbose=0)  # noqa: E731
         result["macs"] = macs(model)
+        result["matmul_flops"] = tf_matmul_flops()
         n = 40
     else:
         from common.model import get_model

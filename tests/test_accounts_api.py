@@ -198,3 +198,16 @@ def test_admin_command_creates_and_promotes(tmp_path) -> None:  # type: ignore[n
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert run("refill", "boss", "0").returncode == 1
     assert "now has 15 tokens" in run("refill", "boss", "10").stdout
+
+
+@pytest.mark.parametrize("path, data, content_type, status", [
+    ("/refill", b"{not json", "application/json", 400),
+    ("/refill", b"[1]", "application/json", 400),
+    ("/refill", b"", "application/json", 400),
+    ("/refill", b"user=x", "text/plain", 415),
+    ("/token", b"[\"alice\"]", "application/json", 400),
+    ("/token", b"{bad", "application/json", 400),
+])
+def test_tokens_malformed_bodies(account_api: Api, path: str, data: bytes, content_type: str, status: int) -> None:
+    r = requests.post(account_api.url("tokens", path), data=data, headers={"Content-Type": content_type})
+    error_of(r, status)
