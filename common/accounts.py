@@ -116,7 +116,10 @@ def authenticate(request: flask.Request, body: dict[str, Any] | None = None, *,
     """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and allow_key:
+    if scheme.lower() == "bearer":
+        if not allow_key:
+            raise errors.Unauthorized("This needs your password, not an API key: use HTTP Basic or "
+                                      "username and password in the JSON body.")
         return _by_key(value)
     if scheme.lower() == "basic":
         try:
