@@ -108,4 +108,3 @@ def _open() -> Queue:
 
 _queue: Lazy[Queue] = Lazy(_open)
 get_queue = _queue.get
-reset_queue = _queue.reset

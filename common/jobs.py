@@ -27,7 +27,6 @@ from common.store import Account, ImageOutcome, Job, get_store
 log = logging.getLogger("imageclassify.jobs")
 MAX_CLASSES = 20
 MAX_IMAGES = 10_000
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 
