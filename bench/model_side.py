@@ -25,10 +25,9 @@ def crops() -> np.ndarray:
 
 def keras_model():  # type: ignore[no-untyped-def]
     """What the seeds do: a Keras model in the process, `model.predict` per request."""
-    from infra.keras_models import efficientnet_lite0
-    from infra.torch_weights import efficientnet_lite0_path, load_state_dict
+    from infra.build_model import build_keras
 
-    return efficientnet_lite0(load_state_dict(efficientnet_lite0_path()))
+    return build_keras("efficientnet_lite0", None)
 
 
 def macs(model) -> int:  # type: ignore[no-untyped-def]

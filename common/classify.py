@@ -48,22 +48,27 @@ def _option(body: dict[str, Any], request: flask.Request, name: str) -> Any:
     return body[name] if name in body else request.args.get(name, request.form.get(name) if request.form else None)
 
 
+def _bounded(value: Any, cast: type, low: float, high: float, refusal: errors.BadRequest) -> Any:
+    """`value` (a JSON number or a query/form string) as `cast`, within [low, high]; else `refusal`."""
+    if isinstance(value, bool) or (cast is int and isinstance(value, float)):
+        raise refusal
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        raise refusal from None
+    if not low <= number <= high:
+        raise refusal
+    return number
+
+
 def _options(req: ClassifyRequest, request: flask.Request) -> None:
     top_k, min_score, model = (_option(req.body, request, n) for n in ("top_k", "min_score", "model"))
     if top_k is not None:
-        try:
-            req.top_k = int(top_k) if not isinstance(top_k, (bool, float)) else -1
-        except (TypeError, ValueError):
-            req.top_k = -1
-        if not 1 <= req.top_k <= 20:
-            raise errors.BadRequest("top_k must be a whole number from 1 to 20.", code="invalid_top_k")
+        req.top_k = _bounded(top_k, int, 1, 20, errors.BadRequest("top_k must be a whole number from 1 to 20.",
+                                                                   code="invalid_top_k"))
     if min_score is not None:
-        try:
-            req.min_score = float(min_score) if not isinstance(min_score, bool) else -1.0
-        except (TypeError, ValueError):
-            req.min_score = -1.0
-        if not 0.0 <= req.min_score <= 1.0:
-            raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
+        req.min_score = _bounded(min_score, float, 0.0, 1.0, errors.BadRequest(
+            "min_score must be a number from 0 to 1.", code="invalid_min_score"))
     if model is not None:
         if not isinstance(model, str) or not model:
             raise errors.BadRequest("model must be a model name.", code="invalid_model")
@@ -180,7 +185,7 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
     try:
         for index, item in enumerate(req.items):
             try:
-                predictions = model.top(model.probabilities(model.prepare(load(item))), req.top_k, req.min_score)
+                predictions = model.top(model.predict(load(item)), req.top_k, req.min_score)
                 results.append({"index": index, "predictions": predictions})
                 used += 1
             except errors.AppError as exc:

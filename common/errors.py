@@ -110,6 +110,11 @@ class GatewayTimeout(AppError):
     status, code = 504, "upstream_timeout"
 
 
+# What an image can be refused for (empty, not an image, too large, undecodable): the image's fault,
+# recorded as that image's outcome rather than retried.
+BAD_IMAGE = (BadRequest, UnsupportedMediaType, PayloadTooLarge, Unprocessable)
+
+
 def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The JSON body, status and headers for any exception."""
     if isinstance(exc, AppError):

@@ -140,9 +140,8 @@ def handle_image(message: Any) -> bool:
     model = get_model()
     relative = key[len(job.source):] if key.startswith(job.source) else key.rsplit("/", 1)[-1]
     try:
-        probs = model.probabilities(model.prepare(storage.read(key, settings().max_body_bytes)))
-    except (errors.BadRequest, errors.UnsupportedMediaType, errors.Unprocessable, errors.NotFound,
-            errors.PayloadTooLarge) as exc:
+        probs = model.predict(storage.read(key, settings().max_body_bytes))
+    except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score)
     destination = f"{chosen or 'unmatched'}/{relative}"
@@ -177,8 +176,8 @@ def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
     model = get_model()
     result: dict[str, Any] = {"object": key, "model": model.name}
     try:
-        probs = model.probabilities(model.prepare(storage.read(key, s.max_body_bytes)))
-    except (errors.BadRequest, errors.UnsupportedMediaType, errors.Unprocessable, errors.PayloadTooLarge) as exc:
+        probs = model.predict(storage.read(key, s.max_body_bytes))
+    except errors.BAD_IMAGE as exc:
         result["error"] = exc.body()["error"]
     except errors.NotFound:
         return None  # deleted before we got to it

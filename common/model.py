@@ -45,6 +45,8 @@ class Model:
     # normalized lemma name or WordNet id -> the WordNet ids it names
     names: dict[str, set[str]]
     interpreter: Any
+    input_index: int
+    output_index: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     # class name -> which of the 1000 classes it covers (computed once per name)
     masks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -64,7 +66,9 @@ class Model:
         classes = labels["classes"]
         return cls(name=name, input_size=labels["input_size"], resize=labels["resize"],
                    labels=[c["label"] for c in classes], wnids=[c["wnid"] for c in classes],
-                   ancestry=[frozenset(c["ancestors"]) for c in classes], names=names, interpreter=interpreter)
+                   ancestry=[frozenset(c["ancestors"]) for c in classes], names=names, interpreter=interpreter,
+                   input_index=interpreter.get_input_details()[0]["index"],
+                   output_index=interpreter.get_output_details()[0]["index"])
 
     # -- inference -------------------------------------------------------------------
 
@@ -75,10 +79,9 @@ class Model:
         """Softmax over the 1000 classes for one HxWx3 uint8 crop."""
         batch = crop[np.newaxis].astype(np.float32)
         with self.lock:
-            interp = self.interpreter
-            interp.set_tensor(interp.get_input_details()[0]["index"], batch)
-            interp.invoke()
-            logits = interp.get_tensor(interp.get_output_details()[0]["index"])[0].astype(np.float64)
+            self.interpreter.set_tensor(self.input_index, batch)
+            self.interpreter.invoke()
+            logits = self.interpreter.get_tensor(self.output_index)[0].astype(np.float64)
         exp = np.exp(logits - logits.max())
         return exp / exp.sum()
 
@@ -87,15 +90,9 @@ class Model:
         return [{"label": self.labels[i], "score": round(float(probs[i]), 5), "class_id": int(i),
                  "wnid": self.wnids[i]} for i in order if probs[i] >= min_score]
 
-    def classify(self, images_data: Sequence[bytes], top_k: int = 5, min_score: float = 0.0) -> list[Any]:
-        """Per image, its top predictions, or the `AppError` that explains why it could not be classified."""
-        results: list[Any] = []
-        for data in images_data:
-            try:
-                results.append(self.top(self.probabilities(self.prepare(data)), top_k, min_score))
-            except errors.AppError as exc:
-                results.append(exc)
-        return results
+    def predict(self, data: bytes) -> np.ndarray:
+        """Class probabilities for image file bytes (decode, crop, infer)."""
+        return self.probabilities(self.prepare(data))
 
     # -- class matching --------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common import errors
 from common.config import settings
-from common.errors import LengthRequired
 
 Handler = Callable[[flask.Request], flask.Response]
 
@@ -36,8 +35,7 @@ def error_response(exc: BaseException) -> flask.Response:
         )
     elif isinstance(exc, HTTPException):
         # Werkzeug's own refusals, e.g. a malformed multipart body.
-        exc = errors.AppError(exc.description or exc.name, code="bad_request")
-        exc.status = 400
+        exc = errors.BadRequest(exc.description or exc.name)
     body, status, headers = errors.render(exc)
     return respond(body, status, headers)
 
@@ -67,7 +65,7 @@ def check_length(request: flask.Request) -> None:
         if request.content_length > settings().max_body_bytes:
             raise RequestEntityTooLarge()
     elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        raise LengthRequired("Send the body with a Content-Length header; chunked uploads are not accepted.")
+        raise errors.LengthRequired("Send the body with a Content-Length header; chunked uploads are not accepted.")
 
 
 def path_is(request: flask.Request, *names: str) -> bool:

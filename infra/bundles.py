@@ -30,8 +30,17 @@ WITH_MODEL = {"classify", "sort_job", "sort_worker", "on_upload"}
 CLOUDEVENT = {"sort_worker", "on_upload"}
 
 
+def source(target: str) -> Path:
+    """The main.py that defines a target."""
+    return REPO / "functions" / TARGETS[target] / "main.py"
+
+
+def signature(target: str) -> str:
+    return "cloudevent" if target in CLOUDEVENT else "http"
+
+
 def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_lite0") -> Path:
-    folder = REPO / "functions" / TARGETS[target]
+    folder = source(target).parent
     dest = out / target
     if dest.exists():
         shutil.rmtree(dest)
@@ -42,10 +51,10 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
     if target in WITH_MODEL:
         (dest / "models").mkdir()
         for suffix in (".tflite", ".labels.json"):
-            source = models_dir / f"{model}{suffix}"
-            if not source.exists():
-                raise SystemExit(f"{source} is missing: build the model first (nox -s model).")
-            shutil.copy2(source, dest / "models" / source.name)
+            model_file = models_dir / f"{model}{suffix}"
+            if not model_file.exists():
+                raise SystemExit(f"{model_file} is missing: build the model first (nox -s model).")
+            shutil.copy2(model_file, dest / "models" / model_file.name)
     archive = out / f"{target}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(dest.rglob("*")):

@@ -39,9 +39,6 @@ ROUTES = {
     "jobs": "sort_job", "classification-job": "sort_job",
     "_worker": "sort_worker", "_upload": "on_upload",
 }
-SOURCES = {"register": "register", "tokens": "tokens", "classify": "classify", "sort_job": "sort_job",
-           "sort_worker": "sort_job", "on_upload": "sort_job"}
-CLOUDEVENT_TARGETS = {"sort_worker", "on_upload"}
 
 
 class Dispatcher:
@@ -99,13 +96,10 @@ def start_emulators(port: int, data_dir: Path) -> list[Any]:
 def build_apps() -> dict[str, Any]:
     import functions_framework
 
-    apps = {}
-    for target, folder in SOURCES.items():
-        source = REPO / "functions" / folder / "main.py"
-        if source.exists():
-            kind = "cloudevent" if target in CLOUDEVENT_TARGETS else "http"
-            apps[target] = functions_framework.create_app(target, str(source), kind)
-    return apps
+    from infra.bundles import TARGETS, signature, source
+
+    return {target: functions_framework.create_app(target, str(source(target)), signature(target))
+            for target in TARGETS}
 
 
 def banner(port: int, emulators: bool) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from infra import bundles
 from infra import processes as servers
 
 servers.exit_on_sigterm()  # a suite stopped by SIGTERM still stops the servers it started
@@ -19,7 +20,6 @@ os.environ.setdefault("BCRYPT_ROUNDS", "4")
 os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "imageclassify-test")
 PROJECT = os.environ["GOOGLE_CLOUD_PROJECT"]
 REPO = servers.REPO
-FUNCTIONS = REPO / "functions"
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
@@ -93,20 +93,18 @@ class Api:
 
     def url(self, target: str, path: str = "") -> str:
         if target not in self.servers:
-            folder = "sort_job" if target in ("sort_job", "sort_worker", "on_upload") else target
-            kind = "cloudevent" if target in ("sort_worker", "on_upload") else None
-            self.servers[target] = servers.function(target, FUNCTIONS / folder / "main.py", self.env,
-                                                    signature_type=kind)
+            self.servers[target] = self._start(target)
         return self.servers[target].url + path
+
+    def _start(self, target: str, port: int | None = None) -> servers.Server:
+        return servers.function(target, bundles.source(target), self.env, signature_type=bundles.signature(target),
+                                port=port)
 
     def restart(self, target: str) -> None:
         """Kill a function's server and start it again on the same port (a crashed instance replaced)."""
         old = self.servers.pop(target)
         old.stop()
-        kind = "cloudevent" if target in ("sort_worker", "on_upload") else None
-        folder = "sort_job" if target in ("sort_job", "sort_worker", "on_upload") else target
-        self.servers[target] = servers.function(target, FUNCTIONS / folder / "main.py", self.env,
-                                                signature_type=kind, port=old.port)
+        self.servers[target] = self._start(target, old.port)
 
     def stop(self) -> None:
         for server in self.servers.values():
