@@ -30,6 +30,7 @@ import requests
 
 from infra import photos
 from infra.processes import REPO, Server, free_port, function
+from infra.targets import TARGETS
 
 RESULTS = REPO / "bench" / "results.json"
 PY = sys.executable
@@ -181,9 +182,10 @@ def cold_http(argv_env: Callable[[int], tuple[list[str], dict[str, str]]], send:
 def key_lookup_us(db: Path, key: str) -> float:
     """What a Bearer request costs the server for authentication: one SHA-256 and one indexed look-up."""
     from common.accounts import key_hash
-    from common.store_sqlite import SqliteStore
+    from common.store.sqlite import SqliteDocuments
+    from common.store.store import Store
 
-    store = SqliteStore(db)
+    store = Store(SqliteDocuments(db))
     runs = 2000
     start = time.perf_counter()
     for _ in range(runs):
@@ -353,18 +355,18 @@ def bench_jobs(tmp: Path, in_process: float | None) -> dict[str, Any]:
 def bench_bundles(tmp: Path) -> dict[str, Any]:
     from common.config import settings
     from infra import bundle_check, bundles
-    from tests.test_bundles import ENV, request_for
 
     out = tmp / "build"
     report = {}
-    for target in sorted(bundles.TARGETS):
+    for target in sorted(TARGETS):
         bundle = bundles.build(target, out, settings().models_dir)
         venv = bundle_check.venv_for(bundle / "requirements.txt")
         colds = []
         for run in range(3):
             data_dir = tmp / f"{target}-{run}"
-            server, answer, seconds = bundle_check.start(target, bundle, venv, {**ENV, "DATA_DIR": str(data_dir)},
-                                                         request_for(target, data_dir))
+            env = {**bundle_check.SMOKE_ENV, "DATA_DIR": str(data_dir)}
+            server, answer, seconds = bundle_check.start(target, bundle, venv, env,
+                                                         bundle_check.smoke_request(target, data_dir))
             server.stop()
             assert answer.status_code < 300, answer.text
             colds.append(seconds)

@@ -14,8 +14,8 @@ import getpass
 import os
 import sys
 
-from common import accounts, errors
-from common.store import get_store
+from common import admins, errors
+from common.backends import get_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
                 password = sys.stdin.readline().rstrip("\n")
             else:
                 password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
-            account = accounts.ensure_admin(args.username, password)
+            account = admins.ensure_admin(args.username, password)
             print(f"{account.username} is an admin with {account.tokens} tokens.")
         elif args.command == "promote":
-            account = accounts.ensure_admin(args.username, None)
+            account = admins.ensure_admin(args.username, None)
             print(f"{account.username} is now an admin.")
         else:
-            if not 1 <= args.amount <= accounts.MAX_REFILL:
-                raise errors.BadRequest(f"amount must be from 1 to {accounts.MAX_REFILL}.")
+            if not 1 <= args.amount <= admins.MAX_REFILL:
+                raise errors.BadRequest(f"amount must be from 1 to {admins.MAX_REFILL}.")
             if get_store().get_account(args.username) is None:
                 raise errors.NotFound(f"There is no account named {args.username!r}.")
             print(f"{args.username} now has {get_store().refill(args.username, args.amount)} tokens.")

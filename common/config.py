@@ -66,6 +66,7 @@ class Settings:
     max_body_bytes: int
     max_image_pixels: int
     max_batch: int
+    reservation_lease: float
     # URL fetching
     fetch_connect_timeout: float
     fetch_deadline: float
@@ -103,6 +104,7 @@ def settings() -> Settings:
         max_body_bytes=_int("MAX_BODY_BYTES", 10 * MB),
         max_image_pixels=_int("MAX_IMAGE_PIXELS", 40_000_000),
         max_batch=_int("MAX_BATCH", 16),
+        reservation_lease=_float("RESERVATION_LEASE", 900.0),
         fetch_connect_timeout=_float("FETCH_CONNECT_TIMEOUT", 3.0),
         fetch_deadline=_float("FETCH_DEADLINE", 10.0),
         fetch_max_bytes=_int("FETCH_MAX_BYTES", 10 * MB),

@@ -18,11 +18,13 @@ class AppError(Exception):
     code = "internal"
 
     def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
+        if status:
+            self.status = status
         self.headers = headers or {}
         self.details = details or {}
 
@@ -93,6 +95,12 @@ class Unprocessable(AppError):
     status, code = 422, "unprocessable_image"
 
 
+class UnprocessableRequest(AppError):
+    """Well-formed but refused as a whole, e.g. an Idempotency-Key reused for a different request."""
+
+    status, code = 422, "unprocessable_request"
+
+
 class BadGateway(AppError):
     status, code = 502, "upstream_error"
 
@@ -113,6 +121,25 @@ class GatewayTimeout(AppError):
 # What an image can be refused for (empty, not an image, too large, undecodable): the image's fault,
 # recorded as that image's outcome rather than retried.
 BAD_IMAGE = (BadRequest, UnsupportedMediaType, PayloadTooLarge, Unprocessable)
+
+
+# The server's own refusals (werkzeug's), by status: the code and a message that says what to do.
+HTTP_REFUSALS = {
+    400: ("bad_request", "The request is malformed. Check its headers and body."),
+    404: ("not_found", "No such endpoint."),
+    405: ("method_not_allowed", "This method is not supported here."),
+    411: ("length_required", "Send the body with a Content-Length header; chunked uploads are not accepted."),
+    413: ("payload_too_large", "The request body is too large."),
+    414: ("uri_too_long", "The URL is too long."),
+    415: ("unsupported_media_type", "This Content-Type is not accepted."),
+    431: ("headers_too_large", "The request headers are too large."),
+}
+
+
+def refusal(status: int) -> AppError:
+    """The project's error for a refusal the HTTP layer made (never echoing the request)."""
+    code, message = HTTP_REFUSALS.get(status, ("bad_request", "The request was refused."))
+    return AppError(message, code=code, status=status if status in HTTP_REFUSALS else 400)
 
 
 def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -1,34 +1,26 @@
-"""Sort jobs and upload labelling: what `sort_job`, `sort_worker` and `on_upload` do.
+"""Sort jobs as the API sees them: validate, create (reserving one token per image), poll.
 
-A job lists the images under a bucket prefix, reserves one token per image in
-the same atomic write that stores the job, and publishes one message per
-image. The worker handles one image: classify, score the job's classes by
-WordNet ancestry, copy the object into `<class>/<path>` or `unmatched/<path>`,
-then record the outcome. Recording is idempotent (one record per image), so a
-redelivered message changes nothing; a failed image is counted as failed and
-its token refunded in the same write.
+A job lists the images under a folder of the owner's space, reserves their
+tokens in the same atomic write that stores the job, and publishes one message
+per image; `common.sorting` handles each message.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import time
 import uuid
 from typing import Any
-from urllib.parse import unquote_plus
 
 from common import errors
+from common.backends import get_queue, get_storage, get_store
 from common.config import settings
-from common.store import Account, ImageOutcome, Job, get_store
+from common.storage.port import list_all
+from common.store.records import Account, ImageOutcome, Job
 
 log = logging.getLogger("imageclassify.jobs")
 MAX_CLASSES = 20
 MAX_IMAGES = 10_000
-PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
-GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
 def validate_classes(classes: Any) -> list[str]:
@@ -65,9 +57,6 @@ def validate_source(source: Any) -> str:
 
 
 def create_job(account: Account, body: dict[str, Any]) -> Job:
-    from common.jobqueue import get_queue
-    from common.storage import get_storage, list_all
-
     classes = validate_classes(body.get("classes"))
     source = validate_source(body.get("source", "all/"))
     min_score = body.get("min_score", settings().default_min_score)
@@ -99,95 +88,3 @@ def get_job(account: Account, job_id: str) -> Job:
     if job is None or (job.owner != account.username and not account.is_admin):
         raise errors.NotFound(f"There is no job {job_id[:80]!r} of yours.", code="unknown_job")
     return job
-
-
-# -- events ----------------------------------------------------------------------------
-
-
-def event_data(event: Any) -> tuple[Any, dict[str, str]]:
-    """The payload of a CloudEvent and its attributes, unwrapping a Pub/Sub message."""
-    data = event.get_data() if hasattr(event, "get_data") else event.data
-    if isinstance(data, (bytes, str)):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            raise errors.BadRequest("The event data is not JSON.") from None
-    if event["type"] == PUBSUB_TYPE and isinstance(data, dict) and "message" in data:
-        message = data["message"]
-        try:
-            raw = base64.b64decode(message.get("data", ""))
-            return (json.loads(raw) if raw else {}), dict(message.get("attributes") or {})
-        except (binascii.Error, ValueError):
-            raise errors.BadRequest("The Pub/Sub message data is not base64 JSON.") from None
-    return data, {}
-
-
-def handle_image(message: Any) -> bool:
-    """Sort one image of a job; False when it was already recorded (a redelivery) or the job is gone."""
-    from common.model import best_class, get_model
-    from common.storage import get_storage
-
-    if not isinstance(message, dict) or not isinstance(message.get("job_id"), str) \
-            or not isinstance(message.get("object"), str):
-        log.error("dropping a malformed job message: %r", message)
-        return False
-    store, storage = get_store(), get_storage()
-    job = store.get_job(message["job_id"])
-    if job is None:
-        log.error("dropping a message for unknown job %s", message["job_id"])
-        return False
-    key = message["object"]
-    model = get_model()
-    relative = key[len(job.source):] if key.startswith(job.source) else key.rsplit("/", 1)[-1]
-    try:
-        probs = model.predict(storage.read(key, settings().max_body_bytes))
-    except (*errors.BAD_IMAGE, errors.NotFound) as exc:
-        return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))
-    chosen = best_class(model.class_scores(probs, job.classes), job.min_score)
-    destination = f"{chosen or 'unmatched'}/{relative}"
-    storage.copy(key, destination)  # copying again on a redelivery is harmless
-    return store.record_image(job.id, ImageOutcome(key, chosen or "unmatched", destination))
-
-
-def uploaded_objects(event: Any) -> list[tuple[str, str]]:
-    """(bucket, key) of each new object an upload event announces: GCS, GCS through Pub/Sub, or S3."""
-    data, attributes = event_data(event)
-    if attributes:  # a GCS notification delivered through Pub/Sub
-        if attributes.get("eventType") != "OBJECT_FINALIZE":
-            return []
-        return [(attributes.get("bucketId", data.get("bucket", "")), attributes.get("objectId", data.get("name", "")))]
-    if isinstance(data, dict) and "Records" in data:  # S3 event notification (keys URL-encoded)
-        return [(r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]))
-                for r in data["Records"] if str(r.get("eventName", "")).startswith("ObjectCreated")]
-    if isinstance(data, dict) and "name" in data and "bucket" in data:  # GCS CloudEvent / local watcher
-        return [(data["bucket"], data["name"])]
-    return []
-
-
-def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
-    """Classify a new upload under the watched prefix; write labels/<key>.json; auto-sort if configured."""
-    from common.model import best_class, get_model
-    from common.storage import get_storage
-
-    s = settings()
-    storage = get_storage()
-    if bucket != storage.bucket or not key.startswith(s.watch_prefix) or key.endswith("/"):
-        return None  # outside the watched prefix: our own outputs land here and must not re-trigger
-    model = get_model()
-    result: dict[str, Any] = {"object": key, "model": model.name}
-    try:
-        probs = model.predict(storage.read(key, s.max_body_bytes))
-    except errors.BAD_IMAGE as exc:
-        result["error"] = exc.body()["error"]
-    except errors.NotFound:
-        return None  # deleted before we got to it
-    else:
-        result["predictions"] = model.top(probs, 5)
-        if s.autosort_classes:
-            scores = model.class_scores(probs, s.autosort_classes)
-            chosen = best_class(scores, s.default_min_score)
-            result["class_scores"] = {c: round(v, 5) for c, v in scores.items()}
-            result["class"] = chosen or "unmatched"
-            storage.copy(key, f"{result['class']}/{key[len(s.watch_prefix):]}")
-    storage.write(f"{s.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")
-    return result

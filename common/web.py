@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flask
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from common import errors
 from common.config import settings
@@ -29,13 +29,8 @@ def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None)
 
 
 def error_response(exc: BaseException) -> flask.Response:
-    if isinstance(exc, RequestEntityTooLarge):
-        exc = errors.PayloadTooLarge(
-            f"The request body is larger than {settings().max_body_bytes} bytes. Send a smaller image."
-        )
-    elif isinstance(exc, HTTPException):
-        # Werkzeug's own refusals, e.g. a malformed multipart body.
-        exc = errors.BadRequest(exc.description or exc.name)
+    if isinstance(exc, HTTPException):  # werkzeug's own refusals, e.g. a malformed multipart body
+        exc = errors.refusal(exc.code or 400)
     body, status, headers = errors.render(exc)
     return respond(body, status, headers)
 
@@ -63,7 +58,8 @@ def check_length(request: flask.Request) -> None:
     """
     if request.content_length is not None:
         if request.content_length > settings().max_body_bytes:
-            raise RequestEntityTooLarge()
+            raise errors.PayloadTooLarge(
+                f"The request body is larger than {settings().max_body_bytes} bytes. Send a smaller image.")
     elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         raise errors.LengthRequired("Send the body with a Content-Length header; chunked uploads are not accepted.")
 

@@ -6,6 +6,7 @@ cold start: process start to first answered request).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -17,10 +18,14 @@ from pathlib import Path
 
 import requests
 
-from infra.bundles import CLOUDEVENT, REPO
+from common.eventpost import binary_event
+from common.events import GCS_FINALIZED
+from infra import photos
 from infra.processes import Server, free_port
+from infra.targets import REPO, TARGETS
 
 VENVS = REPO / ".data" / "venvs"
+SMOKE_ENV = {"BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": "root", "ADMIN_PASSWORD": "root-password"}
 
 
 def venv_for(requirements: Path) -> Path:
@@ -53,7 +58,7 @@ def start(target: str, bundle: Path, venv: Path, env: dict[str, str],
     port = free_port()
     argv = [str(venv / "bin" / "functions-framework"), "--source", str(bundle / "main.py"), "--target", target,
             "--host", "127.0.0.1", "--port", str(port)]
-    if target in CLOUDEVENT:
+    if TARGETS[target].signature == "cloudevent":
         argv += ["--signature-type", "cloudevent"]
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     clean["PATH"] = f"{venv / 'bin'}:/usr/bin:/bin"
@@ -61,3 +66,24 @@ def start(target: str, bundle: Path, venv: Path, env: dict[str, str],
     server = Server(f"bundle-{target}", argv, port, env={**clean, "MODELS_DIR": "models", **env}, cwd=bundle)
     answer = send(server.url)
     return server, answer, time.perf_counter() - started
+
+
+def smoke_request(target: str, data_dir: Path) -> Callable[[str], requests.Response]:
+    """One real request that each target must answer with a 2xx, as its bundle's smoke test."""
+    root = ("root", "root-password")
+    coffee = base64.b64encode(photos.data("coffee.png")).decode()
+    if target == "register":
+        return lambda url: requests.post(url + "/register", json={"username": "bundle-user", "password": "password1"})
+    if target == "tokens":
+        return lambda url: requests.get(url + "/tokens", auth=root)
+    if target == "classify":
+        return lambda url: requests.post(url + "/classify", json={"image": coffee}, auth=root)
+    if target == "sort_job":
+        return lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"}, auth=root)
+    if target == "sort_worker":
+        headers, body = binary_event({"job_id": "no-such-job", "object": "all/x.png"})
+        return lambda url: requests.post(url, data=body, headers=headers)
+    (data_dir / "bucket" / "inbox").mkdir(parents=True, exist_ok=True)
+    (data_dir / "bucket" / "inbox" / "c.png").write_bytes(photos.data("coffee.png"))
+    headers, body = binary_event({"bucket": "imageclassify-local", "name": "inbox/c.png"}, GCS_FINALIZED)
+    return lambda url: requests.post(url, data=body, headers=headers)

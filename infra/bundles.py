@@ -17,30 +17,11 @@ import shutil
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TARGETS = {
-    "register": "register",
-    "tokens": "tokens",
-    "classify": "classify",
-    "sort_job": "sort_job",
-    "sort_worker": "sort_job",
-    "on_upload": "sort_job",
-}
-WITH_MODEL = {"classify", "sort_job", "sort_worker", "on_upload"}
-CLOUDEVENT = {"sort_worker", "on_upload"}
-
-
-def source(target: str) -> Path:
-    """The main.py that defines a target."""
-    return REPO / "functions" / TARGETS[target] / "main.py"
-
-
-def signature(target: str) -> str:
-    return "cloudevent" if target in CLOUDEVENT else "http"
+from infra.targets import REPO, TARGETS
 
 
 def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_lite0") -> Path:
-    folder = source(target).parent
+    folder = TARGETS[target].source.parent
     dest = out / target
     if dest.exists():
         shutil.rmtree(dest)
@@ -48,7 +29,7 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
     shutil.copy2(folder / "main.py", dest / "main.py")
     shutil.copy2(folder / "requirements.txt", dest / "requirements.txt")
     shutil.copytree(REPO / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if target in WITH_MODEL:
+    if TARGETS[target].model:
         (dest / "models").mkdir()
         for suffix in (".tflite", ".labels.json"):
             model_file = models_dir / f"{model}{suffix}"

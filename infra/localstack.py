@@ -31,14 +31,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from infra.targets import TARGETS, routes
+
 REPO = Path(__file__).resolve().parent.parent
-ROUTES = {
-    "register": "register", "api-key": "register",
-    "token": "tokens", "tokens": "tokens", "refill": "tokens",
-    "classify": "classify",
-    "jobs": "sort_job", "classification-job": "sort_job",
-    "_worker": "sort_worker", "_upload": "on_upload",
-}
+ROUTES = routes()
 
 
 class Dispatcher:
@@ -96,10 +92,7 @@ def start_emulators(port: int, data_dir: Path) -> list[Any]:
 def build_apps() -> dict[str, Any]:
     import functions_framework
 
-    from infra.bundles import TARGETS, signature, source
-
-    return {target: functions_framework.create_app(target, str(source(target)), signature(target))
-            for target in TARGETS}
+    return {t.name: functions_framework.create_app(t.name, str(t.source), t.signature) for t in TARGETS.values()}
 
 
 def banner(port: int, emulators: bool) -> str:

@@ -12,8 +12,8 @@ import logging
 import threading
 from pathlib import Path
 
-from common.jobqueue import post_event
-from common.jobs import GCS_FINALIZED
+from common.eventpost import post_event
+from common.events import GCS_FINALIZED
 
 log = logging.getLogger("imageclassify.watcher")
 

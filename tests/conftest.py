@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra import bundles
 from infra import processes as servers
+from infra.targets import TARGETS
 
 servers.exit_on_sigterm()  # a suite stopped by SIGTERM still stops the servers it started
 
@@ -24,25 +24,25 @@ REPO = servers.REPO
 
 def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     """Set environment variables for this test and make the process re-read its settings."""
+    from common.backends import reset_all
     from common.config import settings
-    from common.store import reset_store
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings.cache_clear()
-    reset_store()
+    reset_all()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
-    from common import accounts
+    from common import admins
+    from common.backends import reset_all
     from common.config import settings
-    from common.store import reset_store
 
     yield
     settings.cache_clear()
-    reset_store()
-    accounts._bootstrapped = False
+    reset_all()
+    admins.reset_bootstrap()
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +70,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 
 @pytest.fixture
 def store(backend: str):  # type: ignore[no-untyped-def]
-    from common.store import get_store
+    from common.backends import get_store
 
     return get_store()
 
@@ -97,7 +97,7 @@ class Api:
         return self.servers[target].url + path
 
     def _start(self, target: str, port: int | None = None) -> servers.Server:
-        return servers.function(target, bundles.source(target), self.env, signature_type=bundles.signature(target),
+        return servers.function(target, TARGETS[target].source, self.env, signature_type=TARGETS[target].signature,
                                 port=port)
 
     def restart(self, target: str) -> None:
@@ -252,7 +252,7 @@ def new_bucket(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dic
 
 @pytest.fixture(params=["local", "gcs", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from common.storage import get_storage, reset_storage
+    from common.backends import get_storage, reset_storage
 
     configure(monkeypatch, **new_bucket(str(request.param), request, tmp_path))
     reset_storage()

@@ -3,51 +3,27 @@ functions-framework from the bundle's folder (the repository is not on sys.path)
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
-import requests
 
-from common.jobqueue import cloudevent_headers
-from infra import bundle_check, bundles, photos
+from infra import bundle_check, bundles
+from infra.targets import TARGETS
 
 HEAVY = {"tensorflow", "tensorflow-cpu", "keras", "numpy", "tf-keras"}
-ENV = {"BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": "root", "ADMIN_PASSWORD": "root-password"}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("build")
-    for target in bundles.TARGETS:
+    for target in TARGETS:
         bundles.build(target, out, models_dir)
     return out
 
 
-def request_for(target: str, data_dir: Path):  # type: ignore[no-untyped-def]
-    root = ("root", "root-password")
-    coffee = base64.b64encode(photos.data("coffee.png")).decode()
-    if target == "register":
-        return lambda url: requests.post(url + "/register", json={"username": "bundle-user", "password": "password1"})
-    if target == "tokens":
-        return lambda url: requests.get(url + "/tokens", auth=root)
-    if target == "classify":
-        return lambda url: requests.post(url + "/classify", json={"image": coffee}, auth=root)
-    if target == "sort_job":
-        return lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"}, auth=root)
-    if target == "sort_worker":
-        body = json.dumps({"job_id": "no-such-job", "object": "all/x.png"})
-        return lambda url: requests.post(url, data=body, headers=cloudevent_headers())
-    (data_dir / "bucket" / "inbox").mkdir(parents=True, exist_ok=True)
-    (data_dir / "bucket" / "inbox" / "c.png").write_bytes(photos.data("coffee.png"))
-    body = json.dumps({"bucket": "imageclassify-local", "name": "inbox/c.png"})
-    return lambda url: requests.post(url, data=body,
-                                     headers=cloudevent_headers("google.cloud.storage.object.v1.finalized"))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("target", sorted(bundles.TARGETS))
+@pytest.mark.parametrize("target", sorted(TARGETS))
 def test_bundle_runs_alone(built: Path, target: str, tmp_path: Path) -> None:
     bundle = built / target
     assert (bundle / "common" / "__init__.py").exists() and (built / f"{target}.zip").exists()
@@ -59,8 +35,8 @@ def test_bundle_runs_alone(built: Path, target: str, tmp_path: Path) -> None:
     else:
         assert "ai-edge-litert" in packages and not packages & {"tensorflow", "tensorflow-cpu", "keras"}
         assert (bundle / "models" / "efficientnet_lite0.tflite").exists()
-    server, answer, seconds = bundle_check.start(target, bundle, venv, {**ENV, "DATA_DIR": str(tmp_path)},
-                                                 request_for(target, tmp_path))
+    server, answer, seconds = bundle_check.start(target, bundle, venv, {**bundle_check.SMOKE_ENV, "DATA_DIR": str(tmp_path)},
+                                                 bundle_check.smoke_request(target, tmp_path))
     try:
         assert answer.status_code in (200, 201, 202), answer.text
         if target == "classify":

@@ -39,7 +39,7 @@ class Backend:
         self.client.write(key, data)
 
     def keys(self, prefix: str) -> list[str]:
-        from common.storage import list_all
+        from common.storage.port import list_all
 
         return sorted(list_all(self.client, prefix))
 
@@ -52,14 +52,14 @@ def storage_client(env: dict[str, str]) -> Any:
     os.environ.update(env)
     try:
         if env["STORAGE_BACKEND"] == "gcs":
-            from common.storage_gcs import GcsStorage
+            from common.storage.gcs import GcsStorage
 
             return GcsStorage(env["BUCKET"], PROJECT)
         if env["STORAGE_BACKEND"] == "s3":
-            from common.storage_s3 import S3Storage
+            from common.storage.s3 import S3Storage
 
             return S3Storage(env["BUCKET"])
-        from common.storage_local import LocalStorage
+        from common.storage.local import LocalStorage
 
         return LocalStorage(Path(env["BUCKET_DIR"]), env["BUCKET"])
     finally:
@@ -99,7 +99,7 @@ def sqs_queue(moto: servers.Server, name: str) -> tuple[Any, str]:
 @pytest.fixture(scope="module", params=["local", "gcp", "aws"])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             models_dir: Path) -> Iterator[Backend]:
-    from common import sqs_relay
+    from common.queue import sqs_relay
 
     name = str(request.param)
     store = "sqlite" if name == "local" else "firestore"
@@ -221,7 +221,7 @@ def test_redelivered_message_changes_nothing(backend: Backend) -> None:
                            json={"classes": ["cat"], "source": folder}).json()["id"]
     before = wait_done(backend, job_id, user)
     body = json.dumps({"job_id": job_id, "object": f"{folder}/x.png"}).encode()
-    from common.jobqueue import post_event
+    from common.eventpost import post_event
 
     for _ in range(2):
         assert post_event(backend.api.url("sort_worker", "/"), body) == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common import errors
-from common.storage import list_all
+from common.storage.port import list_all
 
 
 def test_write_read_copy(storage) -> None:  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def test_hostile_keys(storage, key: str) -> None:  # type: ignore[no-untyped-def
 
 
 def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from common.storage_local import LocalStorage
+    from common.storage.local import LocalStorage
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -65,7 +65,7 @@ def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:  # type: ign
 
 
 def test_uri_must_name_our_bucket(storage) -> None:  # type: ignore[no-untyped-def]
-    from common.storage import key_from_uri
+    from common.storage.port import key_from_uri
 
     uri = f"{storage.scheme}://{storage.bucket}/all/a.png"
     assert key_from_uri(uri, storage) == "all/a.png"

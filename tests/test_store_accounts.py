@@ -8,7 +8,7 @@ import time
 import pytest
 
 from common import errors
-from common.store import Store
+from common.store.store import Store
 
 
 def new_account(store: Store, name: str = "alice", tokens: int = 5, admin: bool = False) -> None:

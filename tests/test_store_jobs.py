@@ -8,7 +8,8 @@ import time
 import pytest
 
 from common import errors
-from common.store import ImageOutcome, Job, Store
+from common.store.records import ImageOutcome, Job
+from common.store.store import Store
 
 
 def make_job(store: Store, total: int = 3, tokens: int = 5) -> Job:

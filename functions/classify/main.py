@@ -3,16 +3,15 @@
 import flask
 import functions_framework
 
-from common import accounts, web
 from common import classify as classifying
+from common import classify_request, httpauth, web
 
 
 @functions_framework.http
 @web.endpoint
 def classify(request: flask.Request) -> flask.Response:
     web.require_method(request, "POST")
-    accounts.bootstrap_admin()
-    parsed = classifying.parse(request)  # bad input is refused here, before anything is spent
-    account = accounts.authenticate(request, parsed.body)
+    parsed = classify_request.parse(request)  # bad input is refused here, before anything is spent
+    account = httpauth.authenticate(request)
     status, body = classifying.run(account, parsed, request.headers.get("Idempotency-Key"))
     return web.respond(body, status)

@@ -3,17 +3,15 @@
 import flask
 import functions_framework
 
-from common import accounts, web
+from common import accounts, httpauth, web
 
 
 @functions_framework.http
 @web.endpoint
 def register(request: flask.Request) -> flask.Response:
     web.require_method(request, "POST")
-    accounts.bootstrap_admin()
     if web.path_is(request, "api-key"):
-        body = web.json_body(request, required=False)
-        account = accounts.authenticate(request, body, allow_key=False)
+        account = httpauth.authenticate(request, allow_key=False)
         return web.respond({"username": account.username, "api_key": accounts.rotate_key(account)})
     account, key = accounts.register(web.json_body(request))
     return web.respond({"username": account.username, "tokens": account.tokens, "api_key": key}, 201)

@@ -11,7 +11,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common import accounts, errors, jobs, web
+from common import errors, events, httpauth, jobs, labelling, sorting, web
 
 log = logging.getLogger("imageclassify.sort_job")
 
@@ -19,35 +19,31 @@ log = logging.getLogger("imageclassify.sort_job")
 @functions_framework.http
 @web.endpoint
 def sort_job(request: flask.Request) -> flask.Response:
-    accounts.bootstrap_admin()
     path = request.path.rstrip("/")
-    job_id = path.rsplit("/", 1)[-1]
     if web.path_is(request, "jobs", "classification-job"):
         web.require_method(request, "POST")
-        body = web.json_body(request)
-        job = jobs.create_job(accounts.authenticate(request, body), body)
-        return web.respond({**job.public(), "id": job.id}, 202, {"Location": f"{path}/{job.id}"})
+        job = jobs.create_job(httpauth.authenticate(request), web.json_body(request))
+        return web.respond(job.public(), 202, {"Location": f"{path}/{job.id}"})
     web.require_method(request, "GET")
-    credentials = web.json_body(request, required=False) if request.content_length else None
-    return web.respond(jobs.get_job(accounts.authenticate(request, credentials), job_id).public())
+    return web.respond(jobs.get_job(httpauth.authenticate(request), path.rsplit("/", 1)[-1]).public())
 
 
 @functions_framework.cloud_event
 def sort_worker(event: CloudEvent) -> None:
     try:
-        message, _ = jobs.event_data(event)
+        message, _ = events.event_data(event)
     except errors.BadRequest as exc:
         log.error("dropping an undecodable event %s: %s", event["id"], exc.message)
         return  # acknowledged: redelivering it would never succeed
-    jobs.handle_image(message)  # transient failures raise, so the queue delivers the message again
+    sorting.handle_image(message)  # transient failures raise, so the queue delivers the message again
 
 
 @functions_framework.cloud_event
 def on_upload(event: CloudEvent) -> None:
     try:
-        objects = jobs.uploaded_objects(event)
+        objects = events.uploaded_objects(event)
     except (errors.BadRequest, KeyError, TypeError, AttributeError) as exc:
         log.error("dropping an unreadable upload event %s: %s", event["id"], exc)
         return
     for bucket, key in objects:
-        jobs.label_upload(bucket, key)
+        labelling.label_upload(bucket, key)

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from common.storage import PAGE, check_key, missing, too_large
+from common.storage.port import PAGE, check_key, missing, too_large
 
 
 def _not_found(exc: ClientError) -> bool:

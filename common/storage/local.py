@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from common import errors
-from common.storage import PAGE, check_key, missing, too_large
+from common.storage.port import PAGE, check_key, missing, too_large
 
 
 class LocalStorage:

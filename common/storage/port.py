@@ -1,8 +1,9 @@
 """The object-storage port: list by prefix (paginated), read, write, copy.
 
-Three adapters: a local folder (the embedded default), Google Cloud Storage
-and S3 (any S3 endpoint). `get_storage()` opens the configured one once per
-process. Keys are bucket-relative paths such as `all/cat.jpg`.
+Three adapters: `local.py` (a folder, the embedded default), `gcs.py` (Google
+Cloud Storage) and `s3.py` (any S3 endpoint); `common.backends.get_storage()`
+opens the configured one. Keys are bucket-relative paths such as
+`users/alice/all/cat.jpg`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from common import errors
-from common.config import settings
-from common.lazy import Lazy
 
 PAGE = 1000
 
@@ -67,23 +66,3 @@ def key_from_uri(uri: str, storage: Storage) -> str:
         raise errors.Forbidden(f"Only objects in {storage.scheme}://{storage.bucket}/ can be classified by uri.",
                                code="bucket_not_allowed")
     return check_key(key)
-
-
-def _open() -> Storage:
-    s = settings()
-    if s.storage_backend == "gcs":
-        from common.storage_gcs import GcsStorage
-
-        return GcsStorage(s.bucket, s.gcp_project)
-    if s.storage_backend == "s3":
-        from common.storage_s3 import S3Storage
-
-        return S3Storage(s.bucket)
-    from common.storage_local import LocalStorage
-
-    return LocalStorage(s.bucket_dir, s.bucket)
-
-
-_storage: Lazy[Storage] = Lazy(_open)
-get_storage = _storage.get
-reset_storage = _storage.reset

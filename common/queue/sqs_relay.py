@@ -17,7 +17,7 @@ import logging
 import threading
 from typing import Any
 
-from common.jobqueue import post_event
+from common.eventpost import post_event
 
 log = logging.getLogger("imageclassify.sqs_relay")
 

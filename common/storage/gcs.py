@@ -7,7 +7,7 @@ import os
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from common.storage import PAGE, check_key, missing, too_large
+from common.storage.port import PAGE, check_key, missing, too_large
 
 
 class GcsStorage:

@@ -1,0 +1,71 @@
+"""Which adapter serves each port, chosen by configuration: the one place that picks them.
+
+Each client is created once per process, on first use (`Lazy`), so a function
+that never touches a port never pays for its client. The adapters are imported
+here only when chosen: a `register` instance never imports the Pub/Sub or S3
+libraries, and no adapter imports this module (no import circle).
+"""
+
+from __future__ import annotations
+
+from common.config import settings
+from common.lazy import Lazy
+from common.queue.port import Queue
+from common.storage.port import Storage
+from common.store.store import Store
+
+
+def _open_store() -> Store:
+    s = settings()
+    if s.store_backend == "firestore":
+        from common.store.firestore import FirestoreDocuments
+
+        return Store(FirestoreDocuments(s.gcp_project))
+    from common.store.sqlite import SqliteDocuments
+
+    return Store(SqliteDocuments(s.sqlite_path))
+
+
+def _open_storage() -> Storage:
+    s = settings()
+    if s.storage_backend == "gcs":
+        from common.storage.gcs import GcsStorage
+
+        return GcsStorage(s.bucket, s.gcp_project)
+    if s.storage_backend == "s3":
+        from common.storage.s3 import S3Storage
+
+        return S3Storage(s.bucket)
+    from common.storage.local import LocalStorage
+
+    return LocalStorage(s.bucket_dir, s.bucket)
+
+
+def _open_queue() -> Queue:
+    s = settings()
+    if s.queue_backend == "pubsub":
+        from common.queue.pubsub import PubSubQueue
+
+        return PubSubQueue(s.gcp_project, s.pubsub_topic)
+    if s.queue_backend == "sqs":
+        from common.queue.sqs import SqsQueue
+
+        return SqsQueue(s.sqs_queue_url)
+    from common.queue.local import LocalQueue
+
+    return LocalQueue(s.worker_url)
+
+
+_store: Lazy[Store] = Lazy(_open_store, lambda store: store.close())
+_storage: Lazy[Storage] = Lazy(_open_storage)
+_queue: Lazy[Queue] = Lazy(_open_queue)
+get_store, reset_store = _store.get, _store.reset
+get_storage, reset_storage = _storage.get, _storage.reset
+get_queue, reset_queue = _queue.get, _queue.reset
+
+
+def reset_all() -> None:
+    """Forget every client (tests switch backends between suites)."""
+    reset_store()
+    reset_storage()
+    reset_queue()

@@ -1,0 +1,150 @@
+"""What a classify request asks for, read and validated before a token is reserved.
+
+Accepted image sources (exactly one per image): JSON `url`, JSON `image`
+(base64, optionally a `data:` URL), JSON `uri` (an object in the configured
+bucket), a multipart field `file` or `image`, or a raw `image/*` body. A batch
+is JSON `images: [{url|image|uri}, ...]`; an item of a batch that is refused
+here is that item's error (the rest still run, and it is not charged).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+
+from common import errors, web
+from common.config import settings
+
+SOURCES = ("url", "image", "uri")
+FORMS = ("Send exactly one image: JSON {\"url\": ...}, {\"image\": <base64>} or {\"uri\": \"gs://...\"}, "
+         "a multipart field 'file' (or 'image'), a raw body with an image/* Content-Type, "
+         "or a batch {\"images\": [{\"url\": ...}, ...]}.")
+DATA_URL = re.compile(r"data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
+
+
+@dataclass
+class Item:
+    kind: str  # url | uri | bytes
+    value: Any = None
+    refusal: errors.AppError | None = None  # a batch item refused while parsing
+
+
+@dataclass
+class ClassifyRequest:
+    items: list[Item]
+    batch: bool
+    top_k: int = 5
+    min_score: float = 0.0
+    model: str | None = None
+
+
+def _option(body: dict[str, Any], request: flask.Request, name: str) -> Any:
+    return body[name] if name in body else request.args.get(name, request.form.get(name) if request.form else None)
+
+
+def _bounded(value: Any, cast: type, low: float, high: float, refusal: errors.BadRequest) -> Any:
+    """`value` (a JSON number or a query/form string) as `cast`, within [low, high]; else `refusal`."""
+    if isinstance(value, bool) or (cast is int and isinstance(value, float)):
+        raise refusal
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        raise refusal from None
+    if not low <= number <= high:
+        raise refusal
+    return number
+
+
+def _options(req: ClassifyRequest, request: flask.Request, body: dict[str, Any]) -> None:
+    top_k, min_score, model = (_option(body, request, n) for n in ("top_k", "min_score", "model"))
+    if top_k is not None:
+        req.top_k = _bounded(top_k, int, 1, 20, errors.BadRequest("top_k must be a whole number from 1 to 20.",
+                                                                   code="invalid_top_k"))
+    if min_score is not None:
+        req.min_score = _bounded(min_score, float, 0.0, 1.0, errors.BadRequest(
+            "min_score must be a number from 0 to 1.", code="invalid_min_score"))
+    if model is not None:
+        if not isinstance(model, str) or not model:
+            raise errors.BadRequest("model must be a model name.", code="invalid_model")
+        req.model = model
+
+
+def _decode_base64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise errors.BadRequest("image must be a base64 string.", code="invalid_base64")
+    text = DATA_URL.sub("", value.strip(), count=1)
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.BadRequest("image is not valid base64. Encode the file's bytes with standard base64.",
+                                code="invalid_base64") from None
+    if not data:
+        raise errors.BadRequest("image is empty after base64 decoding.", code="empty_image")
+    return data
+
+
+def _item(obj: Any) -> Item:
+    if not isinstance(obj, dict):
+        raise errors.BadRequest("Each image must be a JSON object with one of url, image or uri.",
+                                code="invalid_source")
+    present = [k for k in SOURCES if obj.get(k) not in (None, "")]
+    if len(present) != 1:
+        raise errors.BadRequest(FORMS, code="invalid_source")
+    kind = present[0]
+    value = obj[kind]
+    if kind == "image":
+        return Item("bytes", _decode_base64(value))
+    if not isinstance(value, str) or len(value) > 4096:
+        raise errors.BadRequest(f"{kind} must be a string of at most 4096 characters.", code="invalid_source")
+    if kind == "url":
+        scheme = value.strip().split(":", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise errors.UrlNotAllowed(f"Only http and https URLs can be fetched, not {scheme or 'this'}.")
+    return Item(kind, value)
+
+
+def parse(request: flask.Request) -> ClassifyRequest:
+    """Everything the request asks for, validated before a token is reserved."""
+    mimetype = request.mimetype or ""
+    if mimetype == "multipart/form-data":
+        files = [request.files[n] for n in ("file", "image") if n in request.files]
+        if len(files) != 1:
+            raise errors.BadRequest(FORMS, code="invalid_source")
+        data = files[0].read()
+        if not data:
+            raise errors.BadRequest("The uploaded file is empty (0 bytes).", code="empty_image")
+        req, body = ClassifyRequest([Item("bytes", data)], batch=False), dict(request.form)
+    elif mimetype.startswith("image/") or mimetype == "application/octet-stream":
+        data = web.read_body(request)
+        if not data:
+            raise errors.BadRequest("The request body is empty: send the image file's bytes.", code="empty_image")
+        req, body = ClassifyRequest([Item("bytes", data)], batch=False), {}
+    elif web.is_json(request) or not mimetype:
+        body = web.json_body(request)
+        if "images" in body:
+            images = body["images"]
+            if any(k in body for k in SOURCES):
+                raise errors.BadRequest(FORMS, code="invalid_source")
+            if not isinstance(images, list) or not 1 <= len(images) <= settings().max_batch:
+                raise errors.BadRequest(f"images must be a list of 1 to {settings().max_batch} images.",
+                                        code="invalid_batch")
+            # a bad item in a batch is that item's error; the rest still run
+            req = ClassifyRequest([_batch_item(obj) for obj in images], batch=True)
+        else:
+            req = ClassifyRequest([_item(body)], batch=False)
+    else:
+        raise errors.UnsupportedMediaType(f"Content-Type {mimetype} is not accepted. {FORMS}")
+    _options(req, request, body)
+    return req
+
+
+def _batch_item(obj: Any) -> Item:
+    try:
+        return _item(obj)
+    except errors.AppError as exc:
+        return Item("refused", refusal=exc)

@@ -1,0 +1,77 @@
+"""Who is asking: the account behind an HTTP request.
+
+Any of `Authorization: Bearer <api key>` (a hash and one look-up, no bcrypt),
+HTTP Basic, or `username`/`password` in a JSON body (the seeds' form). Werkzeug
+parses the header; a header it cannot parse is a 401, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from common import accounts, admins, errors, web
+from common.backends import get_store
+from common.store.records import Account
+
+
+def _by_password(username: Any, password: Any) -> Account:
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise errors.Unauthorized("username and password must be strings.")
+    store = get_store()
+    account = store.get_account(username) if accounts.USERNAME_RULE.fullmatch(username) else None
+    if not accounts.check_password(password, account.password_hash if account else None) or account is None:
+        raise errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
+    return account
+
+
+def _by_key(key: str) -> Account:
+    key = key.strip()
+    account = get_store().account_by_key(accounts.key_hash(key)) if key.startswith(accounts.KEY_PREFIX) else None
+    if account is None:
+        raise errors.Unauthorized(
+            "The API key is not valid. Use the key shown at registration, or get a new one with POST /api-key.",
+            code="invalid_api_key",
+        )
+    return account
+
+
+def _body_credentials(request: flask.Request) -> dict[str, Any] | None:
+    """`username`/`password` from a JSON object body or multipart form fields (the seeds' forms), if any."""
+    if request.mimetype == "multipart/form-data":
+        body: dict[str, Any] = dict(request.form)
+    elif web.is_json(request) and request.content_length:
+        body = web.json_body(request, required=False)
+    else:
+        return None
+    return body if "password" in body else None
+
+
+def authenticate(request: flask.Request, *, allow_key: bool = True) -> Account:
+    """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body."""
+    admins.bootstrap_admin()
+    header = request.headers.get("Authorization", "")
+    try:
+        auth = request.authorization
+    except ValueError:  # werkzeug lets b64decode's ValueError out for non-ASCII Basic credentials
+        auth = None
+    if header and auth is None:
+        raise errors.Unauthorized("The Authorization header is malformed. Send Bearer <api key> or Basic "
+                                  "base64(username:password).")
+    if auth is not None and auth.type == "bearer":
+        if not allow_key:
+            raise errors.Unauthorized("This needs your password, not an API key: use HTTP Basic or "
+                                      "username and password in the JSON body.")
+        return _by_key(auth.token or "")
+    if auth is not None and auth.type == "basic":
+        if not auth.password:
+            raise errors.Unauthorized("The Basic authorization header must hold username:password.")
+        return _by_password(auth.username, auth.password)
+    if auth is not None:
+        raise errors.Unauthorized("Unsupported Authorization scheme; use Bearer <api key> or Basic.")
+    body = _body_credentials(request)
+    if body is not None:
+        return _by_password(body.get("username"), body.get("password"))
+    how = "Authorization: Bearer <api key>, HTTP Basic, or" if allow_key else "HTTP Basic or"
+    raise errors.Unauthorized(f"Authentication required: send {how} username and password in the JSON body.")

@@ -1,0 +1,89 @@
+"""Sort-job records and their rules, written once for every adapter.
+
+- A job and the reservation of its tokens are created in one commit.
+- Each image of a job is recorded once (one record per image): a redelivered
+  message changes nothing.
+- A failed image is refunded in the same commit that records it, under one
+  refund id per image, so it can never be refunded twice.
+- A job is done when every image is recorded; a finished job (done, failed,
+  cancelled) records nothing more.
+"""
+
+from __future__ import annotations
+
+from common import errors
+from common.store.ledger import apply_refund, charge
+from common.store.port import DocumentStore, Tx
+from common.store.records import ImageOutcome, Job
+
+JOBS, IMAGES = "jobs", "job_images"
+
+
+def image_refund_id(job_id: str, key: str) -> str:
+    return f"{job_id}:{key}"
+
+
+def unknown_job(job_id: str) -> errors.NotFound:
+    return errors.NotFound(f"There is no job {job_id[:80]!r}.", code="unknown_job")
+
+
+def count(job: Job, outcome: str) -> None:
+    """Add one image's outcome to a job's counters and move it to done when the last one is in."""
+    job.processed += 1
+    if outcome == "failed":
+        job.failed += 1
+    elif outcome == "unmatched":
+        job.unmatched += 1
+    else:
+        job.matched[outcome] = job.matched.get(outcome, 0) + 1
+    job.status = "done" if job.processed >= job.total else "running"
+
+
+class JobRecords:
+    docs: DocumentStore
+
+    def create_job(self, job: Job, spend_amount: int, spend_id: str) -> Job:
+        job.spend_id = spend_id
+
+        def work(tx: Tx) -> None:
+            if spend_amount:
+                charge(tx, job.owner, spend_amount, spend_id)
+            tx.get(JOBS, job.id)
+            tx.put(JOBS, job.id, job.doc())
+
+        self.docs.transact(work)
+        return job
+
+    def get_job(self, job_id: str) -> Job | None:
+        doc = self.docs.get(JOBS, job_id)
+        return Job.from_doc(doc) if doc else None
+
+    def record_image(self, job_id: str, outcome: ImageOutcome) -> bool:
+        """Count one image's outcome; False when it was counted before or the job is finished."""
+
+        def work(tx: Tx) -> bool:
+            doc = tx.get(JOBS, job_id)
+            if doc is None:
+                raise unknown_job(job_id)
+            job = Job.from_doc(doc)
+            record_key = f"{job_id}/{outcome.object}"
+            if job.finished or tx.get(IMAGES, record_key) is not None:
+                return False  # a redelivered message, or a job already closed: already accounted for
+            tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
+                                        "destination": outcome.destination, "detail": outcome.detail})
+            if outcome.outcome == "failed":
+                apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
+            count(job, outcome.outcome)
+            tx.put(JOBS, job_id, job.doc())
+            return True
+
+        return self.docs.transact(work)
+
+    def set_job_status(self, job_id: str, status: str) -> None:
+        def work(tx: Tx) -> None:
+            doc = tx.get(JOBS, job_id)
+            if doc is None:
+                raise unknown_job(job_id)
+            tx.put(JOBS, job_id, {**doc, "status": status})
+
+        self.docs.transact(work)

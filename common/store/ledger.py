@@ -1,0 +1,83 @@
+"""The token ledger's rules, written once for every adapter.
+
+- A spend is one atomic change: the balance never goes below zero, and the
+  spend record is created in the same commit.
+- A spend id that exists already is a replay: nothing is charged again, and
+  the stored reply (if any) comes back.
+- A refund is applied at most once (its id is recorded with it) and the
+  refunds of a spend never add up to more than the spend.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from common import errors
+from common.store.accounts import ACCOUNTS, read_account
+from common.store.port import DocumentStore, Tx
+from common.store.records import Spend
+
+SPENDS, REFUNDS = "spends", "refunds"
+
+
+def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> int:
+    """Take `amount` tokens and record the spend; the new balance. Refused (402) when the balance is short."""
+    account = read_account(tx, username)
+    balance = int(account["tokens"])
+    if balance < amount:
+        raise errors.InsufficientTokens(balance, amount)
+    tx.put(ACCOUNTS, username, {**account, "tokens": balance - amount})
+    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "response": None,
+                              "created": time.time(), **extra})
+    return balance - amount
+
+
+def apply_refund(tx: Tx, username: str, spend_id: str, amount: int, refund_id: str) -> int:
+    """Give back `amount` of a spend unless this refund was applied already or would exceed the spend."""
+    account = read_account(tx, username)
+    balance = int(account["tokens"])
+    if amount <= 0 or tx.get(REFUNDS, refund_id) is not None:
+        return balance
+    spend = tx.get(SPENDS, spend_id)
+    if spend is None or spend["username"] != username or spend["refunded"] + amount > spend["amount"]:
+        return balance  # never refund more than was spent
+    tx.put(REFUNDS, refund_id, {"spend": spend_id, "amount": amount})
+    tx.put(SPENDS, spend_id, {**spend, "refunded": spend["refunded"] + amount})
+    tx.put(ACCOUNTS, username, {**account, "tokens": balance + amount})
+    return balance + amount
+
+
+class Ledger:
+    docs: DocumentStore
+
+    def spend(self, username: str, amount: int, spend_id: str, **extra: Any) -> Spend:
+        def work(tx: Tx) -> Spend:
+            prior = tx.get(SPENDS, spend_id)
+            if prior is not None:
+                balance = int(read_account(tx, username)["tokens"])
+                return Spend(spend_id, balance, replayed=True, response=prior.get("response"),
+                             fingerprint=prior.get("fingerprint"))
+            return Spend(spend_id, charge(tx, username, amount, spend_id, **extra))
+
+        return self.docs.transact(work)
+
+    def refund(self, username: str, spend_id: str, amount: int, refund_id: str) -> int:
+        return self.docs.transact(lambda tx: apply_refund(tx, username, spend_id, amount, refund_id))
+
+    def refill(self, username: str, amount: int) -> int:
+        def work(tx: Tx) -> int:
+            account = read_account(tx, username)
+            balance = int(account["tokens"]) + amount
+            tx.put(ACCOUNTS, username, {**account, "tokens": balance})
+            return balance
+
+        return self.docs.transact(work)
+
+    def save_response(self, spend_id: str, response: dict[str, Any]) -> None:
+        def work(tx: Tx) -> None:
+            spend = tx.get(SPENDS, spend_id)
+            if spend is not None:
+                tx.put(SPENDS, spend_id, {**spend, "response": response})
+
+        self.docs.transact(work)

@@ -1,0 +1,17 @@
+"""`Store`: every record rule of the product over one `DocumentStore` adapter."""
+
+from __future__ import annotations
+
+from common.store.accounts import AccountRecords
+from common.store.jobs import JobRecords
+from common.store.ledger import Ledger
+from common.store.port import DocumentStore
+from common.store.reservations import Reservations
+
+
+class Store(AccountRecords, Ledger, Reservations, JobRecords):
+    def __init__(self, docs: DocumentStore) -> None:
+        self.docs = docs
+
+    def close(self) -> None:
+        self.docs.close()
