@@ -11,24 +11,23 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from common import billing, errors, imagefetch
+from common import billing, errors, imagefetch, spaces
 from common.classify_request import ClassifyRequest, Item
 from common.config import settings
 from common.store.records import Account
 
-Outcome = list[dict[str, Any]] | errors.AppError  # the predictions of one image, or why it failed
+Outcome = dict[str, Any] | errors.AppError  # one image's result (its predictions ...), or why it failed
 
 
-def load(item: Item) -> bytes:
-    """The image bytes of one item (fetched or read from the bucket when needed)."""
+def load(item: Item, owner: str) -> bytes:
+    """The image bytes of one item (fetched, or read from the owner's space of the bucket, when needed)."""
     if item.kind == "url":
         return imagefetch.fetch(item.value)
     if item.kind == "uri":
         from common.backends import get_storage
-        from common.storage.port import key_from_uri
 
         storage = get_storage()
-        return storage.read(key_from_uri(item.value, storage), settings().max_body_bytes)
+        return storage.read(spaces.key_from_uri(item.value, owner, storage), settings().max_body_bytes)
     return bytes(item.value)
 
 
@@ -37,6 +36,8 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
     from common.model import get_model
 
     model = get_model(req.model)  # an unknown model is a 404 before anything is spent
+    for name in req.classes or ():
+        model.resolve(name)  # an unknown class is a 400 before anything is spent
     chargeable = [item for item in req.items if item.refusal is None]
     if not chargeable:
         raise req.items[0].refusal or errors.BadRequest("Nothing to classify.")
@@ -46,7 +47,7 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
     outcomes: list[Outcome] = []
     try:
         for item in req.items:
-            outcomes.append(item.refusal or _classify(model, item, req))
+            outcomes.append(item.refusal or _classify(model, item, req, account.username))
     except BaseException:
         reservation.abandon(used=sum(not isinstance(o, errors.AppError) for o in outcomes))
         raise
@@ -62,19 +63,28 @@ def _fingerprint(req: ClassifyRequest) -> str:
     return billing.fingerprint("classify", items, req.batch, req.top_k, req.min_score, req.model)
 
 
-def _classify(model: Any, item: Item, req: ClassifyRequest) -> Outcome:
+def _classify(model: Any, item: Item, req: ClassifyRequest, owner: str) -> Outcome:
+    from common.model import best_class
+
     try:
-        return list(model.top(model.predict(load(item)), req.top_k, req.min_score))
+        probs = model.predict(load(item, owner))
     except errors.AppError as exc:
         return exc
+    result: dict[str, Any] = {"predictions": model.top(probs, req.top_k, req.min_score or 0.0)}
+    if req.classes:
+        scores = model.class_scores(probs, req.classes)
+        threshold = settings().default_min_score if req.min_score is None else req.min_score
+        result["class_scores"] = {c: round(v, 5) for c, v in scores.items()}
+        result["class"] = best_class(scores, threshold)
+    return result
 
 
 def _reply(model: str, batch: bool, outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
     if batch:
         return 200, {"model": model, "results": [
-            {"index": i, "error": o.body()["error"]} if isinstance(o, errors.AppError)
-            else {"index": i, "predictions": o} for i, o in enumerate(outcomes)]}
+            {"index": i, "error": o.body()["error"]} if isinstance(o, errors.AppError) else {"index": i, **o}
+            for i, o in enumerate(outcomes)]}
     only = outcomes[0]
     if isinstance(only, errors.AppError):
         return only.status, only.body()
-    return 200, {"model": model, "predictions": only}
+    return 200, {"model": model, **only}

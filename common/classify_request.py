@@ -17,13 +17,14 @@ from typing import Any
 
 import flask
 
-from common import errors, web
+from common import classnames, errors, web
 from common.config import settings
 
 SOURCES = ("url", "image", "uri")
 FORMS = ("Send exactly one image: JSON {\"url\": ...}, {\"image\": <base64>} or {\"uri\": \"gs://...\"}, "
          "a multipart field 'file' (or 'image'), a raw body with an image/* Content-Type, "
          "or a batch {\"images\": [{\"url\": ...}, ...]}.")
+MAX_CLASSES = 20
 DATA_URL = re.compile(r"data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 
 
@@ -39,7 +40,8 @@ class ClassifyRequest:
     items: list[Item]
     batch: bool
     top_k: int = 5
-    min_score: float = 0.0
+    min_score: float | None = None
+    classes: list[str] | None = None  # score these classes too, and name the best one (the CLI's `sort`)
     model: str | None = None
 
 
@@ -61,7 +63,13 @@ def _bounded(value: Any, cast: type, low: float, high: float, refusal: errors.Ba
 
 
 def _options(req: ClassifyRequest, request: flask.Request, body: dict[str, Any]) -> None:
-    top_k, min_score, model = (_option(body, request, n) for n in ("top_k", "min_score", "model"))
+    top_k, min_score, model, classes = (_option(body, request, n) for n in ("top_k", "min_score", "model", "classes"))
+    if classes is not None:
+        names = classes.split(",") if isinstance(classes, str) else classes
+        if not isinstance(names, list) or not 1 <= len(names) <= MAX_CLASSES:
+            raise errors.BadRequest(f"classes must be a list of 1 to {MAX_CLASSES} class names.",
+                                    code="invalid_classes")
+        req.classes = classnames.unique(names)
     if top_k is not None:
         req.top_k = _bounded(top_k, int, 1, 20, errors.BadRequest("top_k must be a whole number from 1 to 20.",
                                                                    code="invalid_top_k"))

@@ -86,6 +86,9 @@ class Settings:
     watch_prefix: str
     labels_prefix: str
     autosort_classes: tuple[str, ...]
+    internal_secret: str
+    space_max_bytes: int
+    space_max_files: int
     default_min_score: float
 
 
@@ -120,6 +123,9 @@ def settings() -> Settings:
         sqs_queue_url=_env("SQS_QUEUE_URL", ""),
         watch_prefix=_env("WATCH_PREFIX", "inbox/"),
         labels_prefix=_env("LABELS_PREFIX", "labels/"),
+        internal_secret=_env("INTERNAL_SECRET", ""),
+        space_max_bytes=_int("SPACE_MAX_BYTES", 1024 * MB),
+        space_max_files=_int("SPACE_MAX_FILES", 50_000),
         autosort_classes=tuple(c.strip() for c in _env("AUTOSORT_CLASSES", "").split(",") if c.strip()),
         default_min_score=_float("MIN_SCORE", 0.3),
     )

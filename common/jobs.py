@@ -12,11 +12,11 @@ import time
 import uuid
 from typing import Any
 
-from common import errors
+from common import classnames, errors, signing, spaces
 from common.backends import get_queue, get_storage, get_store
 from common.config import settings
 from common.storage.port import list_all
-from common.store.records import Account, ImageOutcome, Job
+from common.store.records import Account, Job
 
 log = logging.getLogger("imageclassify.jobs")
 MAX_CLASSES = 20
@@ -32,28 +32,19 @@ def validate_classes(classes: Any) -> list[str]:
     if len(classes) > MAX_CLASSES:
         raise errors.BadRequest(f"At most {MAX_CLASSES} classes per job ({len(classes)} given).",
                                 code="invalid_classes")
+    canonical = classnames.unique(classes)
     model = get_model()
-    for name in classes:
-        if not isinstance(name, str) or not name.strip():
-            raise errors.BadRequest(f"Class {name!r} must be a non-empty string.", code="invalid_class")
-        if "/" in name or "\\" in name or ".." in name or len(name) > 64 or name.strip() in ("unmatched",):
-            raise errors.BadRequest(f"Class {name[:80]!r} is not allowed: at most 64 characters, no '/', "
-                                    "no '..', and not 'unmatched'.", code="invalid_class")
+    for name in canonical:
         model.resolve(name)  # unknown names are a 400 listing near matches
-    if len({c.strip().lower() for c in classes}) != len(classes):
-        raise errors.BadRequest("Each class may be named only once.", code="invalid_classes")
-    return [c.strip() for c in classes]
+    return canonical
 
 
 def validate_source(source: Any) -> str:
-    if not isinstance(source, str) or not source.strip("/ "):
-        raise errors.BadRequest("source must be a folder in the bucket, e.g. \"all/\".", code="invalid_source")
-    source = source.strip().lstrip("/")
-    if not source.endswith("/"):
-        source += "/"
-    if any(part in (".", "..") for part in source.split("/")) or "\\" in source or "\x00" in source:
-        raise errors.BadRequest("source must not contain '.' or '..' segments.", code="invalid_source")
-    return source
+    """A folder of the caller's space, relative to it (`all/` is `users/<you>/all/`)."""
+    folder = spaces.clean_path(source, folder=True, what="source")
+    if not folder:
+        raise errors.BadRequest("source must be a folder of your space, e.g. \"all/\".", code="invalid_source")
+    return folder
 
 
 def create_job(account: Account, body: dict[str, Any]) -> Job:
@@ -63,7 +54,7 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
         raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
     objects = []
-    for key in list_all(get_storage(), source):
+    for key in list_all(get_storage(), spaces.space(account.username) + source):
         objects.append(key)
         if len(objects) > MAX_IMAGES:
             raise errors.BadRequest(f"{source} holds more than {MAX_IMAGES} objects; sort a smaller folder.",
@@ -73,18 +64,23 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
               created=time.time())
     get_store().create_job(job, len(objects), f"{account.username}:job:{job.id}")
     try:
-        get_queue().publish([{"job_id": job.id, "object": key} for key in objects])
+        get_queue().publish([signing.sign({"job_id": job.id, "object": key}) for key in objects])
     except Exception as exc:
         log.exception("publishing job %s failed", job.id)
-        for key in objects:  # nothing will run: count every image failed, which refunds its token
-            get_store().record_image(job.id, ImageOutcome(key, "failed", detail="could not be queued"))
-        get_store().set_job_status(job.id, "failed")
+        get_store().finish_job(job.id, "failed", "The job could not be queued.")  # refunds every image
         raise errors.Unavailable("The job could not be queued; no tokens were spent. Retry in a moment.") from exc
     return job
 
 
 def get_job(account: Account, job_id: str) -> Job:
+    """The caller's job; another user's job is a 404, exactly like a missing one."""
     job = get_store().get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
-    if job is None or (job.owner != account.username and not account.is_admin):
+    if job is None or job.owner != account.username:
         raise errors.NotFound(f"There is no job {job_id[:80]!r} of yours.", code="unknown_job")
     return job
+
+
+def cancel_job(account: Account, job_id: str) -> Job:
+    """Stop a job: images not yet sorted are refunded and their queued messages change nothing."""
+    job = get_job(account, job_id)
+    return get_store().finish_job(job.id, "cancelled") if not job.finished else job

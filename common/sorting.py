@@ -12,34 +12,60 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from common import errors
+from common import errors, signing, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
-from common.store.records import ImageOutcome
+from common.store.records import ImageOutcome, Job
 
 log = logging.getLogger("imageclassify.sorting")
 
 
+def _job_and_object(message: Any) -> tuple[Job, str] | None:
+    """The job and object a message names, when we signed it and the object lies in the job's source (in its
+    owner's space); otherwise None and the message is acknowledged and dropped."""
+    if not isinstance(message, dict) or not signing.verified(message) \
+            or not isinstance(message.get("job_id"), str) or not isinstance(message.get("object"), str):
+        log.error("dropping a job message that is malformed or not signed by us")
+        return None
+    job = get_store().get_job(message["job_id"])
+    if job is None or not message["object"].startswith(source_prefix(job)):
+        log.warning("dropping a message for a job that is gone, or an object outside its source")
+        return None
+    return job, message["object"]
+
+
+def source_prefix(job: Job) -> str:
+    return spaces.space(job.owner) + job.source
+
+
 def handle_image(message: Any) -> bool:
-    """Sort one image of a job; False when it was already recorded (a redelivery) or the job is gone."""
+    """Sort one image of a job; False when there was nothing to do."""
     from common.model import best_class, get_model
-    if not isinstance(message, dict) or not isinstance(message.get("job_id"), str) \
-            or not isinstance(message.get("object"), str):
-        log.error("dropping a malformed job message: %r", message)
+
+    named = _job_and_object(message)
+    if named is None:
         return False
-    store, storage = get_store(), get_storage()
-    job = store.get_job(message["job_id"])
-    if job is None:
-        log.error("dropping a message for unknown job %s", message["job_id"])
-        return False
-    key = message["object"]
-    model = get_model()
-    relative = key[len(job.source):] if key.startswith(job.source) else key.rsplit("/", 1)[-1]
+    (job, key), store, storage = named, get_store(), get_storage()
+    model = get_model(job.model)
     try:
         probs = model.predict(storage.read(key, settings().max_body_bytes))
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))
-    chosen = best_class(model.class_scores(probs, job.classes), job.min_score)
-    destination = f"{chosen or 'unmatched'}/{relative}"
-    storage.copy(key, destination)  # copying again on a redelivery is harmless
-    return store.record_image(job.id, ImageOutcome(key, chosen or "unmatched", destination))
+    chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
+    destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
+    # recorded first, copied after: a job cancelled meanwhile gets no file, and a crash between the two is mended
+    # by the redelivery, which finds the record and copies again (the same bytes to the same place)
+    recorded, new = store.record_image_once(job.id, ImageOutcome(key, chosen, destination))
+    if recorded is not None and recorded.destination:
+        storage.copy(key, recorded.destination)
+    return new
+
+
+def handle_dead_letter(message: Any) -> bool:
+    """A message that exhausted its deliveries: count its image failed and refund its token, so the job ends."""
+    named = _job_and_object(message)
+    if named is None:
+        return False
+    job, key = named
+    return get_store().record_image(job.id, ImageOutcome(
+        key, "failed", detail="The image could not be processed after several attempts."))

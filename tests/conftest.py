@@ -128,8 +128,18 @@ def make_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     env = backend_env(name, tmp_path_factory.mktemp(f"api-{name}"), firestore)
     # its own Firestore project, so the store suite's resets never touch it
     env["GOOGLE_CLOUD_PROJECT"] = f"{PROJECT}-{uuid.uuid4().hex[:8]}"
-    env.update(ADMIN_USERNAME="root", ADMIN_PASSWORD="root-password", **extra)
+    env.update(ADMIN_USERNAME="root", ADMIN_PASSWORD="root-password", INTERNAL_SECRET=INTERNAL_SECRET, **extra)
     return Api(name, env)
+
+
+INTERNAL_SECRET = "test-internal-secret"
+
+
+def signed(message: dict) -> dict:
+    """A queue message signed as the functions under test expect (their INTERNAL_SECRET)."""
+    from common.signing import mac
+
+    return {**message, "sig": mac(INTERNAL_SECRET, message)}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "firestore"])

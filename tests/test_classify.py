@@ -142,7 +142,7 @@ def test_batch_charges_only_good_items(classify_api: Api, image_server: str) -> 
     ({"image": "aGVsbG8=", "top_k": 2.5}, 400),
     ({"image": "aGVsbG8=", "min_score": 2}, 400),
     ({"image": "aGVsbG8=", "min_score": "high"}, 400),
-    ({"uri": "gs://some-other-bucket/x.png"}, 403),
+    ({"uri": "gs://some-other-bucket/x.png"}, 404),
     ({"uri": "ftp://bucket/x.png"}, 400),
 ])
 def test_hostile_json_input_costs_nothing(classify_api: Api, body: dict, status: int) -> None:

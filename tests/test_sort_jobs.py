@@ -21,7 +21,7 @@ import requests
 
 from infra import photos
 from infra import processes as servers
-from tests.conftest import PROJECT, Api, aws_env, make_api, new_bucket
+from tests.conftest import PROJECT, Api, aws_env, make_api, new_bucket, signed
 
 PLAN = {"coffee.png": 8, "chelsea.png": 8, "grace_hopper.jpg": 8, "camera.png": 6}
 CLASSES = ["food", "cat", "clothing"]
@@ -37,6 +37,15 @@ class Backend:
 
     def put(self, key: str, data: bytes) -> None:
         self.client.write(key, data)
+
+    def put_in(self, user: dict, path: str, data: bytes) -> None:
+        """A file in the user's space, as if uploaded there."""
+        self.put(f"users/{user['username']}/{path}", data)
+
+    def keys_in(self, user: dict, prefix: str) -> list[str]:
+        """Keys under a folder of the user's space, relative to the space."""
+        space = f"users/{user['username']}/"
+        return [k[len(space):] for k in self.keys(space + prefix)]
 
     def keys(self, prefix: str) -> list[str]:
         from common.storage.port import list_all
@@ -160,13 +169,13 @@ def auth(user: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {user['api_key']}"}
 
 
-def upload_photos(backend: Backend, folder: str) -> int:
+def upload_photos(backend: Backend, user: dict, folder: str) -> int:
     count = 0
     for name, copies in PLAN.items():
         for i in range(copies):
-            backend.put(f"{folder}/{i}-{name}", photos.data(name))
+            backend.put_in(user, f"{folder}/{i}-{name}", photos.data(name))
             count += 1
-    backend.put(f"{folder}/notes.txt", b"these are not the images you are looking for")
+    backend.put_in(user, f"{folder}/notes.txt", b"these are not the images you are looking for")
     return count + 1
 
 
@@ -183,8 +192,8 @@ def wait_done(backend: Backend, job_id: str, user: dict, timeout: float = 120) -
 
 def test_job_sorts_a_folder(backend: Backend) -> None:
     folder = f"all-{uuid.uuid4().hex[:6]}"
-    total = upload_photos(backend, folder)
     user = user_with(backend, 40)
+    total = upload_photos(backend, user, folder)
     r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
                       json={"classes": CLASSES, "source": f"{folder}/"})
     assert r.status_code == 202, r.text
@@ -196,15 +205,15 @@ def test_job_sorts_a_folder(backend: Backend) -> None:
     assert job["percentage"] == 100.0
     assert backend.api.balance(user["api_key"]) == 40 - (total - 1)
     for cls, photo in (("food", "coffee.png"), ("cat", "chelsea.png"), ("clothing", "grace_hopper.jpg")):
-        keys = [k for k in backend.keys(f"{cls}/") if k.endswith(photo)]
-        assert len(keys) >= PLAN[photo], (cls, keys)
-    assert len([k for k in backend.keys("unmatched/") if k.endswith("camera.png")]) >= 6
+        keys = [k for k in backend.keys_in(user, f"{cls}/") if k.endswith(photo)]
+        assert len(keys) == PLAN[photo], (cls, keys)
+    assert len([k for k in backend.keys_in(user, "unmatched/") if k.endswith("camera.png")]) == 6
 
 
 def test_seed_style_job_paths(backend: Backend) -> None:
     folder = f"seed-{uuid.uuid4().hex[:6]}"
-    backend.put(f"{folder}/a.png", photos.data("coffee.png"))
     user = user_with(backend, 5)
+    backend.put_in(user, f"{folder}/a.png", photos.data("coffee.png"))
     r = requests.post(backend.api.url("sort_job", "/classification-job"), headers=auth(user),
                       json={"classes": ["food"], "source": folder})
     assert r.status_code == 202, r.text
@@ -215,16 +224,16 @@ def test_seed_style_job_paths(backend: Backend) -> None:
 
 def test_redelivered_message_changes_nothing(backend: Backend) -> None:
     folder = f"redeliver-{uuid.uuid4().hex[:6]}"
-    backend.put(f"{folder}/x.png", photos.data("chelsea.png"))
     user = user_with(backend, 5)
+    backend.put_in(user, f"{folder}/x.png", photos.data("chelsea.png"))
     job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
                            json={"classes": ["cat"], "source": folder}).json()["id"]
     before = wait_done(backend, job_id, user)
-    body = json.dumps({"job_id": job_id, "object": f"{folder}/x.png"}).encode()
+    message = {"job_id": job_id, "object": f"users/{user['username']}/{folder}/x.png"}
     from common.eventpost import post_event
 
     for _ in range(2):
-        assert post_event(backend.api.url("sort_worker", "/"), body) == 200
+        assert post_event(backend.api.url("sort_worker", "/"), signed(message)) == 200
     after = wait_done(backend, job_id, user)
     assert after == before and after["matched"] == {"cat": 1} and after["processed"] == 1
     assert backend.api.balance(user["api_key"]) == 4
@@ -274,11 +283,11 @@ def test_empty_source_is_done_at_once_and_short_balance_is_402(backend: Backend)
     assert r.status_code == 202 and r.json()["status"] == "done" and r.json()["total"] == 0
     folder = f"many-{uuid.uuid4().hex[:6]}"
     for i in range(6):
-        backend.put(f"{folder}/{i}.png", photos.data("coffee.png"))
+        backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))
     short = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
                           json={"classes": ["food"], "source": folder})
     assert short.status_code == 402 and short.json()["error"]["needed"] == 6
-    assert backend.api.balance(user["api_key"]) == 5 and not backend.keys("food/" + folder)
+    assert backend.api.balance(user["api_key"]) == 5 and not backend.keys_in(user, "food/" + folder)
 
 
 def test_jobs_are_private(backend: Backend) -> None:
@@ -290,15 +299,14 @@ def test_jobs_are_private(backend: Backend) -> None:
     assert requests.get(job_url).status_code == 401
     assert requests.get(backend.api.url("sort_job", "/jobs/doesnotexist"), headers=auth(owner)).status_code == 404
     assert requests.get(backend.api.url("sort_job", "/jobs/..%2F..%2Fetc"), headers=auth(owner)).status_code == 404
-    root = requests.get(job_url, auth=("root", "root-password"))
-    assert root.status_code == 200
+    assert requests.get(job_url, auth=("root", "root-password")).status_code == 404  # not even an admin's
 
 
 def test_worker_killed_mid_job(backend: Backend) -> None:
     folder = f"kill-{uuid.uuid4().hex[:6]}"
-    for i in range(30):
-        backend.put(f"{folder}/{i}.png", photos.data("coffee.png" if i % 2 else "chelsea.png"))
     user = user_with(backend, 30)
+    for i in range(30):
+        backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png" if i % 2 else "chelsea.png"))
     job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
                            json={"classes": ["food", "cat"], "source": folder}).json()["id"]
     deadline = time.monotonic() + 30
@@ -308,4 +316,62 @@ def test_worker_killed_mid_job(backend: Backend) -> None:
     job = wait_done(backend, job_id, user, 120)
     assert job["status"] == "done" and job["matched"] == {"food": 15, "cat": 15} and job["processed"] == 30
     # the class folders hold the objects by their path relative to the job's source
-    assert {f"food/{i}.png" for i in range(1, 30, 2)} <= set(backend.keys("food/"))
+    assert {f"food/{i}.png" for i in range(1, 30, 2)} == set(backend.keys_in(user, "food/"))
+
+
+def test_spaces_are_private(backend: Backend) -> None:
+    """A user's uri, job source and job outputs stay in their own space; another's answers 404."""
+    owner, other = user_with(backend, 5), user_with(backend, 5)
+    backend.put_in(owner, "mine/a.png", photos.data("coffee.png"))
+    storage = backend.client
+    own_uri = f"{storage.scheme}://{storage.bucket}/users/{owner['username']}/mine/a.png"
+    classify = backend.api.url("classify", "/classify")
+    r = requests.post(classify, headers=auth(owner), json={"uri": own_uri})
+    assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "espresso", r.text
+    for uri in (own_uri, f"{storage.scheme}://{storage.bucket}/mine/a.png",
+                f"{storage.scheme}://{storage.bucket}/users/{other['username']}/../{owner['username']}/mine/a.png"):
+        r = requests.post(classify, headers=auth(other), json={"uri": uri})
+        assert r.status_code in (400, 404) and r.json()["error"]["code"] in ("unknown_object", "invalid_path"), r.text
+    job = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(other),
+                        json={"classes": ["food"], "source": "mine/"}).json()
+    assert job["total"] == 0  # the other user's own (empty) mine/, never the owner's
+    assert backend.api.balance(other["api_key"]) == 5 and backend.api.balance(owner["api_key"]) == 4
+
+
+def test_cancel_refunds_what_is_left(backend: Backend) -> None:
+    folder = f"cancel-{uuid.uuid4().hex[:6]}"
+    user = user_with(backend, 20)
+    for i in range(20):
+        backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                           json={"classes": ["food"], "source": folder}).json()["id"]
+    r = requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(user))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    time.sleep(2)  # messages still queued arrive and change nothing
+    after = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(user)).json()
+    assert after["status"] == "cancelled" and after["processed"] == r.json()["processed"]
+    assert backend.api.balance(user["api_key"]) == 20 - after["processed"]
+    assert len(backend.keys_in(user, "food/")) == after["processed"]
+    other = user_with(backend, 5)
+    assert requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(other)).status_code == 404
+
+
+def test_forged_messages_change_nothing(backend: Backend) -> None:
+    folder = f"forged-{uuid.uuid4().hex[:6]}"
+    user = user_with(backend, 5)
+    backend.put_in(user, f"{folder}/x.png", photos.data("chelsea.png"))
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+                           json={"classes": ["cat"], "source": folder}).json()["id"]
+    before = wait_done(backend, job_id, user)
+    from common.eventpost import post_event
+
+    worker, dead = backend.api.url("sort_worker", "/"), backend.api.url("sort_dead_letter", "/")
+    for i in range(5):  # unsigned, wrongly signed, and signed but outside the job's source
+        key = f"users/{user['username']}/{folder}/made-up-{i}.png"
+        for url in (worker, dead):
+            assert post_event(url, {"job_id": job_id, "object": key}) == 200
+            assert post_event(url, {"job_id": job_id, "object": key, "sig": "0" * 64}) == 200
+            assert post_event(url, signed({"job_id": job_id, "object": f"users/someone/{folder}/x.png"})) == 200
+    after = wait_done(backend, job_id, user)
+    assert after == before and after["processed"] == 1
+    assert backend.api.balance(user["api_key"]) == 4

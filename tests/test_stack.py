@@ -46,9 +46,10 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
         assert requests.post(base + "/refill", json={"username": "alice", "amount": 10},
                              headers={"Authorization": f"Bearer {admin}"}).json()["tokens"] == 14
         bucket = tmp_path / "data" / "bucket"
+        space = bucket / "users" / "alice"
         for i, name in enumerate(["coffee.png", "chelsea.png", "grace_hopper.jpg", "coffee.png"]):
-            (bucket / "all").mkdir(parents=True, exist_ok=True)
-            shutil.copy(photos.path(name), bucket / "all" / f"{i}-{name}")
+            (space / "all").mkdir(parents=True, exist_ok=True)
+            shutil.copy(photos.path(name), space / "all" / f"{i}-{name}")
         job = requests.post(base + "/jobs", headers=auth, json={"classes": ["food", "cat", "clothing"],
                                                                 "source": "all/"}).json()
         for _ in range(200):
@@ -57,7 +58,7 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
                 break
             time.sleep(0.2)
         assert status["matched"] == {"food": 2, "cat": 1, "clothing": 1}
-        assert (bucket / "food" / "0-coffee.png").exists() and (bucket / "cat" / "1-chelsea.png").exists()
+        assert (space / "food" / "0-coffee.png").exists() and (space / "cat" / "1-chelsea.png").exists()
         (bucket / "inbox").mkdir(exist_ok=True)
         shutil.copy(photos.path("camera.png"), bucket / "inbox" / "camera.png")
         labels = bucket / "labels" / "inbox" / "camera.png.json"

@@ -17,6 +17,15 @@ def test_write_read_copy(storage) -> None:  # type: ignore[no-untyped-def]
     assert storage.read("all/a.jpg", 100) == b"beta"
 
 
+def test_delete(storage) -> None:  # type: ignore[no-untyped-def]
+    storage.write("users/a/x.png", b"x")
+    storage.delete("users/a/x.png")
+    with pytest.raises(errors.NotFound):
+        storage.read("users/a/x.png", 10)
+    with pytest.raises(errors.NotFound):
+        storage.delete("users/a/x.png")
+
+
 def test_missing_and_too_large(storage) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(errors.NotFound):
         storage.read("nothing/here.png", 100)
@@ -39,8 +48,9 @@ def test_list_by_prefix_paginated(storage) -> None:  # type: ignore[no-untyped-d
         if token is None:
             break
         page, token = storage.list("all/", token, 10)
-    assert sorted(everything) == sorted(k for k in keys if k.startswith("all/"))
-    assert sorted(list_all(storage, "all/")) == sorted(everything)
+    assert sorted(o.key for o in everything) == sorted(k for k in keys if k.startswith("all/"))
+    assert all(o.size == 1 for o in everything)
+    assert sorted(list_all(storage, "all/")) == sorted(o.key for o in everything)
     assert list(list_all(storage, "empty/")) == []
 
 

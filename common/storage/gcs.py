@@ -7,7 +7,7 @@ import os
 from google.api_core import exceptions as gexc
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from common.storage.port import PAGE, check_key, missing, too_large
+from common.storage.port import PAGE, Object, check_key, missing, too_large
 
 
 class GcsStorage:
@@ -23,13 +23,14 @@ class GcsStorage:
         self.bucket = bucket
         self._bucket = self.client.bucket(bucket)
 
-    def list(self, prefix: str, page_token: str | None = None, page_size: int = PAGE) -> tuple[list[str], str | None]:
+    def list(self, prefix: str, page_token: str | None = None,
+             page_size: int = PAGE) -> tuple[list[Object], str | None]:
         blobs = self.client.list_blobs(self.bucket, prefix=prefix, page_size=page_size, page_token=page_token)
         page = next(blobs.pages, None)
         if page is None:
             return [], None
-        keys = [blob.name for blob in page if not blob.name.endswith("/")]
-        return keys, blobs.next_page_token or None
+        objects = [Object(blob.name, int(blob.size or 0)) for blob in page if not blob.name.endswith("/")]
+        return objects, blobs.next_page_token or None
 
     def read(self, key: str, max_bytes: int) -> bytes:
         blob = self._bucket.get_blob(check_key(key))
@@ -44,6 +45,12 @@ class GcsStorage:
 
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._bucket.blob(check_key(key)).upload_from_string(data, content_type=content_type)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._bucket.delete_blob(check_key(key))
+        except gexc.NotFound:
+            raise missing(key) from None
 
     def copy(self, source: str, destination: str) -> None:
         try:

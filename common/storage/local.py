@@ -8,7 +8,9 @@ import tempfile
 from pathlib import Path
 
 from common import errors
-from common.storage.port import PAGE, check_key, missing, too_large
+from common.storage.port import PAGE, Object, check_key, missing, too_large
+
+FILE_MODE = 0o644
 
 
 class LocalStorage:
@@ -26,15 +28,24 @@ class LocalStorage:
             raise errors.BadRequest(f"{key[:100]!r} escapes the bucket.", code="invalid_key")
         return path
 
-    def list(self, prefix: str, page_token: str | None = None, page_size: int = PAGE) -> tuple[list[str], str | None]:
-        keys = sorted(
-            str(p.relative_to(self.root)) for p in self.root.rglob("*")
-            if p.is_file() and not p.name.startswith(".") and str(p.relative_to(self.root)).startswith(prefix)
-        )
-        if page_token:
-            keys = [k for k in keys if k > page_token]
-        page = keys[:page_size]
-        return page, (page[-1] if len(keys) > page_size else None)
+    def list(self, prefix: str, page_token: str | None = None,
+             page_size: int = PAGE) -> tuple[list[Object], str | None]:
+        # walk only the folder the prefix names (a prefix may end inside a file or folder name)
+        folder = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not folder.resolve().is_relative_to(self.root) or not folder.is_dir():
+            return [], None
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                key = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                if key.startswith(prefix) and (page_token is None or key > page_token):
+                    found.append(key)
+        found.sort()
+        page = [Object(k, (self.root / k).stat().st_size) for k in found[:page_size]]
+        return page, (page[-1].key if len(found) > page_size else None)
 
     def read(self, key: str, max_bytes: int) -> bytes:
         path = self.path(key)
@@ -51,7 +62,14 @@ class LocalStorage:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; a bucket file is readable like any other
         os.replace(tmp, path)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.path(key).unlink()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise missing(key) from None
 
     def copy(self, source: str, destination: str) -> None:
         src, dst = self.path(source), self.path(destination)
@@ -61,4 +79,5 @@ class LocalStorage:
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
         os.close(fd)
         shutil.copyfile(src, tmp)
+        shutil.copymode(src, tmp)  # the output keeps the source's permissions
         os.replace(tmp, dst)

@@ -9,33 +9,47 @@ opens the configured one. Keys are bucket-relative paths such as
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from common import errors
 
 PAGE = 1000
 
 
+class Object(NamedTuple):
+    key: str
+    size: int
+
+
 class Storage(Protocol):
     scheme: str
     bucket: str
 
-    def list(self, prefix: str, page_token: str | None = None, page_size: int = PAGE) -> tuple[list[str], str | None]:
-        """One page of keys under `prefix`, in key order, and the token of the next page (None at the end)."""
+    def list(self, prefix: str, page_token: str | None = None,
+             page_size: int = PAGE) -> tuple[list[Object], str | None]:
+        """One page of objects under `prefix`, in key order, and the token of the next page (None at the end)."""
         ...
 
     def read(self, key: str, max_bytes: int) -> bytes: ...
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
     def copy(self, source: str, destination: str) -> None: ...
 
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is a 404."""
+        ...
 
-def list_all(storage: Storage, prefix: str) -> Iterator[str]:
+
+def list_objects(storage: Storage, prefix: str) -> Iterator[Object]:
     token: str | None = None
     while True:
-        keys, token = storage.list(prefix, token)
-        yield from keys
+        objects, token = storage.list(prefix, token)
+        yield from objects
         if token is None:
             return
+
+
+def list_all(storage: Storage, prefix: str) -> Iterator[str]:
+    return (o.key for o in list_objects(storage, prefix))
 
 
 def check_key(key: str) -> str:
@@ -54,15 +68,3 @@ def too_large(key: str, limit: int) -> errors.PayloadTooLarge:
 
 def missing(key: str) -> errors.NotFound:
     return errors.NotFound(f"There is no object {key!r} in the bucket.", code="unknown_object")
-
-
-def key_from_uri(uri: str, storage: Storage) -> str:
-    """The key inside our bucket that a `gs://` or `s3://` URI names; other buckets are refused."""
-    scheme, sep, rest = uri.partition("://")
-    bucket, _, key = rest.partition("/")
-    if not sep or scheme not in ("gs", "s3"):
-        raise errors.BadRequest("uri must look like gs://BUCKET/KEY or s3://BUCKET/KEY.", code="invalid_uri")
-    if scheme != storage.scheme or bucket != storage.bucket:
-        raise errors.Forbidden(f"Only objects in {storage.scheme}://{storage.bucket}/ can be classified by uri.",
-                               code="bucket_not_allowed")
-    return check_key(key)

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from common.storage.port import PAGE, check_key, missing, too_large
+from common.storage.port import PAGE, Object, check_key, missing, too_large
 
 
 def _not_found(exc: ClientError) -> bool:
@@ -21,13 +21,14 @@ class S3Storage:
         self.client: Any = boto3.client("s3")
         self.bucket = bucket
 
-    def list(self, prefix: str, page_token: str | None = None, page_size: int = PAGE) -> tuple[list[str], str | None]:
+    def list(self, prefix: str, page_token: str | None = None,
+             page_size: int = PAGE) -> tuple[list[Object], str | None]:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": page_size}
         if page_token:
             kwargs["ContinuationToken"] = page_token
         page = self.client.list_objects_v2(**kwargs)
-        keys = [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-        return keys, page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        objects = [Object(o["Key"], int(o["Size"])) for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+        return objects, page.get("NextContinuationToken") if page.get("IsTruncated") else None
 
     def read(self, key: str, max_bytes: int) -> bytes:
         try:
@@ -43,6 +44,15 @@ class S3Storage:
 
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data, ContentType=content_type)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except ClientError as exc:
+            if _not_found(exc):
+                raise missing(key) from None
+            raise
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def copy(self, source: str, destination: str) -> None:
         try:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import time
+
 from common import errors
 from common.store.ledger import apply_refund, charge
 from common.store.port import DocumentStore, Tx
@@ -37,6 +39,7 @@ def count(job: Job, outcome: str) -> None:
     else:
         job.matched[outcome] = job.matched.get(outcome, 0) + 1
     job.status = "done" if job.processed >= job.total else "running"
+    job.updated = time.time()
 
 
 class JobRecords:
@@ -60,24 +63,56 @@ class JobRecords:
 
     def record_image(self, job_id: str, outcome: ImageOutcome) -> bool:
         """Count one image's outcome; False when it was counted before or the job is finished."""
+        return self.record_image_once(job_id, outcome)[1]
 
-        def work(tx: Tx) -> bool:
+    def record_image_once(self, job_id: str, outcome: ImageOutcome) -> tuple[ImageOutcome | None, bool]:
+        """(the image's recorded outcome, whether this call recorded it). The outcome recorded first stands, so a
+        redelivery gets the same answer; a job that finished before the image was recorded gives (None, False)."""
+
+        def work(tx: Tx) -> tuple[ImageOutcome | None, bool]:
             doc = tx.get(JOBS, job_id)
             if doc is None:
                 raise unknown_job(job_id)
             job = Job.from_doc(doc)
             record_key = f"{job_id}/{outcome.object}"
-            if job.finished or tx.get(IMAGES, record_key) is not None:
-                return False  # a redelivered message, or a job already closed: already accounted for
+            prior = tx.get(IMAGES, record_key)
+            if prior is not None:  # a redelivered message: already accounted for
+                return ImageOutcome(prior["object"], prior["outcome"], prior["destination"], prior["detail"]), False
+            if job.finished:
+                return None, False
             tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
                                         "destination": outcome.destination, "detail": outcome.detail})
             if outcome.outcome == "failed":
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
             count(job, outcome.outcome)
             tx.put(JOBS, job_id, job.doc())
-            return True
+            return outcome, True
 
         return self.docs.transact(work)
+
+    def finish_job(self, job_id: str, status: str, error: str | None = None) -> Job:
+        """End a job that is not finished (cancelled by its owner, or closed by the sweeper): the images not yet
+        processed are counted failed and their tokens refunded, once; later messages change nothing."""
+
+        def work(tx: Tx) -> Job:
+            doc = tx.get(JOBS, job_id)
+            if doc is None:
+                raise unknown_job(job_id)
+            job = Job.from_doc(doc)
+            if job.finished:
+                return job
+            remaining = job.total - job.processed
+            apply_refund(tx, job.owner, job.spend_id, remaining, f"{job_id}:finish")
+            job.failed += remaining if status != "cancelled" else 0
+            job.status, job.error, job.updated = status, error, time.time()
+            tx.put(JOBS, job_id, job.doc())
+            return job
+
+        return self.docs.transact(work)
+
+    def unfinished_jobs(self, limit: int = 500) -> list[Job]:
+        return [Job.from_doc(doc) for status in ("queued", "running")
+                for _, doc in self.docs.find(JOBS, "status", status, limit)]
 
     def set_job_status(self, job_id: str, status: str) -> None:
         def work(tx: Tx) -> None:

@@ -47,6 +47,8 @@ class Job:
     created: float = 0.0
     model: str | None = None
     spend_id: str = ""
+    updated: float = 0.0
+    error: str | None = None
 
     FINAL = ("done", "failed", "cancelled")
 
@@ -78,6 +80,7 @@ class Job:
             "min_score": self.min_score,
             "model": self.model,
             "created": self.created,
+            **({"error": self.error} if self.error else {}),
         }
 
 

@@ -7,9 +7,10 @@ from common.store.jobs import JobRecords
 from common.store.ledger import Ledger
 from common.store.port import DocumentStore
 from common.store.reservations import Reservations
+from common.store.usage import UsageRecords
 
 
-class Store(AccountRecords, Ledger, Reservations, JobRecords):
+class Store(AccountRecords, Ledger, Reservations, JobRecords, UsageRecords):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = docs
 

@@ -2,6 +2,7 @@
 
 - `sort_job` (HTTP): `POST /jobs` (or `/classification-job`) creates a job; `GET /jobs/<id>` polls it.
 - `sort_worker` (CloudEvent): sorts one image of a job; delivered by the queue (local, Pub/Sub push, SQS relay).
+- `sort_dead_letter` (CloudEvent): a message that exhausted its deliveries; its image is failed and refunded.
 - `on_upload` (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
 """
 
@@ -24,18 +25,29 @@ def sort_job(request: flask.Request) -> flask.Response:
         web.require_method(request, "POST")
         job = jobs.create_job(httpauth.authenticate(request), web.json_body(request))
         return web.respond(job.public(), 202, {"Location": f"{path}/{job.id}"})
-    web.require_method(request, "GET")
-    return web.respond(jobs.get_job(httpauth.authenticate(request), path.rsplit("/", 1)[-1]).public())
+    web.require_method(request, "GET", "DELETE")
+    account, job_id = httpauth.authenticate(request), path.rsplit("/", 1)[-1]
+    if request.method == "DELETE":
+        return web.respond(jobs.cancel_job(account, job_id).public())
+    return web.respond(jobs.get_job(account, job_id).public())
+
+
+def _message(event: CloudEvent) -> object:
+    try:
+        return events.event_data(event)[0]
+    except errors.BadRequest as exc:
+        log.error("dropping an undecodable event %s: %s", event["id"], exc.message)
+        return None  # acknowledged: redelivering it would never succeed
 
 
 @functions_framework.cloud_event
 def sort_worker(event: CloudEvent) -> None:
-    try:
-        message, _ = events.event_data(event)
-    except errors.BadRequest as exc:
-        log.error("dropping an undecodable event %s: %s", event["id"], exc.message)
-        return  # acknowledged: redelivering it would never succeed
-    sorting.handle_image(message)  # transient failures raise, so the queue delivers the message again
+    sorting.handle_image(_message(event))  # transient failures raise, so the queue delivers the message again
+
+
+@functions_framework.cloud_event
+def sort_dead_letter(event: CloudEvent) -> None:
+    sorting.handle_dead_letter(_message(event))
 
 
 @functions_framework.cloud_event

@@ -1,0 +1,81 @@
+"""`/files`: put, list, read and delete the images of the caller's space, within a per-account quota.
+
+Only images go in (recognised by their first bytes, before anything is
+stored): the space feeds sort jobs and training. The quota is counted in the
+store as files pass through here; files an operator drops straight into the
+bucket folder are not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import errors, spaces
+from common.backends import get_storage, get_store
+from common.config import settings
+from common.storage.port import Object
+from common.store.records import Account
+
+MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
+         (b"GIF89a", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+PAGE_MAX = 1000
+
+
+def image_type(data: bytes) -> str:
+    """The media type of image bytes, or a 415 that says what can be stored."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, media_type in MAGIC:
+        if data.startswith(magic):
+            return media_type
+    raise errors.UnsupportedMediaType("Only images can be stored in your space: send a JPEG, PNG, GIF, WebP, BMP "
+                                      "or TIFF file as the raw request body.", code="not_an_image")
+
+
+def _existing(key: str) -> Object | None:
+    found, _ = get_storage().list(key, None, 1)
+    return found[0] if found and found[0].key == key else None
+
+
+def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
+    if not data:
+        raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
+    if path.endswith("/"):
+        raise errors.BadRequest("Name a file, not a folder: PUT /files/<folder>/<name>.", code="invalid_path")
+    key, media_type = spaces.key(account.username, path), image_type(data)
+    old = _existing(key)
+    s, store = settings(), get_store()
+    store.change_usage(account.username, len(data) - (old.size if old else 0), 0 if old else 1,
+                       s.space_max_bytes, s.space_max_files)
+    try:
+        get_storage().write(key, data, media_type)
+    except BaseException:
+        store.change_usage(account.username, -(len(data) - (old.size if old else 0)), -1 if not old else 0,
+                           s.space_max_bytes, s.space_max_files)
+        raise
+    return {"path": spaces.relative(account.username, key), "size": len(data)}
+
+
+def listing(account: Account, prefix: str, page_token: str | None, limit: int) -> dict[str, Any]:
+    folder = spaces.space(account.username) + spaces.clean_path(prefix, what="prefix")
+    objects, token = get_storage().list(folder, page_token or None, max(1, min(limit, PAGE_MAX)))
+    return {"files": [{"path": spaces.relative(account.username, o.key), "size": o.size} for o in objects],
+            "next": token}
+
+
+def read(account: Account, path: str) -> tuple[bytes, str]:
+    data = get_storage().read(spaces.key(account.username, path), settings().max_body_bytes)
+    try:
+        return data, image_type(data)
+    except errors.UnsupportedMediaType:
+        return data, "application/octet-stream"
+
+
+def delete(account: Account, path: str) -> None:
+    key = spaces.key(account.username, path)
+    old = _existing(key)
+    if old is None:
+        raise errors.NotFound(f"There is no file {path[:200]!r} in your space.", code="unknown_object")
+    get_storage().delete(key)
+    s = settings()
+    get_store().change_usage(account.username, -old.size, -1, s.space_max_bytes, s.space_max_files)

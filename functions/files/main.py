@@ -1,0 +1,34 @@
+"""The `files` function: the caller's space of the bucket.
+
+`PUT /files/<path>` (raw image body) -> 201 `{path, size}`; `GET /files?prefix=&page_token=&limit=` ->
+`{files: [{path, size}], next}`; `GET /files/<path>` -> the bytes; `DELETE /files/<path>` -> 204.
+"""
+
+import flask
+import functions_framework
+
+from common import errors, files, httpauth, web
+
+
+@functions_framework.http
+@web.endpoint
+def files_api(request: flask.Request) -> flask.Response:
+    web.require_method(request, "GET", "PUT", "DELETE")
+    account = httpauth.authenticate(request)
+    _, mounted, rest = request.path.partition("/files")
+    if not mounted or (rest and not rest.startswith("/")):
+        raise errors.NotFound("No such endpoint: use /files or /files/<path>.")
+    path = rest[1:]
+    if not path:
+        web.require_method(request, "GET")
+        limit, page = request.args.get("limit", ""), request.args.get("next") or request.args.get("page_token")
+        return web.respond(files.listing(account, request.args.get("prefix", ""), page,
+                                         int(limit) if limit.isdigit() else files.PAGE_MAX))
+    if request.method == "PUT":
+        return web.respond(files.put(account, path, web.read_body(request)), 201)
+    if request.method == "DELETE":
+        files.delete(account, path)
+        return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+    data, media_type = files.read(account, path)
+    return flask.Response(data, mimetype=media_type, headers={
+        "Cache-Control": "no-store", "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})

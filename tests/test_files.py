@@ -1,0 +1,95 @@
+"""`/files`: the caller's space of the bucket, on the local folder, fake-gcs-server and moto's S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from infra import photos
+from tests.conftest import Api, make_api, new_bucket
+
+PNG = photos.data("coffee.png")
+
+
+@pytest.fixture(scope="module", params=["local", "gcs", "s3"])
+def files_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    tmp = tmp_path_factory.mktemp(f"files-{request.param}")
+    api = make_api(request, tmp_path_factory, "sqlite", SPACE_MAX_FILES="6", SPACE_MAX_BYTES=str(3 * len(PNG) + 10),
+                   MAX_BODY_BYTES=str(2 * 1024 * 1024), **new_bucket(str(request.param), request, tmp))
+    yield api
+    api.stop()
+
+
+def url(api: Api, path: str = "") -> str:
+    return api.url("files_api", "/files" + path)
+
+
+def bearer(user: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user['api_key']}"}
+
+
+def test_put_list_read_delete(files_api: Api) -> None:
+    user = files_api.register()
+    r = requests.put(url(files_api, "/cats/a b+1.png"), data=PNG, headers=bearer(user))
+    assert r.status_code == 201 and r.json() == {"path": "cats/a b+1.png", "size": len(PNG)}, r.text
+    assert requests.put(url(files_api, "/dogs/x.jpg"), data=photos.data("grace_hopper.jpg"),
+                        headers=bearer(user)).status_code == 201
+    listing = requests.get(url(files_api), params={"prefix": "cats/"}, headers=bearer(user)).json()
+    assert listing == {"files": [{"path": "cats/a b+1.png", "size": len(PNG)}], "next": None}
+    first = requests.get(url(files_api), params={"limit": "1"}, headers=bearer(user)).json()
+    assert len(first["files"]) == 1 and first["next"]
+    rest = requests.get(url(files_api), params={"limit": "1", "next": first["next"]}, headers=bearer(user)).json()
+    assert rest["files"][0]["path"] != first["files"][0]["path"]
+    got = requests.get(url(files_api, "/cats/a b+1.png"), headers=bearer(user))
+    assert got.status_code == 200 and got.content == PNG and got.headers["Content-Type"] == "image/png"
+    assert requests.delete(url(files_api, "/cats/a b+1.png"), headers=bearer(user)).status_code == 204
+    assert requests.get(url(files_api, "/cats/a b+1.png"), headers=bearer(user)).status_code == 404
+    assert requests.delete(url(files_api, "/cats/a b+1.png"), headers=bearer(user)).status_code == 404
+
+
+def test_another_users_files_are_404(files_api: Api) -> None:
+    owner, other = files_api.register(), files_api.register()
+    requests.put(url(files_api, "/secret.png"), data=PNG, headers=bearer(owner))
+    assert requests.get(url(files_api, "/secret.png"), headers=bearer(other)).status_code == 404
+    assert requests.delete(url(files_api, "/secret.png"), headers=bearer(other)).status_code == 404
+    assert requests.get(url(files_api), headers=bearer(other)).json()["files"] == []
+    for hostile in (f"/../{owner['username']}/secret.png", f"/..%2F{owner['username']}%2Fsecret.png"):
+        r = requests.get(url(files_api, hostile), headers=bearer(other))
+        assert r.status_code in (400, 404), r.text
+    assert requests.get(url(files_api, "/secret.png"), headers=bearer(owner)).content == PNG
+    assert requests.get(url(files_api, "/secret.png")).status_code == 401
+
+
+@pytest.mark.parametrize("path, body, status, code", [
+    ("/notes.txt", b"just text", 415, "not_an_image"),
+    ("/empty.png", b"", 400, "empty_file"),
+    ("/folder/", PNG, 400, "invalid_path"),
+    ("/a/%2E%2E/%2E%2E/b.png", PNG, 400, "invalid_path"),
+    ("/a//b.png", PNG, 400, "invalid_path"),
+], ids=["text", "empty", "folder", "dot-dot", "empty-segment"])
+def test_bad_uploads(files_api: Api, path: str, body: bytes, status: int, code: str) -> None:
+    user = files_api.register()
+    r = requests.put(url(files_api, path), data=body, headers=bearer(user))
+    assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+    assert requests.get(url(files_api), headers=bearer(user)).json()["files"] == []
+
+
+def test_oversized_body_is_413(files_api: Api) -> None:
+    user = files_api.register()
+    r = requests.put(url(files_api, "/big.png"), data=b"\x89PNG\r\n\x1a\n" + b"0" * (3 * 1024 * 1024),
+                     headers=bearer(user))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_quota(files_api: Api, tmp_path: Path) -> None:
+    user = files_api.register()
+    for i in range(3):
+        assert requests.put(url(files_api, f"/q/{i}.png"), data=PNG, headers=bearer(user)).status_code == 201
+    r = requests.put(url(files_api, "/q/3.png"), data=PNG, headers=bearer(user))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "quota_exceeded", r.text
+    assert requests.put(url(files_api, "/q/0.png"), data=PNG, headers=bearer(user)).status_code == 201  # replace
+    assert requests.delete(url(files_api, "/q/0.png"), headers=bearer(user)).status_code == 204
+    assert requests.put(url(files_api, "/q/3.png"), data=PNG, headers=bearer(user)).status_code == 201
