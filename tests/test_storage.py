@@ -74,12 +74,16 @@ def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:  # type: ign
         local.read("link/secret.txt", 100)
 
 
-def test_uri_must_name_our_bucket(storage) -> None:  # type: ignore[no-untyped-def]
-    from common.storage.port import key_from_uri
+def test_uri_must_name_our_bucket_and_the_callers_space(storage) -> None:  # type: ignore[no-untyped-def]
+    from common.spaces import key_from_uri
 
-    uri = f"{storage.scheme}://{storage.bucket}/all/a.png"
-    assert key_from_uri(uri, storage) == "all/a.png"
-    with pytest.raises(errors.Forbidden):
-        key_from_uri(f"{storage.scheme}://someone-else/all/a.png", storage)
+    base = f"{storage.scheme}://{storage.bucket}"
+    assert key_from_uri(f"{base}/users/alice/all/a.png", "alice", storage) == "users/alice/all/a.png"
+    for uri in (f"{storage.scheme}://someone-else/users/alice/all/a.png", f"{base}/users/bob/all/a.png",
+                f"{base}/all/a.png", f"{base}/users/alicex/a.png"):
+        with pytest.raises(errors.NotFound):
+            key_from_uri(uri, "alice", storage)
     with pytest.raises(errors.BadRequest):
-        key_from_uri(f"{storage.scheme}://{storage.bucket}/../x", storage)
+        key_from_uri(f"{base}/users/alice/../bob/x", "alice", storage)
+    with pytest.raises(errors.BadRequest):
+        key_from_uri("ftp://x/y", "alice", storage)
