@@ -53,12 +53,22 @@ def _open_queue() -> Queue:
         return SqsQueue(s.sqs_queue_url)
     from common.queue.local import LocalQueue
 
-    return LocalQueue(s.worker_url)
+    return LocalQueue(s.queue_path, s.worker_url, s.dead_letter_url, headers=internal_headers(),
+                      lease=s.queue_lease, max_attempts=s.queue_max_attempts)
+
+
+def internal_headers() -> dict[str, str]:
+    """What the local stack's own deliveries carry, so its internal endpoints can tell them from anyone else's."""
+    secret = settings().internal_secret
+    return {INTERNAL_HEADER: secret} if secret else {}
+
+
+INTERNAL_HEADER = "X-Internal-Token"
 
 
 _store: Lazy[Store] = Lazy(_open_store, lambda store: store.close())
 _storage: Lazy[Storage] = Lazy(_open_storage)
-_queue: Lazy[Queue] = Lazy(_open_queue)
+_queue: Lazy[Queue] = Lazy(_open_queue, lambda queue: getattr(queue, "stop", lambda: None)())
 get_store, reset_store = _store.get, _store.reset
 get_storage, reset_storage = _storage.get, _storage.reset
 get_queue, reset_queue = _queue.get, _queue.reset

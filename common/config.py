@@ -81,6 +81,12 @@ class Settings:
     bucket_dir: Path
     queue_backend: str
     worker_url: str
+    dead_letter_url: str
+    queue_path: Path
+    queue_lease: float
+    queue_max_attempts: int
+    job_stall_seconds: float
+    sweep_interval: float
     pubsub_topic: str
     sqs_queue_url: str
     watch_prefix: str
@@ -119,6 +125,12 @@ def settings() -> Settings:
         bucket_dir=Path(_env("BUCKET_DIR", str(data_dir / "bucket"))),
         queue_backend=_choice("QUEUE_BACKEND", "local", ("local", "pubsub", "sqs")),
         worker_url=_env("WORKER_URL", "http://127.0.0.1:8080/_worker"),
+        dead_letter_url=_env("DEAD_LETTER_URL", "http://127.0.0.1:8080/_dead_letter"),
+        queue_path=Path(_env("QUEUE_PATH", str(data_dir / "queue.db"))),
+        queue_lease=_float("QUEUE_LEASE", 60.0),
+        queue_max_attempts=_int("QUEUE_MAX_ATTEMPTS", 5),
+        job_stall_seconds=_float("JOB_STALL_SECONDS", 900.0),
+        sweep_interval=_float("SWEEP_INTERVAL", 30.0),
         pubsub_topic=_env("PUBSUB_TOPIC", "sort-images"),
         sqs_queue_url=_env("SQS_QUEUE_URL", ""),
         watch_prefix=_env("WATCH_PREFIX", "inbox/"),

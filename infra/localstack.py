@@ -22,6 +22,7 @@ on the Firestore and Pub/Sub emulators and fake-gcs-server instead.
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import logging
 import os
@@ -40,19 +41,28 @@ ROUTES = routes()
 class Dispatcher:
     """Sends each request to the functions-framework app of its target."""
 
-    def __init__(self, apps: dict[str, Any]) -> None:
-        self.apps = apps
+    def __init__(self, apps: dict[str, Any], internal_token: str) -> None:
+        self.apps, self.internal_token = apps, internal_token
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         first = environ.get("PATH_INFO", "/").strip("/").split("/", 1)[0]
         if first == "healthz":
             return self._json(start_response, "200 OK", {"status": "ok", "functions": sorted(self.apps)})
         target = ROUTES.get(first)
-        if target is None or target not in self.apps:
+        if target is None or target not in self.apps or (TARGETS[target].internal and not self._ours(environ)):
             paths = sorted(f"/{p}" for p in ROUTES if not p.startswith("_"))
             return self._json(start_response, "404 Not Found", {"error": {
                 "status": 404, "code": "not_found", "message": f"No such endpoint. Try one of: {', '.join(paths)}."}})
         return self.apps[target](environ, start_response)
+
+    def _ours(self, environ: dict[str, Any]) -> bool:
+        """An internal endpoint answers only the stack's own queue, watcher and sweeper (a header), or a Pub/Sub
+        push subscription the stack created (a `token` in its endpoint's query string)."""
+        from urllib.parse import parse_qs
+
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        offered = environ.get("HTTP_X_INTERNAL_TOKEN") or query.get("token", [""])[0]
+        return hmac.compare_digest(offered.encode(), self.internal_token.encode())
 
     @staticmethod
     def _json(start_response: Any, status: str, body: dict[str, Any]) -> list[bytes]:
@@ -70,7 +80,8 @@ def start_emulators(port: int, data_dir: Path) -> list[Any]:
     project = os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "imageclassify-local")
     firestore, pubsub = processes.firestore_emulator(), processes.pubsub_emulator()
     base = f"{pubsub.url}/v1/projects/{project}"
-    for topic, endpoint in (("sort-images", "_worker"), ("bucket-uploads", "_upload")):
+    token = os.environ["INTERNAL_SECRET"]
+    for topic, endpoint in (("sort-images", f"_worker?token={token}"), ("bucket-uploads", f"_upload?token={token}")):
         requests.put(f"{base}/topics/{topic}", json={}, timeout=10)
         requests.put(f"{base}/topics/{topic}-dead-letter", json={}, timeout=10)
         requests.put(f"{base}/subscriptions/{topic}-push", timeout=10, json={
@@ -121,6 +132,49 @@ Ctrl-C stops everything.
 """
 
 
+def internal_secret(data_dir: Path) -> str:
+    """The stack's secret for its internal endpoints and message signatures, kept with its data (0600), so
+    messages queued before a restart still verify after it."""
+    import secrets
+
+    path = data_dir / "internal.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def start_background(port: int, stop: threading.Event) -> None:
+    """The stack's own machinery: queue delivery (resuming what a previous run left), the bucket watcher and the
+    sweeper, each a daemon thread that ends with the process."""
+    from common.backends import get_queue, internal_headers
+    from common.config import settings
+    from common.sweeper import sweep
+
+    s = settings()
+    queue = get_queue()
+    if hasattr(queue, "start"):
+        queue.start()
+    if s.storage_backend == "local":
+        from infra.watcher import watch
+
+        s.bucket_dir.mkdir(parents=True, exist_ok=True)
+        threading.Thread(target=watch, daemon=True, args=(s.bucket_dir, s.watch_prefix, s.bucket,
+                                                          f"http://127.0.0.1:{port}/_upload", stop,
+                                                          0.5, internal_headers())).start()
+
+    def sweeping() -> None:
+        while not stop.wait(s.sweep_interval):
+            try:
+                sweep()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                logging.getLogger("imageclassify.sweeper").exception("sweep failed")
+
+    threading.Thread(target=sweeping, name="sweeper", daemon=True).start()
+
+
 def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
@@ -137,21 +191,16 @@ def main() -> None:
     os.environ["DATA_DIR"] = str(data_dir)
     os.environ.setdefault("MODELS_DIR", str(data_dir / "models"))
     os.environ.setdefault("WORKER_URL", f"http://127.0.0.1:{args.port}/_worker")
+    os.environ.setdefault("DEAD_LETTER_URL", f"http://127.0.0.1:{args.port}/_dead_letter")
+    os.environ["INTERNAL_SECRET"] = internal_secret(data_dir)
     emulators = start_emulators(args.port, data_dir) if args.emulators else []
     stop = threading.Event()
     try:
         from werkzeug.serving import make_server
 
-        server = make_server("127.0.0.1", args.port, Dispatcher(build_apps()), threaded=True)
-        from common.config import settings
-
-        s = settings()
-        if s.storage_backend == "local":
-            from infra.watcher import watch
-
-            s.bucket_dir.mkdir(parents=True, exist_ok=True)
-            threading.Thread(target=watch, daemon=True, args=(s.bucket_dir, s.watch_prefix, s.bucket,
-                                                              f"http://127.0.0.1:{args.port}/_upload", stop)).start()
+        server = make_server("127.0.0.1", args.port, Dispatcher(build_apps(), os.environ["INTERNAL_SECRET"]),
+                             threaded=True)
+        start_background(args.port, stop)
         signal.signal(signal.SIGTERM, _interrupt)
         print(banner(args.port, bool(emulators)), flush=True)
         try:

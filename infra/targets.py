@@ -7,7 +7,8 @@ Terraform resource, which `tests/test_terraform.py` then demands).
 - `signature`: `http`, or `cloudevent` for targets fed by a queue or a bucket
 - `routes`:    the first path segments the local stack sends to it (`_` marks internal ones)
 - `trigger`:   how the cloud reaches it: `http` (public, authenticates every request itself),
-               `queue` (Pub/Sub push, internal) or `bucket` (Eventarc object finalized, internal)
+               `queue` (Pub/Sub push, internal), `bucket` (Eventarc object finalized, internal) or
+               `schedule` (Cloud Scheduler with OIDC, internal)
 - `model`:     whether its bundle carries the model files
 """
 
@@ -46,6 +47,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("sort_worker", "sort_job", "cloudevent", routes=("_worker",), trigger="queue", model=True),
     Target("sort_dead_letter", "sort_job", "cloudevent", routes=("_dead_letter",), trigger="queue"),
     Target("on_upload", "sort_job", "cloudevent", routes=("_upload",), trigger="bucket", model=True),
+    Target("sweeper", "sort_job", routes=("_sweep",), trigger="schedule"),
 )}
 
 

@@ -7,7 +7,6 @@ Files present when it starts are taken as already seen.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
@@ -26,16 +25,17 @@ def snapshot(root: Path, prefix: str) -> dict[str, tuple[int, int]]:
             for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
 
 
-def watch(root: Path, prefix: str, bucket: str, target: str, stop: threading.Event, interval: float = 0.5) -> None:
+def watch(root: Path, prefix: str, bucket: str, target: str, stop: threading.Event, interval: float = 0.5,
+          headers: dict[str, str] | None = None) -> None:
     seen = snapshot(root, prefix)
     while not stop.wait(interval):
         current = snapshot(root, prefix)
         for key, stamp in sorted(current.items()):
             if seen.get(key) != stamp:
-                body = json.dumps({"bucket": bucket, "name": key, "size": str(stamp[1])}).encode()
+                data = {"bucket": bucket, "name": key, "size": str(stamp[1])}
                 try:
                     source = f"//storage.googleapis.com/projects/_/buckets/{bucket}"
-                    status = post_event(target, body, GCS_FINALIZED, source)
+                    status = post_event(target, data, GCS_FINALIZED, source, headers=headers)
                     if status >= 300:
                         log.warning("on_upload answered %s for %s", status, key)
                         continue  # try again next round

@@ -128,3 +128,53 @@ def test_concurrent_same_idempotency_key_spends_once(store: Store) -> None:
         t.join()
     assert results.count("ok") == 10
     assert store.get_account("alice").tokens == 9  # type: ignore[union-attr]
+
+
+def test_keyed_reservation_replays_only_the_same_request(store: Store) -> None:
+    new_account(store, tokens=10)
+    spend_id, balance, replay = store.reserve("alice", 2, 60, "k1", "fp-a")
+    assert balance == 8 and replay is None
+    with pytest.raises(errors.Conflict):  # still running
+        store.reserve("alice", 2, 60, "k1", "fp-a")
+    assert store.settle("alice", spend_id, 1, "k1", {"status": 200, "body": {"n": 1}}) == 9
+    again = store.reserve("alice", 2, 60, "k1", "fp-a")
+    assert again == (spend_id, 9, {"status": 200, "body": {"n": 1}})  # replayed, charged nothing
+    with pytest.raises(errors.UnprocessableRequest) as reused:
+        store.reserve("alice", 2, 60, "k1", "fp-b")
+    assert reused.value.code == "idempotency_key_reused"
+    assert store.get_account("alice").tokens == 9  # type: ignore[union-attr]
+
+
+def test_failed_attempt_runs_again(store: Store) -> None:
+    new_account(store, tokens=10)
+    first, _, _ = store.reserve("alice", 3, 60, "k2", "fp")
+    assert store.settle("alice", first, 1, "k2", failed=True) == 9
+    second, balance, replay = store.reserve("alice", 3, 60, "k2", "fp")
+    assert second != first and replay is None and balance == 6
+
+
+def test_reservation_expires_once_and_late_settle_changes_nothing(store: Store) -> None:
+    new_account(store, tokens=10)
+    spend_id, _, _ = store.reserve("alice", 4, 0.01, "k3", "fp")
+    time.sleep(0.05)
+    assert store.expire_reservations() == 1
+    assert store.expire_reservations() == 0
+    assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
+    assert store.settle("alice", spend_id, 4) == 10  # the request finished after all: nothing changes
+    _, balance, replay = store.reserve("alice", 1, 60, "k3", "fp")  # its key expired with it: runs again
+    assert replay is None and balance == 9
+
+
+def test_concurrent_expiry_and_settle_refund_once(store: Store) -> None:
+    new_account(store, tokens=50)
+    ids = [store.reserve("alice", 2, 0.01)[0] for _ in range(10)]
+    time.sleep(0.05)
+    threads = [threading.Thread(target=store.expire_reservations)] + [
+        threading.Thread(target=store.settle, args=("alice", i, 1)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.expire_reservations()
+    tokens = store.get_account("alice").tokens  # type: ignore[union-attr]
+    assert 30 + 10 <= tokens <= 50  # each reservation refunded exactly once: by settle (1) or expiry (2)

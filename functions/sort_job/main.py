@@ -3,6 +3,7 @@
 - `sort_job` (HTTP): `POST /jobs` (or `/classification-job`) creates a job; `GET /jobs/<id>` polls it.
 - `sort_worker` (CloudEvent): sorts one image of a job; delivered by the queue (local, Pub/Sub push, SQS relay).
 - `sort_dead_letter` (CloudEvent): a message that exhausted its deliveries; its image is failed and refunded.
+- `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs.
 - `on_upload` (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
 """
 
@@ -13,6 +14,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from common import errors, events, httpauth, jobs, labelling, sorting, web
+from common import sweeper as sweeping
 
 log = logging.getLogger("imageclassify.sort_job")
 
@@ -59,3 +61,10 @@ def on_upload(event: CloudEvent) -> None:
         return
     for bucket, key in objects:
         labelling.label_upload(bucket, key)
+
+
+@functions_framework.http
+@web.endpoint
+def sweeper(request: flask.Request) -> flask.Response:
+    web.require_method(request, "POST")
+    return web.respond(sweeping.sweep())

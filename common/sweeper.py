@@ -1,0 +1,44 @@
+"""Close the books that nothing else will close: expired reservations and jobs whose messages are all gone.
+
+Safe to run anywhere, at any time, any number of times at once: each step is
+one of the store's exactly-once rules. The local stack runs it every
+SWEEP_INTERVAL seconds; in the cloud Cloud Scheduler calls the `sweeper`
+function.
+
+- A reservation not settled within its lease (a request that died between
+  reserving and replying) is refunded, once; its late settle changes nothing.
+- A job that is not finished and has not moved for JOB_STALL_SECONDS is
+  closed: the images not processed are counted failed and refunded. With the
+  embedded queue, a job with no message left is closed after a short grace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from common.backends import get_queue, get_store
+from common.config import settings
+
+log = logging.getLogger("imageclassify.sweeper")
+GRACE = 10.0  # seconds a job with no message left may still be recording its last image
+
+
+def sweep(now: float | None = None) -> dict[str, Any]:
+    now = now or time.time()
+    store, stall = get_store(), settings().job_stall_seconds
+    refunded = store.expire_reservations(now)
+    queue = get_queue()
+    pending = getattr(queue, "pending", None)
+    closed = []
+    for job in store.unfinished_jobs():
+        idle = now - max(job.updated, job.created)
+        orphaned = pending is not None and idle > GRACE and pending(job.id) == 0
+        if idle > stall or orphaned:
+            store.finish_job(job.id, "failed" if job.processed == 0 else "done",
+                             "Some images were never processed; their tokens were refunded.")
+            closed.append(job.id)
+    if refunded or closed:
+        log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) closed", refunded, len(closed))
+    return {"reservations_refunded": refunded, "jobs_closed": closed}
