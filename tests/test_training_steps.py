@@ -104,7 +104,7 @@ def test_split_is_stratified_complete_and_seeded() -> None:
         assert val == max(1, round(n / 10)) and test == max(1, round(n / 10))
         assert (y[split.train] == c).sum() == n - val - test
     again = stratified_split(y, seed=7)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, [again.train, again.validation, again.test]))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, [again.train, again.validation, again.test], strict=True))
     other = stratified_split(y, seed=8)
     assert not np.array_equal(split.test, other.test)
     assert split.sizes() == {"train": 211, "validation": 28, "test": 28}
@@ -177,7 +177,7 @@ def test_augment_shapes_and_determinism() -> None:
     image = crop()
     views = aug.augment(image, 3, seed=11)
     assert len(views) == 3 and all(v.shape == (224, 224, 3) and v.dtype == np.uint8 for v in views)
-    assert all(np.array_equal(a, b) for a, b in zip(views, aug.augment(image, 3, seed=11)))
+    assert all(np.array_equal(a, b) for a, b in zip(views, aug.augment(image, 3, seed=11), strict=True))
     assert not np.array_equal(views[0], aug.augment(image, 1, seed=12)[0])
     assert not any(np.array_equal(v, image) for v in views)
     assert aug.augment(image, 0) == []
@@ -210,7 +210,7 @@ def test_augment_field_default() -> None:
 def blobs(counts: list[int], dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1.5, (len(counts), dim))
-    x = np.concatenate([rng.normal(c, 1.0, (n, dim)) for c, n in zip(centres, counts)]).astype(np.float32)
+    x = np.concatenate([rng.normal(c, 1.0, (n, dim)) for c, n in zip(centres, counts, strict=True)]).astype(np.float32)
     return x * 40 + 3, np.repeat(np.arange(len(counts)), counts)  # unscaled features: standardisation matters
 
 

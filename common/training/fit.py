@@ -95,7 +95,8 @@ def lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndarr
         d = -_two_loop(g, s_hist, y_hist)
         slope = float(g @ d)
         if slope >= 0:  # not a descent direction: restart from the gradient
-            s_hist.clear(), y_hist.clear()
+            s_hist.clear()
+            y_hist.clear()
             d, slope = -g, -float(g @ g)
         step = 1.0 if s_hist else 1.0 / max(1.0, float(np.linalg.norm(g)))
         while True:
@@ -141,10 +142,11 @@ def fit_softmax(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_v
     std[std < 1e-6] = 1.0  # a constant feature carries nothing; leave it at zero after centring
     weights = class_weights(y_train, classes)
     problem = _Problem((x_train - mean) / std, y_train, classes, weights)
+    grid: tuple[float, ...] = l2_grid
     if len(y_val) == 0:
         z_val, y_val, grid = problem.z, y_train, (1e-3,)
     else:
-        z_val, grid = (x_val - mean) / std, l2_grid
+        z_val = (x_val - mean) / std
     w_val = weights[y_val] / max(weights[y_val].sum(), 1e-12)
     theta = np.zeros(problem.z.shape[1] * classes + classes)
     best: tuple[float, float, int, np.ndarray] | None = None

@@ -36,7 +36,7 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
 
 
 def _ratio(num: float, den: float) -> float | None:
-    return round(num / den, DIGITS) if den > 0 else None
+    return round(float(num) / float(den), DIGITS) if den > 0 else None
 
 
 def evaluate(y_true: Sequence[int] | np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:

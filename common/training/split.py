@@ -37,7 +37,7 @@ def held_out(n: int, fraction: float) -> int:
     return max(1, int(round(n * fraction))) if n >= MIN_FOR_HELD_OUT else 0
 
 
-def stratified_split(classes: Sequence[int], seed: int = 0,
+def stratified_split(classes: Sequence[int] | np.ndarray, seed: int = 0,
                      fractions: tuple[float, float, float] = FRACTIONS) -> Split:
     """Split items, given by their class index, into train/validation/test within each class."""
     y = np.asarray(classes, dtype=np.int64)
