@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pytest
@@ -124,7 +125,7 @@ def keys(counts: dict[str, int], ext: str = "jpg") -> list[str]:
     return [f"{P}{label}/{i}.{ext}" for label, n in counts.items() for i in range(n)]
 
 
-def refusal(listing: list[str]) -> errors.BadRequest:
+def refusal(listing: Iterable[str]) -> errors.BadRequest:
     with pytest.raises(errors.BadRequest) as refused:
         list_dataset(listing, P)
     return refused.value
@@ -141,6 +142,20 @@ def test_dataset_groups_folders_and_skips_non_images() -> None:
                                f"{P}cat/noext"}
 
 
+def test_dataset_stops_reading_a_huge_listing_early() -> None:
+    def endless() -> Iterator[str]:
+        i = 0
+        while True:
+            yield f"{P}c{i % 3}/{i}.jpg"
+            i += 1
+
+    assert refusal(endless()).code == "too_many_images"
+
+
+def test_dataset_at_the_image_limit_is_accepted() -> None:
+    assert list_dataset(keys({"cat": 10_000, "dog": 10_000}), P).images == 20_000
+
+
 def test_dataset_merges_spellings_of_one_class() -> None:
     ds = list_dataset(keys({"hot dog": 2, "hot_dog": 2, "HOT-DOG": 1, "taco": 5}), P)
     assert ds.labels == ["HOT-DOG", "taco"] and [len(k) for k in ds.keys] == [5, 5]
@@ -152,7 +167,7 @@ def test_dataset_merges_spellings_of_one_class() -> None:
     (keys({"cat": 9}), "too_few_classes", ["at least 2", "found 1"]),
     (keys({"cat": 5, "dog": 4, "emu": 1}), "class_too_small", ["dog (4)", "emu (1)", "at least 5"]),
     (keys({f"c{i}": 5 for i in range(201)}), "too_many_classes", ["at most 200", "201"]),
-    (keys({"cat": 10_000, "dog": 10_001}), "too_many_images", ["20,001", "20,000"]),
+    (keys({"cat": 10_000, "dog": 10_001}), "too_many_images", ["more than 20,000"]),
     (keys({"cat\x07": 5, "dog": 5}), "bad_class_name", ["printable"]),
     (keys({"x" * 101: 5, "dog": 5}), "bad_class_name", ["100"]),
     (keys({"_-_": 5, "dog": 5}), "bad_class_name", ["Rename"]),

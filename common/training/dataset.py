@@ -62,6 +62,7 @@ def list_dataset(keys: Iterable[str], prefix: str) -> Dataset:
     """Group the keys under `prefix` into classes and check the limits (raises `errors.BadRequest`)."""
     groups: dict[str, tuple[str, list[str]]] = {}
     skipped: list[str] = []
+    count = 0
     for key in keys:
         if not key.startswith(prefix):
             continue
@@ -69,6 +70,10 @@ def list_dataset(keys: Iterable[str], prefix: str) -> Dataset:
         if len(parts) < 2 or any(p.startswith(".") for p in parts) or not is_image_key(key):
             skipped.append(key)
             continue
+        count += 1
+        if count > MAX_IMAGES:  # stop reading a huge listing as soon as the answer is known
+            raise errors.BadRequest(f"The folder holds more than {MAX_IMAGES:,} images; a model trains on at "
+                                    f"most {MAX_IMAGES:,}. Use a smaller folder.", code="too_many_images")
         _check_label(parts[0])
         # the first spelling met (in sorted key order) is the label shown; the others merge into it
         label, members = groups.setdefault(normalise_class(parts[0]), (parts[0], []))
@@ -85,9 +90,6 @@ def validate(dataset: Dataset, prefix: str) -> None:
     if dataset.images == 0:
         raise errors.BadRequest(f"There are no images under {prefix!r}. Put each class's images in its own "
                                 "folder, e.g. cat/1.jpg and dog/1.jpg.", code="empty_dataset")
-    if dataset.images > MAX_IMAGES:
-        raise errors.BadRequest(f"The folder holds {dataset.images:,} images; a model trains on at most "
-                                f"{MAX_IMAGES:,}. Use a smaller folder.", code="too_many_images")
     if len(dataset.labels) < MIN_CLASSES:
         raise errors.BadRequest(f"A model needs at least {MIN_CLASSES} classes (subfolders with images); found "
                                 f"{len(dataset.labels)}.", code="too_few_classes")

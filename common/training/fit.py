@@ -141,7 +141,9 @@ def fit_softmax(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_v
     std = x_train.std(axis=0)
     std[std < 1e-6] = 1.0  # a constant feature carries nothing; leave it at zero after centring
     weights = class_weights(y_train, classes)
-    problem = _Problem((x_train - mean) / std, y_train, classes, weights)
+    z = x_train - mean  # one standardised copy, made in place: the rows can be hundreds of MB
+    z /= std
+    problem = _Problem(z, y_train, classes, weights)
     grid: tuple[float, ...] = l2_grid
     if len(y_val) == 0:
         z_val, y_val, grid = problem.z, y_train, (1e-3,)
