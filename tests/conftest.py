@@ -158,7 +158,8 @@ def models_dir() -> Path:
 
     path = Path(os.environ.get("MODELS_DIR", REPO / ".data" / "models")).resolve()
     os.environ["MODELS_DIR"] = str(path)
-    if not (path / "efficientnet_lite0.tflite").exists():
+    built = ["efficientnet_lite0.tflite", "efficientnet_lite0_features.tflite", "efficientnet_lite0.head.npz"]
+    if not all((path / name).exists() for name in built):
         subprocess.run([sys.executable, "-m", "infra.build_model", "--if-missing", "--models-dir", str(path)],
                        cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     return path

@@ -36,18 +36,40 @@ def test_build_checks_port_and_tflite_parity(tmp_path: Path) -> None:
     assert report["top5_agree"] == len(photos.PHOTOS)
     labels = json.loads((tmp_path / "efficientnet_lite0.labels.json").read_text())
     assert len(labels["classes"]) == 1000 and labels["classes"][967]["label"] == "espresso"
+    backbone = report["backbone"]  # features @ W + b reproduce the classifier's logits
+    assert backbone["max_abs_logit_diff"] <= 1e-4 and backbone["max_abs_diff_vs_tflite_classifier"] <= 1e-4
+    assert backbone["top5_agree"] == len(photos.PHOTOS) and backbone["features"] == 1280
+    for name in ("efficientnet_lite0_features.tflite", "efficientnet_lite0.head.npz", "efficientnet_lite0.head.json"):
+        assert (tmp_path / name).is_file(), name
     fp32_size = (tmp_path / "efficientnet_lite0.tflite").stat().st_size
     half = build("efficientnet_lite0", None, tmp_path / "fp16", fp16=True)
     assert half["top5_agree"] == len(photos.PHOTOS) and half["bytes"] < 0.6 * fp32_size
+    assert half["backbone"]["top5_agree"] == len(photos.PHOTOS)
+
+
+@pytest.mark.slow
+def test_if_missing_builds_only_the_missing_backbone(tmp_path: Path, models_dir: Path) -> None:
+    import shutil
+
+    for name in ("efficientnet_lite0.tflite", "efficientnet_lite0.labels.json"):
+        shutil.copy(models_dir / name, tmp_path / name)
+    classifier = (tmp_path / "efficientnet_lite0.tflite").stat()
+    command = [sys.executable, "-m", "infra.build_model", "--if-missing", "--models-dir", str(tmp_path)]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=600, check=True)
+    assert "backbone and head only" in out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["backbone"]["max_abs_diff_vs_tflite_classifier"] <= 1e-4 and "top5_agree" not in report
+    assert (tmp_path / "efficientnet_lite0_features.tflite").is_file()
+    assert (tmp_path / "efficientnet_lite0.tflite").stat().st_mtime_ns == classifier.st_mtime_ns
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=600, check=True)
+    assert again.stdout == "" and again.stderr == ""  # everything there: nothing to do
 
 
 def test_served_tflite_matches_reference_logits(lite0) -> None:  # type: ignore[no-untyped-def]
     ref = np.load(REFERENCE)
-    interp = lite0.interpreter
     for name, expected in zip(ref["photos"], ref["logits"], strict=True):
-        interp.set_tensor(interp.get_input_details()[0]["index"], photos.crop(str(name))[None].astype(np.float32))
-        interp.invoke()
-        got = interp.get_tensor(interp.get_output_details()[0]["index"])[0]
+        got = lite0.logits(photos.crop(str(name)))
         assert np.abs(got - expected).max() < 1e-3, name
         assert list(np.argsort(got)[::-1][:5]) == list(np.argsort(expected)[::-1][:5])
 

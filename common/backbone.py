@@ -1,0 +1,93 @@
+"""The shared feature extractor: EfficientNet-Lite0 up to its 1280-wide pooled features, served by LiteRT.
+
+One backbone, many heads: the built-in ImageNet classifier and every custom
+model are this network plus a linear head (`common.heads`), so a process loads
+the backbone once (0.2 s, ~90 MB) however many models it serves, and training
+a custom model needs no TensorFlow, only these embeddings and numpy. The file
+is `<model>_features.tflite`, written by `infra/build_model.py`; it takes the
+same uint8-range 1xHxWx3 float32 crop as the classifier (the `(x-127)/128`
+preprocessing is inside the network).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import images
+from common.config import settings
+
+DEFAULT = "efficientnet_lite0"
+_backbones: dict[Path, Backbone] = {}
+_lock = threading.Lock()
+
+
+def features_path(models_dir: Path, model: str = DEFAULT) -> Path:
+    return models_dir / f"{model}_features.tflite"
+
+
+@dataclass
+class Backbone:
+    path: Path
+    input_size: int
+    resize: int
+    width: int
+    interpreter: Any
+    input_index: int
+    output_index: int
+    # XNNPACK already uses every core for one image; the lock keeps threads from sharing its tensors.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, path: Path) -> Backbone:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        size = int(inp["shape"][1])
+        # The project's crop rule: shorter side to 256/224 of the input size, then the centre square.
+        return cls(path=path, input_size=size, resize=round(size * 256 / 224), width=int(out["shape"][-1]),
+                   interpreter=interpreter, input_index=inp["index"], output_index=out["index"])
+
+    def prepare(self, data: bytes) -> np.ndarray:
+        """The HxWx3 uint8 crop this backbone takes, from untrusted image bytes (limits checked first)."""
+        return images.prepare(data, self.input_size, self.resize)
+
+    def embed(self, crop: np.ndarray) -> np.ndarray:
+        """The (width,) float32 pooled features of one HxWx3 uint8 crop."""
+        if crop.shape != (self.input_size, self.input_size, 3):
+            raise ValueError(f"expected a {self.input_size}x{self.input_size}x3 crop, got {crop.shape}")
+        batch = crop[np.newaxis].astype(np.float32)
+        with self.lock:
+            self.interpreter.set_tensor(self.input_index, batch)
+            self.interpreter.invoke()
+            return np.array(self.interpreter.get_tensor(self.output_index)[0], dtype=np.float32)
+
+    def embed_batch(self, crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """(N, width) float32 features, one inference per crop (the file has a fixed batch of one, which is
+        what lets XNNPACK plan the graph once; batching gains nothing measurable on CPU)."""
+        out = np.empty((len(crops), self.width), dtype=np.float32)
+        for i, crop in enumerate(crops):
+            out[i] = self.embed(crop)
+        return out
+
+
+def get_backbone(model: str = DEFAULT) -> Backbone:
+    """The backbone of `model`, loaded on first use and kept for the life of the process."""
+    path = features_path(settings().models_dir, model)
+    backbone = _backbones.get(path)
+    if backbone is not None:
+        return backbone
+    with _lock:
+        if path not in _backbones:
+            if not path.is_file():  # a deployment fault, not the client's: logged, and a plain 500 for them
+                raise RuntimeError(f"{path} is missing: build it with `nox -s model -- --if-missing`")
+            _backbones[path] = Backbone.load(path)
+        return _backbones[path]
