@@ -8,10 +8,13 @@ not a password that could be guessed from a dictionary).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import re
 import secrets
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import bcrypt
@@ -23,6 +26,7 @@ from common.store.records import Account
 
 USERNAME_RULE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 KEY_PREFIX = "icf_"
+BCRYPT_WAIT = 10.0
 
 
 @functools.cache
@@ -32,16 +36,35 @@ def _dummy_hash() -> bytes:
     return bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(settings().bcrypt_rounds))
 
 
+@functools.cache
+def _bcrypt_slots() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(max(1, settings().bcrypt_concurrency))
+
+
+@contextlib.contextmanager
+def _bcrypt_slot() -> Iterator[None]:
+    """At most BCRYPT_CONCURRENCY password hashes at a time per process: a flood of password guesses queues
+    here (and is refused with 503 after a wait) while API-key requests keep the other cores."""
+    if not _bcrypt_slots().acquire(timeout=BCRYPT_WAIT):
+        raise errors.Unavailable("Too many password checks at once. Retry in a moment, or use your API key.")
+    try:
+        yield
+    finally:
+        _bcrypt_slots().release()
+
+
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(settings().bcrypt_rounds)).decode()
+    with _bcrypt_slot():
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(settings().bcrypt_rounds)).decode()
 
 
 def check_password(password: str, password_hash: str | None) -> bool:
     candidate = password.encode()
-    if password_hash is None or len(candidate) > 72:
-        bcrypt.checkpw(b"x", _dummy_hash())
-        return False
-    return bcrypt.checkpw(candidate, password_hash.encode())
+    with _bcrypt_slot():
+        if password_hash is None or len(candidate) > 72:
+            bcrypt.checkpw(b"x", _dummy_hash())
+            return False
+        return bcrypt.checkpw(candidate, password_hash.encode())
 
 
 def new_api_key() -> tuple[str, str]:
@@ -70,9 +93,13 @@ def validate_credentials(body: dict[str, Any]) -> tuple[str, str]:
     return username, password
 
 
-def register(body: dict[str, Any]) -> tuple[Account, str]:
-    """Create an ordinary account; fields other than username/password (e.g. is_admin) are ignored."""
+def register(body: dict[str, Any], client_address: str) -> tuple[Account, str]:
+    """Create an ordinary account; fields other than username/password (e.g. is_admin) are ignored.
+    Sign-ups are limited per client address and in all, per minute (429 with Retry-After)."""
     username, password = validate_credentials(body)
+    s, store = settings(), get_store()
+    store.count_in_window(f"signup:{client_address}", s.signups_per_address)
+    store.count_in_window("signup:*", s.signups_per_minute)
     key, hashed_key = new_api_key()
     account = get_store().create_account(username, hash_password(password), hashed_key,
                                          settings().initial_tokens)

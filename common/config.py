@@ -60,6 +60,11 @@ class Settings:
     # accounts
     initial_tokens: int
     bcrypt_rounds: int
+    bcrypt_concurrency: int
+    login_free_failures: int
+    signups_per_address: int
+    signups_per_minute: int
+    trusted_proxies: int
     admin_username: str
     admin_password: str
     # requests and images
@@ -108,6 +113,11 @@ def settings() -> Settings:
         gcp_project=_env("GOOGLE_CLOUD_PROJECT", "imageclassify-local"),
         initial_tokens=_int("INITIAL_TOKENS", 5),
         bcrypt_rounds=_int("BCRYPT_ROUNDS", 12),
+        bcrypt_concurrency=_int("BCRYPT_CONCURRENCY", 1),
+        login_free_failures=_int("LOGIN_FREE_FAILURES", 5),
+        signups_per_address=_int("SIGNUPS_PER_ADDRESS", 5),
+        signups_per_minute=_int("SIGNUPS_PER_MINUTE", 60),
+        trusted_proxies=_int("TRUSTED_PROXIES", 0),
         admin_username=_env("ADMIN_USERNAME", ""),
         admin_password=_env("ADMIN_PASSWORD", ""),
         max_body_bytes=_int("MAX_BODY_BYTES", 10 * MB),

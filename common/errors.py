@@ -101,6 +101,13 @@ class UnprocessableRequest(AppError):
     status, code = 422, "unprocessable_request"
 
 
+class TooManyRequests(AppError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int = 1, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})
+
+
 class BadGateway(AppError):
     status, code = 502, "upstream_error"
 

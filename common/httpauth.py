@@ -13,17 +13,33 @@ import flask
 
 from common import accounts, admins, errors, web
 from common.backends import get_store
+from common.config import settings
 from common.store.records import Account
 
 
 def _by_password(username: Any, password: Any) -> Account:
     if not isinstance(username, str) or not isinstance(password, str):
         raise errors.Unauthorized("username and password must be strings.")
-    store = get_store()
-    account = store.get_account(username) if accounts.USERNAME_RULE.fullmatch(username) else None
-    if not accounts.check_password(password, account.password_hash if account else None) or account is None:
+    if not accounts.USERNAME_RULE.fullmatch(username):
+        accounts.check_password(password, None)  # the same time as a wrong password
         raise errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
+    store = get_store()
+    store.check_login(username)  # 429 while locked after repeated failures, before any bcrypt work
+    account = store.get_account(username)
+    if not accounts.check_password(password, account.password_hash if account else None) or account is None:
+        store.login_failed(username, settings().login_free_failures)
+        raise errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
+    store.login_succeeded(username)
     return account
+
+
+def client_address(request: flask.Request) -> str:
+    """The caller's address: the peer, or with TRUSTED_PROXIES=n the address the n-th proxy from us saw."""
+    hops = settings().trusted_proxies
+    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.remote_addr or "unknown"
 
 
 def _by_key(key: str) -> Account:

@@ -75,9 +75,15 @@ def store(backend: str):  # type: ignore[no-untyped-def]
     return get_store()
 
 
+# The suites register many accounts from one address and try many wrong passwords on purpose; the limits
+# themselves are tested with their defaults-like values in test_abuse.py.
+GENEROUS_LIMITS = {"SIGNUPS_PER_ADDRESS": "100000", "SIGNUPS_PER_MINUTE": "100000", "LOGIN_FREE_FAILURES": "100000",
+                   "BCRYPT_CONCURRENCY": "4"}
+
+
 def backend_env(name: str, tmp_path: Path, firestore: servers.Server | None) -> dict[str, str]:
     env = {"STORE_BACKEND": name, "DATA_DIR": str(tmp_path), "SQLITE_PATH": str(tmp_path / "accounts.db"),
-           "BCRYPT_ROUNDS": "4", "GOOGLE_CLOUD_PROJECT": PROJECT}
+           "BCRYPT_ROUNDS": "4", "GOOGLE_CLOUD_PROJECT": PROJECT, **GENEROUS_LIMITS}
     if firestore is not None:
         env["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{firestore.port}"
     return env

@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from infra.processes import REPO, free_port
+from tests.conftest import GENEROUS_LIMITS
 
 # variables of the test process that must not leak into the stack (it picks its own embedded backends)
 BACKEND_VARIABLES = ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "DEAD_LETTER_URL",
@@ -24,7 +25,8 @@ class LocalStack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARIABLES}
         self.env.update(PYTHONPATH=str(REPO), MODELS_DIR=str(models_dir), BCRYPT_ROUNDS="4",
-                        ADMIN_USERNAME="boss", ADMIN_PASSWORD="boss-password", **env)
+                        ADMIN_USERNAME="boss", ADMIN_PASSWORD="boss-password", **GENEROUS_LIMITS)
+        self.env.update(env)
         self.proc: subprocess.Popen[str] | None = None
         self.log = data_dir.parent / f"stack-{self.port}.log"
 

@@ -82,7 +82,7 @@ class _Tx:
             if doc is None:
                 batch.delete(ref, option=guard)
             elif guard is not None:  # unchanged since it was read, or the attempt starts over; a whole-document write
-                gone = {field: firestore.DELETE_FIELD for field in (snap.to_dict() or {}) if field not in doc}
+                gone = {field: firestore.DELETE_FIELD for field in (snap.to_dict() or {}) if field not in doc}  # type: ignore[union-attr]
                 batch.update(ref, {**gone, **doc, "_key": key}, option=guard)
             elif snap is not None:  # it did not exist when read: it must not exist now
                 batch.create(ref, {**doc, "_key": key})

@@ -7,10 +7,11 @@ from common.store.jobs import JobRecords
 from common.store.ledger import Ledger
 from common.store.port import DocumentStore
 from common.store.reservations import Reservations
+from common.store.throttles import Throttles
 from common.store.usage import UsageRecords
 
 
-class Store(AccountRecords, Ledger, Reservations, JobRecords, UsageRecords):
+class Store(AccountRecords, Ledger, Reservations, JobRecords, UsageRecords, Throttles):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = docs
 

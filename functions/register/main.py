@@ -13,5 +13,5 @@ def register(request: flask.Request) -> flask.Response:
     if web.path_is(request, "api-key"):
         account = httpauth.authenticate(request, allow_key=False)
         return web.respond({"username": account.username, "api_key": accounts.rotate_key(account)})
-    account, key = accounts.register(web.json_body(request))
+    account, key = accounts.register(web.json_body(request), httpauth.client_address(request))
     return web.respond({"username": account.username, "tokens": account.tokens, "api_key": key}, 201)
