@@ -23,14 +23,14 @@ def crops() -> np.ndarray:
     return np.stack([photos.crop(p) for p in photos.PHOTOS]).astype(np.float32)
 
 
-def keras_model():  # type: ignore[no-untyped-def]
+def keras_model():
     """What the seeds do: a Keras model in the process, `model.predict` per request."""
     from infra.build_model import build_keras
 
     return build_keras("efficientnet_lite0", None)
 
 
-def macs(model) -> int:  # type: ignore[no-untyped-def]
+def macs(model) -> int:
     """Multiply-accumulates of one image, from the Keras layers' shapes."""
     import keras
 

@@ -48,8 +48,9 @@ def _fresh_settings() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def firestore_server() -> Iterator[servers.Server]:
     server = servers.firestore_emulator()
-    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{server.port}"
-    yield server
+    with pytest.MonkeyPatch.context() as patch:  # the test process's own clients find it; restored after
+        patch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{server.port}")
+        yield server
     server.stop()
 
 
@@ -69,7 +70,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.fixture
-def store(backend: str):  # type: ignore[no-untyped-def]
+def store(backend: str):
     from common.backends import get_store
 
     return get_store()
@@ -163,7 +164,6 @@ def models_dir() -> Path:
     import sys
 
     path = Path(os.environ.get("MODELS_DIR", REPO / ".data" / "models")).resolve()
-    os.environ["MODELS_DIR"] = str(path)
     built = ["efficientnet_lite0.tflite", "efficientnet_lite0_features.tflite", "efficientnet_lite0.head.npz"]
     if not all((path / name).exists() for name in built):
         subprocess.run([sys.executable, "-m", "infra.build_model", "--if-missing", "--models-dir", str(path)],
@@ -172,7 +172,7 @@ def models_dir() -> Path:
 
 
 @pytest.fixture
-def lite0(models_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def lite0(models_dir: Path, monkeypatch: pytest.MonkeyPatch):
     from common.model import get_model
 
     configure(monkeypatch, MODELS_DIR=str(models_dir))
@@ -268,7 +268,7 @@ def new_bucket(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dic
 
 
 @pytest.fixture(params=["local", "gcs", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from common.backends import get_storage, reset_storage
 
     configure(monkeypatch, **new_bucket(str(request.param), request, tmp_path))

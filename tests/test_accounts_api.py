@@ -89,7 +89,7 @@ def test_register_wrong_method(account_api: Api) -> None:
 
 
 def test_chunked_body_is_refused(account_api: Api) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks():
         yield b'{"username": "chunky", '
         yield b'"password": "password123"}'
     r = requests.post(account_api.url("register", "/register"), data=chunks(),
@@ -188,7 +188,7 @@ def test_no_heavy_imports(module: str) -> None:
     assert json.loads(out.stdout) == []
 
 
-def test_admin_command_creates_and_promotes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_admin_command_creates_and_promotes(tmp_path) -> None:
     env = {"PYTHONPATH": str(REPO), "SQLITE_PATH": str(tmp_path / "a.db"), "BCRYPT_ROUNDS": "4", "PATH": "/usr/bin:/bin"}
     run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "common.admin", *a], input=stdin,  # noqa: E731
                                               capture_output=True, text=True, env=env, cwd=REPO)

@@ -162,7 +162,7 @@ def test_hostile_json_input_costs_nothing(classify_api: Api, body: dict, status:
     (lambda: b"{bad json", {"Content-Type": "application/json"}, 400),
     (lambda: b"[1,2]", {"Content-Type": "application/json"}, 400),
 ])
-def test_hostile_bodies_cost_nothing(classify_api: Api, make, headers: dict, status: int) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_bodies_cost_nothing(classify_api: Api, make, headers: dict, status: int) -> None:
     user = classify_api.register()
     r = requests.post(classify_api.url("classify", "/classify"), data=make(), headers={**bearer(user), **headers})
     assert_error(r, status)

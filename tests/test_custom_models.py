@@ -25,7 +25,7 @@ from tests import images as odd
 
 
 @pytest.fixture
-def backbone(lite0):  # type: ignore[no-untyped-def]
+def backbone(lite0):
     from common.backbone import get_backbone
 
     return get_backbone()
@@ -44,7 +44,7 @@ def full_classifier_logits(models_dir: Path, crop: np.ndarray) -> np.ndarray:
     return np.array(interp.get_tensor(interp.get_output_details()[0]["index"])[0])
 
 
-def test_builtin_model_is_served_as_backbone_plus_head_with_the_same_top5(lite0, models_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_builtin_model_is_served_as_backbone_plus_head_with_the_same_top5(lite0, models_dir: Path) -> None:
     assert lite0.backbone is not None and lite0.head is not None and lite0.interpreter is None
     assert lite0.head.weights.shape == (1280, 1000) and lite0.head.labels == lite0.labels
     for name in photos.PHOTOS:
@@ -55,7 +55,7 @@ def test_builtin_model_is_served_as_backbone_plus_head_with_the_same_top5(lite0,
         assert list(np.argsort(served)[::-1][:5]) == list(np.argsort(full)[::-1][:5]), name
 
 
-def test_builtin_labels_are_unique_and_readable(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_builtin_labels_are_unique_and_readable(lite0) -> None:
     from infra.build_model import labels_file
 
     built = [c["label"] for c in labels_file("efficientnet_lite0")["classes"]]
@@ -73,7 +73,7 @@ def test_a_duplicate_label_fails_the_build() -> None:
         check_unique(["missile", "tank", "Missile"])
 
 
-def test_backbone_embeds_one_and_many_the_same(backbone) -> None:  # type: ignore[no-untyped-def]
+def test_backbone_embeds_one_and_many_the_same(backbone) -> None:
     crops = [photos.crop(name) for name in photos.PHOTOS[:3]]
     one = backbone.embed(crops[0])
     assert one.shape == (1280,) and one.dtype == np.float32 and np.isfinite(one).all() and one.min() >= 0
@@ -83,7 +83,7 @@ def test_backbone_embeds_one_and_many_the_same(backbone) -> None:  # type: ignor
         backbone.embed(np.zeros((100, 100, 3), np.uint8))
 
 
-def test_backbone_is_shared_and_thread_safe(backbone) -> None:  # type: ignore[no-untyped-def]
+def test_backbone_is_shared_and_thread_safe(backbone) -> None:
     from common.backbone import get_backbone
 
     assert get_backbone() is backbone
@@ -149,7 +149,7 @@ def npz(**arrays: object) -> bytes:
     lambda good, side: (npz(weights=np.zeros((1280, 3)), bias=np.zeros(3)), side),  # float64
     lambda good, side: (good + b"\0" * (17 * 1024 * 1024), side),  # too large
 ])
-def test_malformed_and_hostile_heads_are_refused(make) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_and_hostile_heads_are_refused(make) -> None:
     good, side = small_head().to_files()
     data, sidecar = make(good, side)
     with pytest.raises(HeadError):
@@ -174,7 +174,7 @@ def test_restricted_unpickler_refuses_anything_but_arrays() -> None:
     from infra.animals import load_arrays
 
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self):
             return (print, ("pwned",))
 
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
@@ -184,7 +184,7 @@ def test_restricted_unpickler_refuses_anything_but_arrays() -> None:
     assert load_arrays(gzip.decompress(gzip.compress(pickle.dumps(np.arange(3))))).tolist() == [0, 1, 2]
 
 
-def train_on(files: dict[str, bytes], prefix: str, backbone, views: int):  # type: ignore[no-untyped-def]
+def train_on(files: dict[str, bytes], prefix: str, backbone, views: int):
     dataset = list_dataset(files, prefix)
     head, metrics, embedded = run(dataset, files.__getitem__, backbone, views=views, seed=0)
     print(f"\n{prefix}: {dataset.images} images, {views} views: accuracy {metrics['accuracy']}, macro F1 "
@@ -193,7 +193,7 @@ def train_on(files: dict[str, bytes], prefix: str, backbone, views: int):  # typ
     return dataset, head, metrics, embedded
 
 
-def test_train_animal_silhouettes_end_to_end(backbone) -> None:  # type: ignore[no-untyped-def]
+def test_train_animal_silhouettes_end_to_end(backbone) -> None:
     files = animals.animal_folder(per_class=50)
     dataset, head, metrics, embedded = train_on(files, "users/ann/animals/", backbone, views=2)
     assert metrics["split"] == {"train": 400, "validation": 50, "test": 50}
@@ -215,14 +215,14 @@ def test_train_animal_silhouettes_end_to_end(backbone) -> None:  # type: ignore[
     assert png.format == "PNG" and 300 <= png.width <= 1200
 
 
-def test_train_digits_end_to_end(backbone) -> None:  # type: ignore[no-untyped-def]
+def test_train_digits_end_to_end(backbone) -> None:
     files = animals.digits_folder(per_class=100)
     _, head, metrics, _ = train_on(files, "users/ann/digits/", backbone, views=0)
     assert metrics["accuracy"] >= 0.85
     assert head.labels == [f"digit_{d}" for d in range(10)] and head.weights.shape == (1280, 10)
 
 
-def test_undecodable_images_are_skipped_and_reported(backbone) -> None:  # type: ignore[no-untyped-def]
+def test_undecodable_images_are_skipped_and_reported(backbone) -> None:
     files = animals.animal_folder(per_class=6, prefix="users/ann/zoo/")
     files["users/ann/zoo/cat/broken.jpg"] = odd.truncated_jpeg()
     files["users/ann/zoo/dog/letter.png"] = b"Dear Sir, this is not a PNG."
@@ -236,7 +236,7 @@ def test_undecodable_images_are_skipped_and_reported(backbone) -> None:  # type:
     assert dataset.images == 64 and metrics["timing"]["rows"] == 60 and len(head.labels) == 10
 
 
-def test_embed_images_adds_seeded_views(backbone) -> None:  # type: ignore[no-untyped-def]
+def test_embed_images_adds_seeded_views(backbone) -> None:
     images = [("a/x.png", photos.data("coffee.png")), ("a/y.png", photos.data("chelsea.png"))]
     first = embed_images(backbone, images, views=2, seed=5)
     again = embed_images(backbone, images, views=2, seed=5)

@@ -66,7 +66,7 @@ def test_if_missing_builds_only_the_missing_backbone(tmp_path: Path, models_dir:
     assert again.stdout == "" and again.stderr == ""  # everything there: nothing to do
 
 
-def test_served_tflite_matches_reference_logits(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_served_tflite_matches_reference_logits(lite0) -> None:
     ref = np.load(REFERENCE)
     for name, expected in zip(ref["photos"], ref["logits"], strict=True):
         got = lite0.logits(photos.crop(str(name)))
@@ -74,11 +74,11 @@ def test_served_tflite_matches_reference_logits(lite0) -> None:  # type: ignore[
         assert list(np.argsort(got)[::-1][:5]) == list(np.argsort(expected)[::-1][:5])
 
 
-def predict(model, name: str):  # type: ignore[no-untyped-def]
+def predict(model, name: str):
     return model.probabilities(model.prepare(photos.data(name)))
 
 
-def test_real_photos(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_real_photos(lite0) -> None:
     coffee = lite0.top(predict(lite0, "coffee.png"), 5)
     assert coffee[0]["label"] == "espresso" and coffee[0]["score"] >= 0.9
     assert lite0.top(predict(lite0, "camera.png"), 1)[0]["label"] == "tripod"
@@ -89,7 +89,7 @@ def test_real_photos(lite0) -> None:  # type: ignore[no-untyped-def]
     assert lite0.class_scores(predict(lite0, "coffee.png"), ["food"])["food"] >= 0.95
 
 
-def test_top_is_sorted_and_min_score_filters(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_top_is_sorted_and_min_score_filters(lite0) -> None:
     probs = predict(lite0, "coffee.png")
     top = lite0.top(probs, 20)
     assert [p["score"] for p in top] == sorted((p["score"] for p in top), reverse=True)
@@ -97,7 +97,7 @@ def test_top_is_sorted_and_min_score_filters(lite0) -> None:  # type: ignore[no-
     assert [p["label"] for p in lite0.top(probs, 5, min_score=0.5)] == ["espresso"]
 
 
-def test_class_matching_uses_wordnet_ancestry(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_class_matching_uses_wordnet_ancestry(lite0) -> None:
     dogs = [i for i, a in enumerate(lite0.ancestry) if not lite0.resolve("dog").isdisjoint(a)]
     assert len(dogs) == 118  # every dog breed, nothing else
     assert lite0.resolve("Dog") == lite0.resolve(" dog ") == lite0.resolve("n02084071")
@@ -122,7 +122,7 @@ def test_class_matching_uses_wordnet_ancestry(lite0) -> None:  # type: ignore[no
     (odd.rgba_png, None),
     (odd.exif_rotated_jpeg, None),
 ])
-def test_odd_and_hostile_images(lite0, make, expect) -> None:  # type: ignore[no-untyped-def]
+def test_odd_and_hostile_images(lite0, make, expect) -> None:
     data = make()
     if expect is None:
         crop = images.prepare(data)
@@ -133,7 +133,7 @@ def test_odd_and_hostile_images(lite0, make, expect) -> None:  # type: ignore[no
             images.prepare(data)
 
 
-def test_exif_rotation_and_formats_keep_the_label(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_exif_rotation_and_formats_keep_the_label(lite0) -> None:
     for data in (odd.exif_rotated_jpeg(), odd.cmyk_jpeg(), odd.rgba_png(), odd.animated_gif()):
         assert lite0.top(lite0.probabilities(images.prepare(data)), 1)[0]["label"] == "espresso"
 
@@ -166,7 +166,7 @@ def test_serving_import_does_not_pull_tensorflow(models_dir: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_unknown_model(lite0) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_model(lite0) -> None:
     from common.model import get_model
 
     with pytest.raises(errors.NotFound) as missing:
@@ -180,7 +180,7 @@ def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
     from infra.torch_weights import MAGIC, load_state_dict
 
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self):
             return (print, ("pwned",))
 
     f = io.BytesIO()

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -21,7 +20,7 @@ import requests
 
 from infra import photos
 from infra import processes as servers
-from tests.conftest import PROJECT, Api, aws_env, make_api, new_bucket, signed
+from tests.conftest import PROJECT, Api, make_api, new_bucket, signed
 
 PLAN = {"coffee.png": 8, "chelsea.png": 8, "grace_hopper.jpg": 8, "camera.png": 6}
 CLASSES = ["food", "cat", "clothing"]
@@ -57,9 +56,10 @@ class Backend:
 
 
 def storage_client(env: dict[str, str]) -> Any:
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    """A client of the bucket, made with the backend's variables set only while it is created."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
         if env["STORAGE_BACKEND"] == "gcs":
             from common.storage.gcs import GcsStorage
 
@@ -71,13 +71,6 @@ def storage_client(env: dict[str, str]) -> Any:
         from common.storage.local import LocalStorage
 
         return LocalStorage(Path(env["BUCKET_DIR"]), env["BUCKET"])
-    finally:
-        if env["STORAGE_BACKEND"] == "local":
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def pubsub_subscribe(pubsub: servers.Server, project: str, topic: str, endpoint: str) -> None:
@@ -142,10 +135,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             Bucket=bucket_env["BUCKET"], NotificationConfiguration={"QueueConfigurations": [
                 {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
         api.env.update(QUEUE_BACKEND="sqs", SQS_QUEUE_URL=jobs_url)
-        os.environ.update(aws_env(moto))
         for url, target in ((jobs_url, api.url("sort_worker", "/")), (uploads_url, api.url("on_upload", "/"))):
             stop = threading.Event()
-            threading.Thread(target=sqs_relay.run, args=(url, target, stop, 1), daemon=True).start()
+            threading.Thread(target=sqs_relay.run, args=(url, target, stop, 1, "", sqs), daemon=True).start()
             backend.stops.append(stop)
     api.url("sort_job")
     yield backend

@@ -8,7 +8,7 @@ from common import errors
 from common.storage.port import list_all
 
 
-def test_write_read_copy(storage) -> None:  # type: ignore[no-untyped-def]
+def test_write_read_copy(storage) -> None:
     storage.write("all/a.jpg", b"alpha", "image/jpeg")
     assert storage.read("all/a.jpg", 100) == b"alpha"
     storage.copy("all/a.jpg", "dog/a.jpg")
@@ -17,7 +17,7 @@ def test_write_read_copy(storage) -> None:  # type: ignore[no-untyped-def]
     assert storage.read("all/a.jpg", 100) == b"beta"
 
 
-def test_delete(storage) -> None:  # type: ignore[no-untyped-def]
+def test_delete(storage) -> None:
     storage.write("users/a/x.png", b"x")
     storage.delete("users/a/x.png")
     with pytest.raises(errors.NotFound):
@@ -26,7 +26,7 @@ def test_delete(storage) -> None:  # type: ignore[no-untyped-def]
         storage.delete("users/a/x.png")
 
 
-def test_missing_and_too_large(storage) -> None:  # type: ignore[no-untyped-def]
+def test_missing_and_too_large(storage) -> None:
     with pytest.raises(errors.NotFound):
         storage.read("nothing/here.png", 100)
     with pytest.raises(errors.NotFound):
@@ -36,7 +36,7 @@ def test_missing_and_too_large(storage) -> None:  # type: ignore[no-untyped-def]
         storage.read("big.bin", 999)
 
 
-def test_list_by_prefix_paginated(storage) -> None:  # type: ignore[no-untyped-def]
+def test_list_by_prefix_paginated(storage) -> None:
     keys = [f"all/img{i:03d}.png" for i in range(25)] + ["all/sub/deep.png", "allx/no.png", "other/no.png"]
     for key in keys:
         storage.write(key, b"x")
@@ -55,14 +55,14 @@ def test_list_by_prefix_paginated(storage) -> None:  # type: ignore[no-untyped-d
 
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "a/./b", "", "a\\b", "a\x00b"])
-def test_hostile_keys(storage, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_keys(storage, key: str) -> None:
     with pytest.raises(errors.BadRequest):
         storage.write(key, b"x")
     with pytest.raises(errors.BadRequest):
         storage.read(key, 10)
 
 
-def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:
     from common.storage.local import LocalStorage
 
     outside = tmp_path / "outside"
@@ -74,7 +74,7 @@ def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:  # type: ign
         local.read("link/secret.txt", 100)
 
 
-def test_uri_must_name_our_bucket_and_the_callers_space(storage) -> None:  # type: ignore[no-untyped-def]
+def test_uri_must_name_our_bucket_and_the_callers_space(storage) -> None:
     from common.spaces import key_from_uri
 
     base = f"{storage.scheme}://{storage.bucket}"

@@ -42,10 +42,11 @@ def relay_once(client: Any, queue_url: str, target: str, wait: int = 1, event_ty
     return delivered
 
 
-def run(queue_url: str, target: str, stop: threading.Event, wait: int = 10, event_type: str = "") -> None:
+def run(queue_url: str, target: str, stop: threading.Event, wait: int = 10, event_type: str = "",
+        client: Any = None) -> None:
     import boto3
 
-    client = boto3.client("sqs")
+    client = client or boto3.client("sqs")
     while not stop.is_set():
         try:
             relay_once(client, queue_url, target, wait, event_type)

@@ -103,7 +103,7 @@ class FirestoreDocuments:
 
     def transact(self, work: Callable[[_Tx], T]) -> T:
         try:
-            return RETRY(self._attempt)(work)  # type: ignore[no-any-return]
+            return RETRY(self._attempt)(work)
         except gexc.RetryError as exc:
             raise errors.Unavailable("The account database is busy. Retry in a moment.") from exc
 
