@@ -123,10 +123,38 @@ class Api:
         assert r.status_code == 201, r.text
         return {**r.json(), "password": password}
 
+    def admin_key(self) -> str:
+        """A fresh API key of the bootstrap admin (root)."""
+        r = self.http.post(self.url("register", "/api-key"), auth=("root", "root-password"))
+        assert r.status_code == 200, r.text
+        return str(r.json()["api_key"])
+
+    def user_with(self, tokens: int) -> dict:
+        """A new account holding exactly `tokens` tokens (refilled by the admin when more than the initial 5)."""
+        user = self.register()
+        if tokens > user["tokens"]:
+            r = self.http.post(self.url("tokens", "/refill"), headers=bearer({"api_key": self.admin_key()}),
+                               json={"username": user["username"], "amount": tokens - user["tokens"]})
+            assert r.status_code == 200, r.text
+        return user
+
     def balance(self, key: str) -> int:
         r = self.http.get(self.url("tokens", "/tokens"), headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200, r.text
         return int(r.json()["tokens"])
+
+
+def bearer(user: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user['api_key']}"}
+
+
+def error_of(r: requests.Response, status: int) -> dict:
+    """The error of a refusal, checked to have the contract's shape and to leak nothing."""
+    assert r.status_code == status, r.text
+    body = r.json()["error"]
+    assert body["status"] == status and body["code"] and body["message"]
+    assert "Traceback" not in r.text
+    return dict(body)
 
 
 def make_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str,

@@ -10,15 +10,7 @@ import sys
 import pytest
 import requests
 
-from tests.conftest import REPO, Api
-
-
-def error_of(r: requests.Response, status: int) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()["error"]
-    assert body["status"] == status and body["code"] and body["message"]
-    assert "Traceback" not in r.text
-    return body
+from tests.conftest import REPO, Api, error_of
 
 
 def test_register_then_balance_three_ways(account_api: Api) -> None:
@@ -131,15 +123,9 @@ def test_rotate_key(account_api: Api) -> None:
     error_of(by_key, 401)  # a stolen key cannot mint another one
 
 
-def admin_key(api: Api) -> str:
-    r = requests.post(api.url("register", "/api-key"), auth=("root", "root-password"))
-    assert r.status_code == 200, r.text
-    return str(r.json()["api_key"])
-
-
 def test_refill_as_admin_both_forms(account_api: Api) -> None:
     user = account_api.register()
-    key = admin_key(account_api)
+    key = account_api.admin_key()
     r = requests.post(account_api.url("tokens", "/refill"), json={"username": user["username"], "amount": 7},
                       headers={"Authorization": f"Bearer {key}"})
     assert r.json() == {"username": user["username"], "tokens": 12}
@@ -154,14 +140,14 @@ def test_refill_as_admin_both_forms(account_api: Api) -> None:
 def test_refill_bad_amounts(account_api: Api, amount: object) -> None:
     user = account_api.register()
     r = requests.post(account_api.url("tokens", "/refill"), json={"username": user["username"], "amount": amount},
-                      headers={"Authorization": f"Bearer {admin_key(account_api)}"})
+                      headers={"Authorization": f"Bearer {account_api.admin_key()}"})
     assert error_of(r, 400)["code"] == "invalid_amount"
     assert account_api.balance(user["api_key"]) == 5
 
 
 def test_refill_unknown_user_and_non_admin(account_api: Api) -> None:
     r = requests.post(account_api.url("tokens", "/refill"), json={"username": "no-such-user", "amount": 5},
-                      headers={"Authorization": f"Bearer {admin_key(account_api)}"})
+                      headers={"Authorization": f"Bearer {account_api.admin_key()}"})
     error_of(r, 404)
     user = account_api.register()
     r = requests.post(account_api.url("tokens", "/refill"), json={"username": user["username"], "amount": 5},

@@ -11,13 +11,9 @@ import requests
 
 from infra import photos
 from tests import images as odd
-from tests.conftest import Api
+from tests.conftest import Api, bearer
 
 EXPECTED = {"coffee.png": "espresso", "camera.png": "tripod", "chelsea.png": None, "grace_hopper.jpg": None}
-
-
-def bearer(user: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user['api_key']}"}
 
 
 def labels(body: dict) -> list[str]:

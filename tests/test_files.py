@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from infra import photos
-from tests.conftest import Api, make_api, new_bucket
+from tests.conftest import Api, bearer, make_api, new_bucket
 
 PNG = photos.data("coffee.png")
 
@@ -25,10 +25,6 @@ def files_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 def url(api: Api, path: str = "") -> str:
     return api.url("files_api", "/files" + path)
-
-
-def bearer(user: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user['api_key']}"}
 
 
 def test_put_list_read_delete(files_api: Api) -> None:

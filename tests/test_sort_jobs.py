@@ -20,7 +20,7 @@ import requests
 
 from infra import photos
 from infra import processes as servers
-from tests.conftest import PROJECT, Api, make_api, new_bucket, signed
+from tests.conftest import PROJECT, Api, bearer, make_api, new_bucket, signed
 
 PLAN = {"coffee.png": 8, "chelsea.png": 8, "grace_hopper.jpg": 8, "camera.png": 6}
 CLASSES = ["food", "cat", "clothing"]
@@ -146,21 +146,6 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     api.stop()
 
 
-def user_with(backend: Backend, tokens: int) -> dict:
-    user = backend.api.register()
-    if tokens > 5:
-        key = requests.post(backend.api.url("register", "/api-key"), auth=("root", "root-password")).json()["api_key"]
-        r = requests.post(backend.api.url("tokens", "/refill"), json={"username": user["username"],
-                                                                      "amount": tokens - 5},
-                          headers={"Authorization": f"Bearer {key}"})
-        assert r.status_code == 200, r.text
-    return user
-
-
-def auth(user: dict) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user['api_key']}"}
-
-
 def upload_photos(backend: Backend, user: dict, folder: str) -> int:
     count = 0
     for name, copies in PLAN.items():
@@ -174,7 +159,7 @@ def upload_photos(backend: Backend, user: dict, folder: str) -> int:
 def wait_done(backend: Backend, job_id: str, user: dict, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        r = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(user))
+        r = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user))
         assert r.status_code == 200, r.text
         body = r.json()
         if body["status"] in ("done", "failed") or time.monotonic() > deadline:
@@ -184,9 +169,9 @@ def wait_done(backend: Backend, job_id: str, user: dict, timeout: float = 120) -
 
 def test_job_sorts_a_folder(backend: Backend) -> None:
     folder = f"all-{uuid.uuid4().hex[:6]}"
-    user = user_with(backend, 40)
+    user = backend.api.user_with(40)
     total = upload_photos(backend, user, folder)
-    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                       json={"classes": CLASSES, "source": f"{folder}/"})
     assert r.status_code == 202, r.text
     assert r.json()["total"] == total and r.json()["classes"] == CLASSES
@@ -204,21 +189,21 @@ def test_job_sorts_a_folder(backend: Backend) -> None:
 
 def test_seed_style_job_paths(backend: Backend) -> None:
     folder = f"seed-{uuid.uuid4().hex[:6]}"
-    user = user_with(backend, 5)
+    user = backend.api.user_with(5)
     backend.put_in(user, f"{folder}/a.png", photos.data("coffee.png"))
-    r = requests.post(backend.api.url("sort_job", "/classification-job"), headers=auth(user),
+    r = requests.post(backend.api.url("sort_job", "/classification-job"), headers=bearer(user),
                       json={"classes": ["food"], "source": folder})
     assert r.status_code == 202, r.text
     body = wait_done(backend, r.json()["id"], user)
-    seed = requests.get(backend.api.url("sort_job", f"/classification-job/{r.json()['id']}"), headers=auth(user))
+    seed = requests.get(backend.api.url("sort_job", f"/classification-job/{r.json()['id']}"), headers=bearer(user))
     assert seed.json()["status"] == body["status"] == "done" and body["matched"] == {"food": 1}
 
 
 def test_redelivered_message_changes_nothing(backend: Backend) -> None:
     folder = f"redeliver-{uuid.uuid4().hex[:6]}"
-    user = user_with(backend, 5)
+    user = backend.api.user_with(5)
     backend.put_in(user, f"{folder}/x.png", photos.data("chelsea.png"))
-    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["cat"], "source": folder}).json()["id"]
     before = wait_done(backend, job_id, user)
     message = {"job_id": job_id, "object": f"users/{user['username']}/{folder}/x.png"}
@@ -262,44 +247,44 @@ def test_upload_gets_labels(backend: Backend) -> None:
     ({"classes": ["dog"], "source": "all/", "min_score": 3}, 400, "invalid_min_score"),
 ])
 def test_bad_jobs(backend: Backend, body: dict, status: int, code: str) -> None:
-    user = user_with(backend, 5)
-    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user), json=body)
+    user = backend.api.user_with(5)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user), json=body)
     assert r.status_code == status and r.json()["error"]["code"] == code, r.text
     assert backend.api.balance(user["api_key"]) == 5
 
 
 def test_empty_source_is_done_at_once_and_short_balance_is_402(backend: Backend) -> None:
-    user = user_with(backend, 5)
-    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    user = backend.api.user_with(5)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                       json={"classes": ["dog"], "source": f"nothing-{uuid.uuid4().hex[:6]}/"})
     assert r.status_code == 202 and r.json()["status"] == "done" and r.json()["total"] == 0
     folder = f"many-{uuid.uuid4().hex[:6]}"
     for i in range(6):
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))
-    short = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    short = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                           json={"classes": ["food"], "source": folder})
     assert short.status_code == 402 and short.json()["error"]["needed"] == 6
     assert backend.api.balance(user["api_key"]) == 5 and not backend.keys_in(user, "food/" + folder)
 
 
 def test_jobs_are_private(backend: Backend) -> None:
-    owner, other = user_with(backend, 5), user_with(backend, 5)
-    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(owner),
+    owner, other = backend.api.user_with(5), backend.api.user_with(5)
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(owner),
                       json={"classes": ["dog"], "source": f"nothing-{uuid.uuid4().hex[:6]}/"})
     job_url = backend.api.url("sort_job", f"/jobs/{r.json()['id']}")
-    assert requests.get(job_url, headers=auth(other)).status_code == 404
+    assert requests.get(job_url, headers=bearer(other)).status_code == 404
     assert requests.get(job_url).status_code == 401
-    assert requests.get(backend.api.url("sort_job", "/jobs/doesnotexist"), headers=auth(owner)).status_code == 404
-    assert requests.get(backend.api.url("sort_job", "/jobs/..%2F..%2Fetc"), headers=auth(owner)).status_code == 404
+    assert requests.get(backend.api.url("sort_job", "/jobs/doesnotexist"), headers=bearer(owner)).status_code == 404
+    assert requests.get(backend.api.url("sort_job", "/jobs/..%2F..%2Fetc"), headers=bearer(owner)).status_code == 404
     assert requests.get(job_url, auth=("root", "root-password")).status_code == 404  # not even an admin's
 
 
 def test_worker_killed_mid_job(backend: Backend) -> None:
     folder = f"kill-{uuid.uuid4().hex[:6]}"
-    user = user_with(backend, 30)
+    user = backend.api.user_with(30)
     for i in range(30):
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png" if i % 2 else "chelsea.png"))
-    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["food", "cat"], "source": folder}).json()["id"]
     deadline = time.monotonic() + 30
     while wait_done(backend, job_id, user, 0)["processed"] < 3 and time.monotonic() < deadline:
@@ -313,18 +298,18 @@ def test_worker_killed_mid_job(backend: Backend) -> None:
 
 def test_spaces_are_private(backend: Backend) -> None:
     """A user's uri, job source and job outputs stay in their own space; another's answers 404."""
-    owner, other = user_with(backend, 5), user_with(backend, 5)
+    owner, other = backend.api.user_with(5), backend.api.user_with(5)
     backend.put_in(owner, "mine/a.png", photos.data("coffee.png"))
     storage = backend.client
     own_uri = f"{storage.scheme}://{storage.bucket}/users/{owner['username']}/mine/a.png"
     classify = backend.api.url("classify", "/classify")
-    r = requests.post(classify, headers=auth(owner), json={"uri": own_uri})
+    r = requests.post(classify, headers=bearer(owner), json={"uri": own_uri})
     assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "espresso", r.text
     for uri in (own_uri, f"{storage.scheme}://{storage.bucket}/mine/a.png",
                 f"{storage.scheme}://{storage.bucket}/users/{other['username']}/../{owner['username']}/mine/a.png"):
-        r = requests.post(classify, headers=auth(other), json={"uri": uri})
+        r = requests.post(classify, headers=bearer(other), json={"uri": uri})
         assert r.status_code in (400, 404) and r.json()["error"]["code"] in ("unknown_object", "invalid_path"), r.text
-    job = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(other),
+    job = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(other),
                         json={"classes": ["food"], "source": "mine/"}).json()
     assert job["total"] == 0  # the other user's own (empty) mine/, never the owner's
     assert backend.api.balance(other["api_key"]) == 5 and backend.api.balance(owner["api_key"]) == 4
@@ -332,27 +317,27 @@ def test_spaces_are_private(backend: Backend) -> None:
 
 def test_cancel_refunds_what_is_left(backend: Backend) -> None:
     folder = f"cancel-{uuid.uuid4().hex[:6]}"
-    user = user_with(backend, 20)
+    user = backend.api.user_with(20)
     for i in range(20):
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))
-    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["food"], "source": folder}).json()["id"]
-    r = requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(user))
+    r = requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user))
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
     time.sleep(2)  # messages still queued arrive and change nothing
-    after = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(user)).json()
+    after = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user)).json()
     assert after["status"] == "cancelled" and after["processed"] == r.json()["processed"]
     assert backend.api.balance(user["api_key"]) == 20 - after["processed"]
     assert len(backend.keys_in(user, "food/")) == after["processed"]
-    other = user_with(backend, 5)
-    assert requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=auth(other)).status_code == 404
+    other = backend.api.user_with(5)
+    assert requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(other)).status_code == 404
 
 
 def test_forged_messages_change_nothing(backend: Backend) -> None:
     folder = f"forged-{uuid.uuid4().hex[:6]}"
-    user = user_with(backend, 5)
+    user = backend.api.user_with(5)
     backend.put_in(user, f"{folder}/x.png", photos.data("chelsea.png"))
-    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=auth(user),
+    job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["cat"], "source": folder}).json()["id"]
     before = wait_done(backend, job_id, user)
     from common.eventpost import post_event
