@@ -586,3 +586,27 @@ def test_class_choice_and_batching_rules() -> None:
     big = inputs.Source("big", "file", "big", 6 * 1024 * 1024)
     assert [len(b) for b in inputs.batches([small[0], big, small[1], small[2]])] == [1, 1, 2]
     assert [s.kind for s in inputs.parse_sources(["https://x.test/a.jpg", "gs://b/users/u/a.png"])] == ["url", "uri"]
+
+
+def test_damaged_config_odd_replies_and_job_options(tmp_path: Path, fake: FakeApi, fake_env: dict[str, str]) -> None:
+    config = config_file(tmp_path)
+    config.parent.mkdir(parents=True)
+    config.write_text("{not json")
+    damaged = run(client_env(tmp_path, fake.url), "balance", ok=False)
+    assert damaged.returncode == 2 and "Fix or delete it" in damaged.stderr
+    config.unlink()
+
+    fake.route("GET", "/tokens", lambda s: (502, b"<html>Bad Gateway</html>"))
+    proxy = run(fake_env, "balance", ok=False)
+    assert proxy.returncode == 1 and "HTTP 502" in proxy.stderr
+    fake.route("GET", "/tokens", lambda s: (200, b"<html>a login page</html>"))
+    html = run(fake_env, "balance", ok=False)
+    assert html.returncode == 1 and "did not answer with JSON" in html.stderr
+
+    fake.route("POST", "/jobs", lambda s: (202, {"id": "j2", "status": "queued", "total": 3}))
+    created = run_json(fake_env, "job", "pets/", "--model", "pets", "--min-score", "0.5")
+    assert created["id"] == "j2"
+    assert fake.requests("POST", "/jobs")[-1].json() == {"source": "pets/", "model": "pets", "min_score": 0.5}
+    assert run(fake_env, "job", "pets/", ok=False).returncode == 2  # neither classes nor a model
+    run(fake_env, "job", "all/", "--classes", "dog, cat")
+    assert fake.requests("POST", "/jobs")[-1].json() == {"source": "all/", "classes": ["dog", "cat"]}

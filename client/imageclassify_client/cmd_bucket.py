@@ -64,7 +64,8 @@ def show_job(out: Output, job: dict[str, Any]) -> None:
 
 @click.command()
 @click.argument("source")
-@click.option("--classes", "-c", required=True, help="Comma-separated classes, e.g. dog,cat,food.")
+@click.option("--classes", "-c", default=None,
+              help="Comma-separated classes, e.g. dog,cat,food (default with a custom --model: all its labels).")
 @model_option
 @min_score_option
 @click.option("--watch", "-w", is_flag=True, help="Follow the job to its end, then show the counts.")
@@ -77,8 +78,11 @@ def job(state: State, source: str, classes: str, model: str | None, min_score: f
 
     Outputs land in your space under <class>/ and unmatched/.
     """
-    body: dict[str, Any] = {"source": source, "classes": parse_classes(classes)}
-    body.update({k: v for k, v in (("model", model), ("min_score", min_score)) if v is not None})
+    if classes is None and model is None:
+        raise click.UsageError("Name the classes (--classes dog,cat), or a custom --model to use all its labels.")
+    body: dict[str, Any] = {"source": source}
+    body.update({k: v for k, v in (("classes", classes and parse_classes(classes)), ("model", model),
+                                   ("min_score", min_score)) if v is not None})
     client, out = state.client(), state.output
     created = client.create_job(body)
     if not watch:
