@@ -40,10 +40,11 @@ class Target:
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("register", "register", routes=("register", "api-key")),
     Target("tokens", "tokens", routes=("token", "tokens", "refill")),
-    Target("classify", "classify", routes=("classify",), model=True),
+    Target("classify", "classify", routes=("classify", "upload", "predict"), model=True),
     Target("sort_job", "sort_job", routes=("jobs", "classification-job"), model=True),
     Target("sort_worker", "sort_job", "cloudevent", routes=("_worker",), trigger="queue", model=True),
     Target("on_upload", "sort_job", "cloudevent", routes=("_upload",), trigger="bucket", model=True),
+    Target("web", "web", routes=("", "assets", "config.json", "openapi.json", "docs")),
 )}
 
 
