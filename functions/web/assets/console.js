@@ -148,6 +148,7 @@
     $("who").textContent = `Signed in as ${state.user}`;
     $("sign-out").hidden = false;
     $("account-form").hidden = true;
+    $("account-h").textContent = "Your account";
     enable(true);
     await Promise.all([refreshBalance(), loadModels(), probeFiles()]);
   }
@@ -161,6 +162,7 @@
     $("balance").textContent = "–";
     $("sign-out").hidden = true;
     $("account-form").hidden = false;
+    $("account-h").textContent = "Sign up or sign in";
     $("key-box").hidden = true;
     $("api-key").textContent = "";
     say("account-status", message || "Signed out.");
@@ -235,7 +237,7 @@
     if (!list.length) return;
     say("classify-status", `Classifying ${list.length} image${list.length > 1 ? "s" : ""}…`);
     const queue = list.map((file) => () => {
-      const body = resultCard(file.name, URL.createObjectURL(file));
+      const body = resultCard(file.name, file.type.startsWith("image/") ? URL.createObjectURL(file) : null);
       const form = new FormData();
       form.append("file", file, file.name);
       for (const [name, value] of Object.entries(options())) form.append(name, value);
