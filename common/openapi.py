@@ -15,8 +15,9 @@ from typing import Any
 
 from common.openapi_schemas import SCHEMAS, Schema, ref
 
-AUTH = [{"bearer": []}, {"basic": []}]
-BASIC = [{"basic": []}]
+Security = list[dict[str, list[str]]]
+AUTH: Security = [{"bearer": []}, {"basic": []}]
+BASIC: Security = [{"basic": []}]
 ERRORS = {
     400: "Bad input: the message names the field and the rule.",
     401: "Missing or wrong credentials.",
@@ -45,7 +46,7 @@ def reply(description: str, schema: Schema | None = None, media: str = JSON,
 
 
 def op(op_id: str, tag: str, summary: str, ok: dict[int, dict[str, Any]], fails: tuple[int, ...] = (),
-       body: dict[str, Schema] | None = None, security: list[dict[str, list[str]]] | None = AUTH,
+       body: dict[str, Schema] | None = None, security: Security | None = AUTH,
        params: list[dict[str, Any]] | None = None, body_required: bool = True) -> dict[str, Any]:
     """One operation; every refusal (listed or not: `default`) is the error envelope."""
     responses: dict[str, Any] = {str(status): r for status, r in ok.items()}
@@ -70,12 +71,18 @@ IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                "description": "A retry with the same key and request replays the first reply and is free.",
                "schema": {"type": "string", "maxLength": 200}}
 IMAGE_BODY = {"type": "string", "contentMediaType": "image/*"}
-SEED_FORM = {"type": "object", "properties": {**SCHEMAS["SeedForm"]["properties"]}}
+SEED_FIELDS: dict[str, Schema] = dict(SCHEMAS["SeedForm"]["properties"])
 BALANCE_HEADERS = {"X-Tokens-Remaining": "The balance after this request.", "X-Model": "The model that answered."}
 CLASSIFY_FAILS = (400, 401, 402, 404, 409, 413, 415, 422, 502, 504)
 JOB_ID = path_param("id", "The job's id, from POST /jobs.")
 MODEL = path_param("name", "A model name.")
 FILE = path_param("path", "A path in your space; may contain '/' (e.g. train/cat/1.jpg).")
+
+
+def seed_form(field: str) -> Schema:
+    """A seed route's multipart form: its one image field, and an optional model."""
+    return {"type": "object", "required": [field],
+            "properties": {**SEED_FIELDS, field: {"type": "string", "contentMediaType": "image/*"}}}
 
 
 def _job_ops(base: str, seed: bool) -> dict[str, Any]:
@@ -116,14 +123,12 @@ def _paths() -> dict[str, Any]:
             params=[IDEMPOTENCY])},
         "/upload": {"post": op("seed_upload", "seeds", "Seed 001: multipart field `image`, the top three", {
             200: reply("Top three, seed 001's shape.", ref("UploadReply"), headers=BALANCE_HEADERS)}, CLASSIFY_FAILS,
-            {"multipart/form-data": {**SEED_FORM, "required": ["image"], "properties": {
-                **SEED_FORM["properties"], "image": {"type": "string", "contentMediaType": "image/*"}}}},
+            {"multipart/form-data": seed_form("image")},
             params=[IDEMPOTENCY])},
         "/predict": {"post": op("seed_predict", "seeds", "Seed 002/003: multipart field `file`", {
             200: reply("Top three (seed 002), or the best class of a custom model (seed 003).", ref("PredictReply"),
                        headers=BALANCE_HEADERS)}, CLASSIFY_FAILS,
-            {"multipart/form-data": {**SEED_FORM, "required": ["file"], "properties": {
-                **SEED_FORM["properties"], "file": {"type": "string", "contentMediaType": "image/*"}}}},
+            {"multipart/form-data": seed_form("file")},
             params=[IDEMPOTENCY])},
         **_job_ops("/jobs", seed=False),
         **_job_ops("/classification-job", seed=True),

@@ -21,17 +21,19 @@ def obj(required: list[str], props: dict[str, Schema], **extra: Any) -> Schema:
     return {"type": "object", "required": required, "properties": props, **extra}
 
 
-STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
-FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
-USERNAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$", "examples": ["alice"]}
-MODEL_NAME = {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["efficientnet_lite0"]}
-COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
-OPTIONS = {
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
+USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$", "examples": ["alice"]}
+MODEL_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["efficientnet_lite0"]}
+COUNTS: Schema = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+OPTIONS: dict[str, Schema] = {
     "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
     "min_score": {**FRACTION, "default": 0},
     "model": {**MODEL_NAME, "description": "The caller's own model first, then the built-ins."},
 }
-SOURCES = {
+SOURCES: dict[str, Schema] = {
     "url": {"type": "string", "format": "uri", "maxLength": 4096, "description": "http(s); private addresses refused"},
     "image": {"type": "string", "contentEncoding": "base64", "description": "base64, or a data: URL"},
     "uri": {"type": "string", "maxLength": 4096, "description": "gs://<bucket>/... or s3://<bucket>/... in your space"},
@@ -110,8 +112,9 @@ SCHEMAS: dict[str, Schema] = {
         "metrics": {"oneOf": [ref("Metrics"), {"type": "null"}]}}),
     "ModelList": obj(["models"], {"models": {"type": "array", "items": {"oneOf": [ref("Model"), STR]}}}),
     "File": obj(["path", "size"], {"path": STR, "size": {"type": "integer", "minimum": 0}}),
-    "FileList": obj(["files", "next"], {"files": {"type": "array", "items": ref("File")},
-                                        "next": {"type": ["string", "null"], "description": "Pass as ?next= for more"}}),
+    "FileList": obj(["files", "next"], {
+        "files": {"type": "array", "items": ref("File")},
+        "next": {"type": ["string", "null"], "description": "Pass as ?next= for the next page"}}),
     "SeedForm": obj([], {"model": {**MODEL_NAME, "description": "a custom model: /predict answers seed 003's shape"}}),
     "UploadReply": {"type": "object", "description": "Seed 001: the top three.",
                     "patternProperties": {"^prediction_[1-3]$": obj(["predicted_label", "confidence_level"], {

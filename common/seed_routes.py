@@ -31,7 +31,8 @@ def parse(request: flask.Request, route: str) -> ClassifyRequest:
     field = FIELDS[route]
     how = f"Send the image as multipart/form-data in the field '{field}' (curl -F {field}=@photo.jpg)."
     if request.mimetype != "multipart/form-data":
-        raise errors.UnsupportedMediaType(f"/{route} takes multipart/form-data, not {request.mimetype or 'an empty body'}. {how}")
+        sent = request.mimetype or "an empty body"
+        raise errors.UnsupportedMediaType(f"/{route} takes multipart/form-data, not {sent}. {how}")
     upload = request.files.get(field)
     if upload is None:
         raise errors.BadRequest(f"No file in the field '{field}'. {how}", code="missing_field")

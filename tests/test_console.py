@@ -84,12 +84,18 @@ def page(browser: Any, console: dict[str, Any], request: pytest.FixtureRequest) 
     page = context.new_page()
     page.set_default_timeout(TIMEOUT)
     problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and not EXPECTED_HTTP.search(m.text) and problems.append(m.text))
+    page.on("console", lambda m: watch(problems, m))
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     page.goto(console["url"] + "/")
     yield page
     context.close()
     assert problems == [], problems
+
+
+def watch(problems: list[str], message: Any) -> None:
+    """Collect console errors (CSP violations included), except the browser's note of an expected 4xx reply."""
+    if message.type == "error" and not EXPECTED_HTTP.search(message.text):
+        problems.append(message.text)
 
 
 def wait(page: Any, expression: str, timeout: float = TIMEOUT / 1000) -> None:
@@ -255,7 +261,7 @@ def test_wrong_password_shows_the_servers_message(page: Any, console: dict[str, 
 def test_docs_page_renders_the_description(browser: Any, console: dict[str, Any]) -> None:
     page = browser.new_page()
     errors: list[str] = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("console", lambda m: watch(errors, m))
     page.goto(console["url"] + "/docs")
     wait(page, "document.getElementById('docs-status').textContent.endsWith('operations.')")
     assert page.locator("#op-classify h2").text_content() == "post/classify"
