@@ -11,6 +11,7 @@ configuration; tests that change the environment call `settings.cache_clear()`.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,21 @@ def _float(name: str, default: float) -> float:
 
 def _bool(name: str, default: bool) -> bool:
     return _env(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+def _endpoints(name: str) -> tuple[tuple[str, str], ...]:
+    """A JSON object of route group -> base URL (https://..., no trailing slash); empty = same origin."""
+    raw = _env(name, "{}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and (v == "" or v.startswith(("https://", "http://")))
+            for k, v in value.items()):
+        raise RuntimeError(f"environment variable {name} must be a JSON object of route -> http(s) base URL, "
+                           f"e.g. {{\"classify\": \"https://classify-abc.run.app\"}}")
+    return tuple((k, v.rstrip("/")) for k, v in sorted(value.items()))
 
 
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -101,6 +117,8 @@ class Settings:
     space_max_bytes: int
     space_max_files: int
     default_min_score: float
+    # web console: where each route group is served when the functions have their own URLs
+    api_endpoints: tuple[tuple[str, str], ...]
 
 
 @functools.cache
@@ -150,4 +168,5 @@ def settings() -> Settings:
         space_max_files=_int("SPACE_MAX_FILES", 50_000),
         autosort_classes=tuple(c.strip() for c in _env("AUTOSORT_CLASSES", "").split(",") if c.strip()),
         default_min_score=_float("MIN_SCORE", 0.3),
+        api_endpoints=_endpoints("API_ENDPOINTS"),
     )

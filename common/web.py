@@ -36,7 +36,15 @@ def error_response(exc: BaseException) -> flask.Response:
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Wrap an HTTP handler: body size limit on, every exception rendered as JSON."""
+    """Wrap an HTTP handler: body size limit on, every exception rendered as JSON.
+
+    Also renders the framework's own refusals as JSON: a request its router never hands to the handler
+    (e.g. a path with a newline) would otherwise get Flask's HTML page. functions-framework points
+    `errorhandler` at the app that is loading this module, so each app gets the handler once.
+    """
+    import functions_framework
+
+    functions_framework.errorhandler(HTTPException)(error_response)
 
     @functools.wraps(handler)
     def wrapper(request: flask.Request) -> flask.Response:

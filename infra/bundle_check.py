@@ -78,6 +78,8 @@ def smoke_request(target: str, data_dir: Path) -> Callable[[str], requests.Respo
         return lambda url: requests.get(url + "/tokens", auth=root)
     if target == "classify":
         return lambda url: requests.post(url + "/classify", json={"image": coffee}, auth=root)
+    if target == "web":
+        return lambda url: requests.get(url + "/")
     if target == "sort_job":
         return lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"}, auth=root)
     if target == "sort_worker":

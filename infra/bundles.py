@@ -1,6 +1,6 @@
 """Build one deployable bundle per function target: `nox -s bundles` (or `python -m infra.bundles`).
 
-    build/<target>/main.py            the function
+    build/<target>/main.py            the function (with the rest of its folder, e.g. the web console's static/)
     build/<target>/common/            a copy of the shared package
     build/<target>/requirements.txt   the function's own pins
     build/<target>/models/            the .tflite model and labels (classify and the sort targets only)
@@ -25,9 +25,7 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
     dest = out / target
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    shutil.copy2(folder / "main.py", dest / "main.py")
-    shutil.copy2(folder / "requirements.txt", dest / "requirements.txt")
+    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(REPO / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if TARGETS[target].model:
         (dest / "models").mkdir()

@@ -9,10 +9,12 @@ configured backends, as they would in the cloud.
 
     /register /api-key              -> register
     /token /tokens /refill          -> tokens
-    /classify                       -> classify
+    /classify /upload /predict      -> classify
     /jobs /classification-job       -> sort_job
     /_worker                        -> sort_worker (CloudEvents from the queue)
     /_upload                        -> on_upload   (CloudEvents from the bucket watcher / Pub/Sub)
+    / /assets /config.json          -> web         (the console; `/` is the empty first segment)
+    /openapi.json /docs             -> web
 
 Embedded backends by default (SQLite, the `.data/bucket/` folder, the local
 queue, a watcher on `.data/bucket/inbox/`). `--emulators` runs the same stack
@@ -123,6 +125,7 @@ def banner(port: int, emulators: bool) -> str:
                  f"(drop images into {s.bucket_dir}/{s.watch_prefix} to label them)")
     return f"""
 ImageClassify Functions is serving on {url}
+  web console:       {url}/   (API description: {url}/docs)
   {where}
   models:            {s.models_dir}/
   try:               curl -s -X POST {url}/register -H 'Content-Type: application/json' \\

@@ -42,12 +42,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("register", "register", routes=("register", "api-key")),
     Target("tokens", "tokens", routes=("token", "tokens", "refill")),
     Target("files_api", "files", routes=("files",)),
-    Target("classify", "classify", routes=("classify",), model=True),
+    Target("classify", "classify", routes=("classify", "upload", "predict"), model=True),
     Target("sort_job", "sort_job", routes=("jobs", "classification-job"), model=True),
     Target("sort_worker", "sort_job", "cloudevent", routes=("_worker",), trigger="queue", model=True),
     Target("sort_dead_letter", "sort_job", "cloudevent", routes=("_dead_letter",), trigger="queue"),
     Target("on_upload", "sort_job", "cloudevent", routes=("_upload",), trigger="bucket", model=True),
     Target("sweeper", "sort_job", routes=("_sweep",), trigger="schedule"),
+    Target("web", "web", routes=("", "assets", "config.json", "openapi.json", "docs")),
 )}
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 
 from infra import bundle_check, bundles
 from infra.targets import TARGETS
@@ -29,7 +30,7 @@ def test_bundle_runs_alone(built: Path, target: str, tmp_path: Path) -> None:
     assert (bundle / "common" / "__init__.py").exists() and (built / f"{target}.zip").exists()
     venv = bundle_check.venv_for(bundle / "requirements.txt")
     packages = bundle_check.installed(venv)
-    if target in ("register", "tokens"):
+    if target in ("register", "tokens", "web"):
         assert not packages & HEAVY, packages & HEAVY
         assert "ai-edge-litert" not in packages and not (bundle / "models").exists()
     else:
@@ -41,6 +42,9 @@ def test_bundle_runs_alone(built: Path, target: str, tmp_path: Path) -> None:
         assert answer.status_code in (200, 201, 202), answer.text
         if target == "classify":
             assert answer.json()["predictions"][0]["label"] == "espresso"
+        if target == "web":
+            assert "<title>ImageClassify console</title>" in answer.text
+            assert requests.get(server.url + "/openapi.json", timeout=10).json()["openapi"] == "3.1.0"
         if target == "on_upload":
             labels = json.loads((tmp_path / "bucket" / "labels" / "inbox" / "c.png.json").read_text())
             assert labels["predictions"][0]["label"] == "espresso"

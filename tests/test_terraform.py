@@ -58,13 +58,13 @@ def test_terraform_fmt() -> None:
 def test_every_target_is_deployed_once_with_the_right_trigger() -> None:
     targets = code_targets()
     assert targets == {"register": "http", "tokens": "http", "classify": "http", "sort_job": "http",
-                       "sort_worker": "cloud_event", "on_upload": "cloud_event"}
+                       "sort_worker": "cloud_event", "on_upload": "cloud_event", "web": "http"}
     tf = load()
     functions = tf["resource"]["google_cloudfunctions2_function"]
     http = tf["locals"]["http_functions"]
-    deployed = set(http) | {"on_upload"}
+    deployed = set(http) | {"on_upload", "web"}
     assert deployed == set(targets)
-    assert set(functions) == {"http", "on_upload"}
+    assert set(functions) == {"http", "on_upload", "web"}
     assert functions["http"]["for_each"] == "${local.http_functions}"
     for name, spec in http.items():
         assert spec["entry_point"] == name
@@ -84,6 +84,20 @@ def test_every_target_is_deployed_once_with_the_right_trigger() -> None:
     assert tf["resource"]["google_service_account"]["fn"]["for_each"] == "${local.all_functions}"
     assert "google_secret_manager_secret" in tf["resource"]
     assert "ADMIN_PASSWORD" not in str(tf["locals"]["common_env"])
+
+
+def test_the_console_knows_where_every_public_route_is() -> None:
+    """The web function's API_ENDPOINTS covers every public API route, each mapped to the function serving it."""
+    from infra.targets import TARGETS
+
+    tf = load()
+    web = tf["resource"]["google_cloudfunctions2_function"]["web"]
+    assert web["build_config"][0]["entry_point"] == "web"
+    assert "API_ENDPOINTS" in web["service_config"][0]["environment_variables"]
+    expected = {route: t.name for t in TARGETS.values() if t.name != "web" and not t.internal
+                for route in t.routes}
+    assert tf["locals"]["web_routes"] == expected
+    assert tf["resource"]["google_cloud_run_service_iam_member"]["public_web"]["member"] == "allUsers"
 
 
 def test_every_deployed_source_is_a_bundle() -> None:

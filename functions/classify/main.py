@@ -1,17 +1,25 @@
-"""The `classify` function: `POST /classify` with one image or a batch; one token per image classified."""
+"""The `classify` function: `POST /classify` with one image or a batch; one token per image classified.
+
+Also the seeds' routes, metered the same way: `POST /upload` (multipart `image`) and `POST /predict`
+(multipart `file`), answered in their seed's shape (see common/seed_routes.py).
+"""
 
 import flask
 import functions_framework
 
 from common import classify as classifying
-from common import classify_request, httpauth, web
+from common import classify_request, httpauth, seed_routes, web
 
 
 @functions_framework.http
 @web.endpoint
 def classify(request: flask.Request) -> flask.Response:
     web.require_method(request, "POST")
-    parsed = classify_request.parse(request)  # bad input is refused here, before anything is spent
+    seed = seed_routes.route_of(request)
+    # bad input is refused here, before anything is spent
+    parsed = seed_routes.parse(request, seed) if seed else classify_request.parse(request)
     account = httpauth.authenticate(request)
     status, body = classifying.run(account, parsed, request.headers.get("Idempotency-Key"))
+    if seed:
+        return seed_routes.respond(seed, parsed, status, body)
     return web.respond(body, status)

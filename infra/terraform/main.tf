@@ -50,7 +50,12 @@ locals {
     MODELS_DIR           = "models"
     ADMIN_USERNAME       = var.admin_username
   }
-  all_functions = merge(local.http_functions, { on_upload = { entry_point = "on_upload" } })
+  all_functions = merge(local.http_functions, { on_upload = { entry_point = "on_upload" }, web = { entry_point = "web" } })
+  # The web console's endpoint map (API_ENDPOINTS): each route group, by first path segment -> the function serving it.
+  web_routes = {
+    register = "register", "api-key" = "register", token = "tokens", tokens = "tokens", refill = "tokens",
+    classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job", "classification-job" = "sort_job"
+  }
 }
 
 # -- data ------------------------------------------------------------------------------
@@ -138,7 +143,7 @@ resource "google_pubsub_topic_iam_member" "sort_job_publishes" {
 }
 
 resource "google_secret_manager_secret_iam_member" "admin_password" {
-  for_each  = local.all_functions
+  for_each  = { for name, fn in local.all_functions : name => fn if name != "web" }
   secret_id = google_secret_manager_secret.admin_password.id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${google_service_account.fn[each.key].email}"
@@ -238,6 +243,45 @@ resource "google_cloud_run_service_iam_member" "public" {
   for_each = toset(["register", "tokens", "classify", "sort_job"])
   location = var.region
   service  = google_cloudfunctions2_function.http[each.key].name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# The web console: static files and the API description, no data access; it finds each function's URL in
+# API_ENDPOINTS (the page calls them directly from the browser).
+resource "google_cloudfunctions2_function" "web" {
+  name     = "web"
+  location = var.region
+
+  build_config {
+    runtime     = "python311"
+    entry_point = "web"
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source["web"].name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "256M"
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 80
+    min_instance_count               = 0
+    max_instance_count               = 5
+    timeout_seconds                  = 30
+    service_account_email            = google_service_account.fn["web"].email
+    ingress_settings                 = "ALLOW_ALL"
+    environment_variables = {
+      API_ENDPOINTS = jsonencode({ for route, fn in local.web_routes : route => google_cloudfunctions2_function.http[fn].service_config[0].uri })
+    }
+  }
+}
+
+resource "google_cloud_run_service_iam_member" "public_web" {
+  location = var.region
+  service  = google_cloudfunctions2_function.web.name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }

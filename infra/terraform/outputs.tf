@@ -11,3 +11,8 @@ output "on_upload_function" {
 output "bucket" {
   value = google_storage_bucket.images.name
 }
+
+output "console_url" {
+  description = "The web console."
+  value       = google_cloudfunctions2_function.web.service_config[0].uri
+}
