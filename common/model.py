@@ -156,9 +156,15 @@ def _backbone_and_head(name: str, models_dir: Path, labels: list[str]) -> tuple[
 
 
 def available() -> list[str]:
+    """Built-in models with a labels file and either a whole classifier or the backbone and a head (a bundle
+    carries only the latter: the backbone is shared by every head)."""
+    from common.backbone import features_path
+    from common.heads import head_paths
+
     directory = settings().models_dir
-    return sorted(p.name[: -len(".tflite")] for p in directory.glob("*.tflite")
-                  if (directory / p.name.replace(".tflite", ".labels.json")).exists())
+    names = (p.name[: -len(".labels.json")] for p in directory.glob("*.labels.json"))
+    return sorted(n for n in names if (directory / f"{n}.tflite").is_file() or (
+        features_path(directory, n).is_file() and all(p.is_file() for p in head_paths(directory, n))))
 
 
 def get_model(name: str | None = None) -> Model:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from common.eventpost import binary_event
+from common.eventpost import EVENT_TYPE, binary_event
 from common.events import GCS_FINALIZED
 from infra import photos
 from infra.processes import Server, free_port
@@ -71,21 +71,28 @@ def start(target: str, bundle: Path, venv: Path, env: dict[str, str],
 def smoke_request(target: str, data_dir: Path) -> Callable[[str], requests.Response]:
     """One real request that each target must answer with a 2xx, as its bundle's smoke test."""
     root = ("root", "root-password")
-    coffee = base64.b64encode(photos.data("coffee.png")).decode()
-    if target == "register":
-        return lambda url: requests.post(url + "/register", json={"username": "bundle-user", "password": "password1"})
-    if target == "tokens":
-        return lambda url: requests.get(url + "/tokens", auth=root)
-    if target == "classify":
-        return lambda url: requests.post(url + "/classify", json={"image": coffee}, auth=root)
-    if target == "web":
-        return lambda url: requests.get(url + "/")
-    if target == "sort_job":
-        return lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"}, auth=root)
-    if target == "sort_worker":
-        headers, body = binary_event({"job_id": "no-such-job", "object": "all/x.png"})
-        return lambda url: requests.post(url, data=body, headers=headers)
-    (data_dir / "bucket" / "inbox").mkdir(parents=True, exist_ok=True)
-    (data_dir / "bucket" / "inbox" / "c.png").write_bytes(photos.data("coffee.png"))
-    headers, body = binary_event({"bucket": "imageclassify-local", "name": "inbox/c.png"}, GCS_FINALIZED)
-    return lambda url: requests.post(url, data=body, headers=headers)
+    coffee = photos.data("coffee.png")
+    if target == "on_upload":
+        (data_dir / "bucket" / "inbox").mkdir(parents=True, exist_ok=True)
+        (data_dir / "bucket" / "inbox" / "c.png").write_bytes(coffee)
+
+    def event(data: dict[str, str], event_type: str = EVENT_TYPE) -> Callable[[str], requests.Response]:
+        headers, body = binary_event(data, event_type)
+        return lambda url: requests.post(url, data=body, headers=headers, timeout=60)
+
+    requests_by_target: dict[str, Callable[[str], requests.Response]] = {
+        "register": lambda url: requests.post(url + "/register", json={"username": "bundle-user",
+                                                                       "password": "password1"}, timeout=60),
+        "tokens": lambda url: requests.get(url + "/tokens", auth=root, timeout=60),
+        "files_api": lambda url: requests.put(url + "/files/a/c.png", data=coffee, auth=root, timeout=60),
+        "classify": lambda url: requests.post(url + "/classify", json={"image": base64.b64encode(coffee).decode()},
+                                              auth=root, timeout=60),
+        "web": lambda url: requests.get(url + "/", timeout=60),
+        "sort_job": lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"},
+                                              auth=root, timeout=60),
+        "sweeper": lambda url: requests.post(url + "/_sweep", timeout=60),
+        "sort_worker": event({"job_id": "no-such-job", "object": "users/x/all/x.png"}),
+        "sort_dead_letter": event({"job_id": "no-such-job", "object": "users/x/all/x.png"}),
+        "on_upload": event({"bucket": "imageclassify-local", "name": "inbox/c.png"}, GCS_FINALIZED),
+    }
+    return requests_by_target[target]

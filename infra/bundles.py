@@ -3,7 +3,7 @@
     build/<target>/main.py            the function (with the rest of its folder, e.g. the web console's static/)
     build/<target>/common/            a copy of the shared package
     build/<target>/requirements.txt   the function's own pins
-    build/<target>/models/            the .tflite model and labels (classify and the sort targets only)
+    build/<target>/models/            the shared backbone (.tflite), the ImageNet head and labels (model targets)
     build/<target>.zip                the same, zipped
 
 This is exactly the source a Cloud Run function (gen2) deployment receives. The
@@ -25,12 +25,12 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
     dest = out / target
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "common"))
     shutil.copytree(REPO / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if TARGETS[target].model:
         (dest / "models").mkdir()
-        for suffix in (".tflite", ".labels.json"):
-            model_file = models_dir / f"{model}{suffix}"
+        for name in (f"{model}_features.tflite", f"{model}.head.npz", f"{model}.head.json", f"{model}.labels.json"):
+            model_file = models_dir / name
             if not model_file.exists():
                 raise SystemExit(f"{model_file} is missing: build the model first (nox -s model).")
             shutil.copy2(model_file, dest / "models" / model_file.name)
