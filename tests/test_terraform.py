@@ -1,4 +1,4 @@
-"""The Terraform deploys exactly the targets of infra/targets.py, each with its trigger.
+"""The Terraform deploys exactly the targets of infra/targets.py, each with its trigger, and passes checkov.
 
 `terraform validate` cannot run offline (it downloads the provider), so the facts are checked two ways:
 the per-target locals of infra/terraform/targets.tf are *evaluated* by `terraform console` (literals only,
@@ -8,6 +8,7 @@ a target missing from the map or wired to another trigger fails here.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import os
@@ -305,3 +306,25 @@ def test_every_deployed_source_is_a_bundle() -> None:
     assert set(BUNDLED) == set(facts()["deployed"])
     assert Path(TF / "variables.tf").exists() and Path(TF / "outputs.tf").exists()
 
+
+def checkov_command() -> tuple[str, list[str]]:
+    """The pin and arguments of `nox -s checkov` (noxfile.py), so this test runs exactly what CI runs."""
+    values = {}
+    for node in ast.parse((REPO / "noxfile.py").read_text()).body:
+        if not isinstance(node, ast.Assign):
+            continue
+        name = node.targets[0]
+        if isinstance(name, ast.Name) and name.id in ("CHECKOV", "CHECKOV_ARGS"):
+            values[name.id] = ast.literal_eval(node.value)
+    return values["CHECKOV"], list(values["CHECKOV_ARGS"])
+
+
+def test_checkov_finds_no_failed_check() -> None:
+    pin, args = checkov_command()
+    venv = REPO / ".nox" / "checkov" / "bin" / "checkov"
+    binary = str(venv) if venv.exists() else shutil.which("checkov")
+    assert binary, (f"checkov is not installed: run `nox -s checkov` (installs {pin} in .nox/checkov; it cannot "
+                    "share the dev venv, whose boto3 pin it conflicts with)")
+    result = subprocess.run([binary, *args], cwd=REPO, capture_output=True, text=True, timeout=600, env=OFFLINE)
+    report = result.stdout + result.stderr
+    assert "Failed checks: 0," in report and result.returncode == 0, report[-6000:]
