@@ -7,6 +7,7 @@
     nox -s model       build the default model (.tflite + labels) into the models directory
     nox -s bench       benchmarks, printed and written to bench/results.json
     nox -s bundles     one deployable folder + zip per function under build/
+    nox -s checkov     static security checks of infra/terraform (its own venv: checkov pins its own boto3)
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_venv = "yes"
 PYTHON = "3.11"
 REPO = os.path.dirname(os.path.abspath(__file__))
+# checkov cannot share the dev venv (it needs another boto3 than the functions pin), so it has its own session;
+# tests/test_terraform.py runs the checkov this session installs (.nox/checkov/bin/checkov) with CHECKOV_ARGS.
+CHECKOV = "checkov==3.3.30"
+CHECKOV_ARGS = ("-d", "infra/terraform", "--framework", "terraform", "--quiet", "--compact", "--skip-download")
 
 
 def install(session: nox.Session) -> None:
@@ -77,3 +82,10 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bundles(session: nox.Session) -> None:
     with_model(session, "infra.bundles")
+
+
+@nox.session(python=PYTHON)
+def checkov(session: nox.Session) -> None:
+    """Static security checks of the Terraform; every failed check is fixed or skipped inline with a reason."""
+    session.install(CHECKOV)
+    session.run("checkov", *CHECKOV_ARGS, *session.posargs)

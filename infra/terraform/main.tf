@@ -1,6 +1,15 @@
-# ImageClassify Functions on Google Cloud: one Cloud Run function (gen2) per target,
-# Firestore, the images bucket, Pub/Sub fan-out with a dead-letter topic, Eventarc for uploads.
+# ImageClassify Functions on Google Cloud: one Cloud Run function (gen2) per target of infra/targets.py,
+# Firestore, the images bucket, Pub/Sub fan-out with a dead-letter topic, Eventarc for uploads, Cloud
+# Scheduler for the sweeper, secrets in Secret Manager, log-based metrics and a dead-letter alert.
 # Build the sources first: `nox -s bundles` writes build/<target>.zip.
+#
+#   targets.tf     the targets and their per-target settings (the one map to extend)
+#   functions.tf   the functions and who may call the public ones
+#   triggers.tf    how the cloud reaches the internal ones: push subscriptions, Eventarc, Cloud Scheduler
+#   iam.tf         one service account per function, least privilege
+#   storage.tf     Firestore, the images, sources and access-log buckets
+#   secrets.tf     ADMIN_PASSWORD and INTERNAL_SECRET
+#   monitoring.tf  log-based metrics (errors, latency, dead letters) and the dead-letter alert
 
 terraform {
   required_version = ">= 1.5"
@@ -8,6 +17,10 @@ terraform {
     google = {
       source  = "hashicorp/google"
       version = ">= 6.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.5"
     }
   }
 }
@@ -20,331 +33,21 @@ provider "google" {
 data "google_project" "this" {}
 
 locals {
-  # HTTP functions (sort_worker receives the Pub/Sub push over HTTP; functions-framework turns it into a
-  # CloudEvent). Sizes follow the cold starts measured by `nox -s bench`: the auth-only functions are small
-  # and start in ~0.2 s; the model-serving ones hold an 18 MB model and run one inference on all CPUs.
-  http_functions = {
-    register = {
-      entry_point = "register", memory = "256M", cpu = "1", concurrency = 20, min_instances = 0
-    }
-    tokens = {
-      entry_point = "tokens", memory = "256M", cpu = "1", concurrency = 40, min_instances = 0
-    }
-    classify = {
-      entry_point = "classify", memory = "1Gi", cpu = "2", concurrency = 4, min_instances = 1
-    }
-    sort_job = {
-      entry_point = "sort_job", memory = "1Gi", cpu = "1", concurrency = 8, min_instances = 0
-    }
-    sort_worker = {
-      entry_point = "sort_worker", memory = "1Gi", cpu = "2", concurrency = 2, min_instances = 0
-    }
-  }
+  # Settings every function gets; the defaults in common/config.py cover the rest. TRUSTED_PROXIES=1: Google's
+  # front end appends the caller's address to X-Forwarded-For, and the peer itself is the front end.
   common_env = {
     STORE_BACKEND        = "firestore"
     GOOGLE_CLOUD_PROJECT = var.project
     STORAGE_BACKEND      = "gcs"
     BUCKET               = var.bucket_name
     QUEUE_BACKEND        = "pubsub"
-    PUBSUB_TOPIC         = google_pubsub_topic.sort_images.name
+    PUBSUB_TOPIC         = local.sort_topic
     MODELS_DIR           = "models"
     ADMIN_USERNAME       = var.admin_username
+    TRUSTED_PROXIES      = "1"
   }
-  all_functions = merge(local.http_functions, { on_upload = { entry_point = "on_upload" }, web = { entry_point = "web" } })
-  # The web console's endpoint map (API_ENDPOINTS): each route group, by first path segment -> the function serving it.
-  web_routes = {
-    register = "register", "api-key" = "register", token = "tokens", tokens = "tokens", refill = "tokens",
-    classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job", "classification-job" = "sort_job"
-  }
-}
+  # Only the public functions answer browsers: the web console's origins.
+  public_env = { CORS_ORIGINS = join(",", var.cors_origins) }
 
-# -- data ------------------------------------------------------------------------------
-
-resource "google_firestore_database" "default" {
-  name        = "(default)"
-  location_id = var.region
-  type        = "FIRESTORE_NATIVE"
-}
-
-resource "google_storage_bucket" "images" {
-  name                        = var.bucket_name
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-}
-
-resource "google_storage_bucket" "sources" {
-  name                        = "${var.project}-function-sources"
-  location                    = var.region
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-}
-
-resource "google_storage_bucket_object" "source" {
-  for_each = local.all_functions
-  name     = "${each.key}-${filemd5("${var.build_dir}/${each.key}.zip")}.zip"
-  bucket   = google_storage_bucket.sources.name
-  source   = "${var.build_dir}/${each.key}.zip"
-}
-
-# -- the admin bootstrap secret ----------------------------------------------------------
-
-resource "google_secret_manager_secret" "admin_password" {
-  secret_id = "imageclassify-admin-password"
-  replication {
-    auto {}
-  }
-}
-
-resource "google_secret_manager_secret_version" "admin_password" {
-  secret      = google_secret_manager_secret.admin_password.id
-  secret_data = var.admin_password
-}
-
-# -- one service account per function, least privilege -----------------------------------
-
-resource "google_service_account" "fn" {
-  for_each     = local.all_functions
-  account_id   = "icf-${replace(each.key, "_", "-")}"
-  display_name = "ImageClassify ${each.key} function"
-}
-
-resource "google_project_iam_member" "firestore" {
-  for_each = local.http_functions
-  project  = var.project
-  role     = "roles/datastore.user"
-  member   = "serviceAccount:${google_service_account.fn[each.key].email}"
-}
-
-resource "google_project_iam_member" "on_upload_events" {
-  project = var.project
-  role    = "roles/eventarc.eventReceiver"
-  member  = "serviceAccount:${google_service_account.fn["on_upload"].email}"
-}
-
-resource "google_storage_bucket_iam_member" "read_images" {
-  for_each = toset(["classify", "sort_job"])
-  bucket   = google_storage_bucket.images.name
-  role     = "roles/storage.objectViewer"
-  member   = "serviceAccount:${google_service_account.fn[each.key].email}"
-}
-
-resource "google_storage_bucket_iam_member" "write_images" {
-  for_each = toset(["sort_worker", "on_upload"])
-  bucket   = google_storage_bucket.images.name
-  role     = "roles/storage.objectUser"
-  member   = "serviceAccount:${google_service_account.fn[each.key].email}"
-}
-
-resource "google_pubsub_topic_iam_member" "sort_job_publishes" {
-  topic  = google_pubsub_topic.sort_images.id
-  role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_service_account.fn["sort_job"].email}"
-}
-
-resource "google_secret_manager_secret_iam_member" "admin_password" {
-  for_each  = { for name, fn in local.all_functions : name => fn if name != "web" }
-  secret_id = google_secret_manager_secret.admin_password.id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.fn[each.key].email}"
-}
-
-# GCS publishes the bucket's events through Pub/Sub for Eventarc.
-data "google_storage_project_service_account" "gcs" {}
-
-resource "google_project_iam_member" "gcs_publishes_events" {
-  project = var.project
-  role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
-}
-
-# -- the functions -------------------------------------------------------------------------
-
-resource "google_cloudfunctions2_function" "http" {
-  for_each = local.http_functions
-  name     = replace(each.key, "_", "-")
-  location = var.region
-
-  build_config {
-    runtime     = "python311"
-    entry_point = each.value.entry_point
-    source {
-      storage_source {
-        bucket = google_storage_bucket.sources.name
-        object = google_storage_bucket_object.source[each.key].name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = each.value.memory
-    available_cpu                    = each.value.cpu
-    max_instance_request_concurrency = each.value.concurrency
-    min_instance_count               = each.value.min_instances
-    max_instance_count               = 20
-    timeout_seconds                  = 60
-    service_account_email            = google_service_account.fn[each.key].email
-    ingress_settings                 = "ALLOW_ALL"
-    environment_variables            = local.common_env
-    secret_environment_variables {
-      key        = "ADMIN_PASSWORD"
-      project_id = var.project
-      secret     = google_secret_manager_secret.admin_password.secret_id
-      version    = "latest"
-    }
-  }
-
-  depends_on = [google_secret_manager_secret_version.admin_password, google_secret_manager_secret_iam_member.admin_password]
-}
-
-resource "google_cloudfunctions2_function" "on_upload" {
-  name     = "on-upload"
-  location = var.region
-
-  build_config {
-    runtime     = "python311"
-    entry_point = "on_upload"
-    source {
-      storage_source {
-        bucket = google_storage_bucket.sources.name
-        object = google_storage_bucket_object.source["on_upload"].name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = "1Gi"
-    available_cpu                    = "2"
-    max_instance_request_concurrency = 2
-    min_instance_count               = 0
-    max_instance_count               = 10
-    timeout_seconds                  = 120
-    service_account_email            = google_service_account.fn["on_upload"].email
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
-    environment_variables            = merge(local.common_env, { WATCH_PREFIX = "inbox/", LABELS_PREFIX = "labels/" })
-  }
-
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.storage.object.v1.finalized"
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.fn["on_upload"].email
-    event_filters {
-      attribute = "bucket"
-      value     = google_storage_bucket.images.name
-    }
-  }
-
-  depends_on = [google_project_iam_member.gcs_publishes_events, google_project_iam_member.on_upload_events]
-}
-
-# Anyone may call the public API functions (they authenticate users themselves).
-resource "google_cloud_run_service_iam_member" "public" {
-  for_each = toset(["register", "tokens", "classify", "sort_job"])
-  location = var.region
-  service  = google_cloudfunctions2_function.http[each.key].name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}
-
-# The web console: static files and the API description, no data access; it finds each function's URL in
-# API_ENDPOINTS (the page calls them directly from the browser).
-resource "google_cloudfunctions2_function" "web" {
-  name     = "web"
-  location = var.region
-
-  build_config {
-    runtime     = "python311"
-    entry_point = "web"
-    source {
-      storage_source {
-        bucket = google_storage_bucket.sources.name
-        object = google_storage_bucket_object.source["web"].name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = "256M"
-    available_cpu                    = "1"
-    max_instance_request_concurrency = 80
-    min_instance_count               = 0
-    max_instance_count               = 5
-    timeout_seconds                  = 30
-    service_account_email            = google_service_account.fn["web"].email
-    ingress_settings                 = "ALLOW_ALL"
-    environment_variables = {
-      API_ENDPOINTS = jsonencode({ for route, fn in local.web_routes : route => google_cloudfunctions2_function.http[fn].service_config[0].uri })
-    }
-  }
-}
-
-resource "google_cloud_run_service_iam_member" "public_web" {
-  location = var.region
-  service  = google_cloudfunctions2_function.web.name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}
-
-# -- the sort fan-out: topic -> OIDC push -> sort_worker, with a dead-letter topic ------------
-
-resource "google_pubsub_topic" "sort_images" {
-  name = "sort-images"
-}
-
-resource "google_pubsub_topic" "sort_images_dead_letter" {
-  name = "sort-images-dead-letter"
-}
-
-resource "google_service_account" "pusher" {
-  account_id   = "icf-sort-pusher"
-  display_name = "Pub/Sub push identity for sort_worker"
-}
-
-resource "google_cloud_run_service_iam_member" "pusher_invokes_worker" {
-  location = var.region
-  service  = google_cloudfunctions2_function.http["sort_worker"].name
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.pusher.email}"
-}
-
-resource "google_service_account_iam_member" "pubsub_mints_tokens" {
-  service_account_id = google_service_account.pusher.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-}
-
-resource "google_pubsub_subscription" "sort_worker_push" {
-  name                 = "sort-worker-push"
-  topic                = google_pubsub_topic.sort_images.id
-  ack_deadline_seconds = 120
-
-  push_config {
-    push_endpoint = google_cloudfunctions2_function.http["sort_worker"].service_config[0].uri
-    oidc_token {
-      service_account_email = google_service_account.pusher.email
-    }
-  }
-
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.sort_images_dead_letter.id
-    max_delivery_attempts = 10
-  }
-
-  retry_policy {
-    minimum_backoff = "5s"
-    maximum_backoff = "300s"
-  }
-}
-
-resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  topic  = google_pubsub_topic.sort_images_dead_letter.id
-  role   = "roles/pubsub.publisher"
-  member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-}
-
-resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  subscription = google_pubsub_subscription.sort_worker_push.id
-  role         = "roles/pubsub.subscriber"
-  member       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }

@@ -1,18 +1,19 @@
 output "function_urls" {
-  description = "The URL of each HTTP function."
-  value       = { for name, fn in google_cloudfunctions2_function.http : name => fn.service_config[0].uri }
+  description = "The URL of each public function (the API)."
+  value       = { for name, fn in google_cloudfunctions2_function.fn : name => fn.service_config[0].uri if local.functions[name].trigger == "http" }
 }
 
-output "on_upload_function" {
-  description = "The bucket-triggered function."
-  value       = google_cloudfunctions2_function.on_upload.name
+output "internal_functions" {
+  description = "The internal functions and what triggers each."
+  value       = { for name, fn in local.internal : name => fn.trigger }
 }
 
 output "bucket" {
-  value = google_storage_bucket.images.name
+  description = "The images bucket."
+  value       = google_storage_bucket.images.name
 }
 
 output "console_url" {
   description = "The web console."
-  value       = google_cloudfunctions2_function.web.service_config[0].uri
+  value       = google_cloudfunctions2_function.fn["web"].service_config[0].uri
 }
