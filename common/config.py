@@ -96,6 +96,10 @@ class Settings:
     space_max_bytes: int
     space_max_files: int
     default_min_score: float
+    # custom models
+    model_max_images: int
+    model_chunk_size: int
+    model_fit_seconds: float
 
 
 @functools.cache
@@ -140,4 +144,8 @@ def settings() -> Settings:
         space_max_files=_int("SPACE_MAX_FILES", 50_000),
         autosort_classes=tuple(c.strip() for c in _env("AUTOSORT_CLASSES", "").split(",") if c.strip()),
         default_min_score=_float("MIN_SCORE", 0.3),
+        model_max_images=_int("MODEL_MAX_IMAGES", 20_000),
+        model_chunk_size=_int("MODEL_CHUNK_SIZE", 64),
+        # a fit must end well inside one queue delivery (QUEUE_LEASE, the push deadline), or it is delivered again
+        model_fit_seconds=_float("MODEL_FIT_SECONDS", 40.0),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from common.store.accounts import AccountRecords
 from common.store.jobs import JobRecords
 from common.store.ledger import Ledger
+from common.store.models import ModelRecords
 from common.store.port import DocumentStore
 from common.store.reservations import Reservations
 from common.store.usage import UsageRecords
 
 
-class Store(AccountRecords, Ledger, Reservations, JobRecords, UsageRecords):
+class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = docs
 
