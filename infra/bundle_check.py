@@ -80,6 +80,8 @@ def smoke_request(target: str, data_dir: Path) -> Callable[[str], requests.Respo
         return lambda url: requests.post(url + "/classify", json={"image": coffee}, auth=root)
     if target == "sort_job":
         return lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"}, auth=root)
+    if target == "models":
+        return lambda url: requests.get(url + "/models", auth=root)
     if target == "sort_worker":
         headers, body = binary_event({"job_id": "no-such-job", "object": "all/x.png"})
         return lambda url: requests.post(url, data=body, headers=headers)

@@ -3,7 +3,7 @@
     build/<target>/main.py            the function
     build/<target>/common/            a copy of the shared package
     build/<target>/requirements.txt   the function's own pins
-    build/<target>/models/            the .tflite model and labels (classify and the sort targets only)
+    build/<target>/models/            the .tflite model, labels, backbone and head (model-serving targets only)
     build/<target>.zip                the same, zipped
 
 This is exactly the source a Cloud Run function (gen2) deployment receives. The
@@ -31,7 +31,8 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
     shutil.copytree(REPO / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if TARGETS[target].model:
         (dest / "models").mkdir()
-        for suffix in (".tflite", ".labels.json"):
+        # the whole classifier, and the backbone + head that serve it and every custom model
+        for suffix in (".tflite", ".labels.json", "_features.tflite", ".head.npz", ".head.json"):
             model_file = models_dir / f"{model}{suffix}"
             if not model_file.exists():
                 raise SystemExit(f"{model_file} is missing: build the model first (nox -s model).")

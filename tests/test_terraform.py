@@ -56,9 +56,10 @@ def test_terraform_fmt() -> None:
 
 
 def test_every_target_is_deployed_once_with_the_right_trigger() -> None:
+    from infra.targets import TARGETS
+
     targets = code_targets()
-    assert targets == {"register": "http", "tokens": "http", "classify": "http", "sort_job": "http",
-                       "sort_worker": "cloud_event", "on_upload": "cloud_event"}
+    assert targets == {t.name: "http" if t.signature == "http" else "cloud_event" for t in TARGETS.values()}
     tf = load()
     functions = tf["resource"]["google_cloudfunctions2_function"]
     http = tf["locals"]["http_functions"]
@@ -75,11 +76,30 @@ def test_every_target_is_deployed_once_with_the_right_trigger() -> None:
     upload = functions["on_upload"]
     assert upload["build_config"][0]["entry_point"] == "on_upload"
     assert upload["event_trigger"][0]["event_type"] == "google.cloud.storage.object.v1.finalized"
-    # sort_worker is fed by the OIDC-authenticated push subscription, with a dead-letter topic
-    push = tf["resource"]["google_pubsub_subscription"]["sort_worker_push"]
-    assert "sort_worker" in push["push_config"][0]["push_endpoint"]
-    assert push["push_config"][0]["oidc_token"][0]["service_account_email"]
-    assert "sort_images_dead_letter" in push["dead_letter_policy"][0]["dead_letter_topic"]
+    # exactly the public targets may be called by anyone; the internal ones only by the push/scheduler identity
+    public = {t.name for t in TARGETS.values() if t.trigger == "http"}
+    assert set(tf["locals"]["public_functions"]) == public
+    assert tf["resource"]["google_cloud_run_service_iam_member"]["public"]["for_each"] == \
+        "${toset(local.public_functions)}"
+    internal = {t.name for t in TARGETS.values() if t.trigger in ("queue", "schedule")}
+    invoker = tf["resource"]["google_cloud_run_service_iam_member"]["pusher_invokes_worker"]
+    assert set(re.findall(r'"(\w+)"', invoker["for_each"])) == internal
+    # each queue target is fed by an OIDC-authenticated push subscription; the worker's has a dead-letter topic
+    pushes = tf["resource"]["google_pubsub_subscription"]
+    for target in (t.name for t in TARGETS.values() if t.trigger == "queue"):
+        fed = [s for s in pushes.values() if f'http["{target}"]' in s["push_config"][0]["push_endpoint"]]
+        assert len(fed) == 1, target
+        assert fed[0]["push_config"][0]["oidc_token"][0]["service_account_email"]
+    assert "sort_images_dead_letter" in pushes["sort_worker_push"]["dead_letter_policy"][0]["dead_letter_topic"]
+    assert "sort_images_dead_letter" in pushes["sort_dead_letter_push"]["topic"]
+    # the scheduled targets are called by Cloud Scheduler with an OIDC token
+    jobs = tf["resource"]["google_cloud_scheduler_job"]
+    for target in (t.name for t in TARGETS.values() if t.trigger == "schedule"):
+        job = [j for j in jobs.values() if f'http["{target}"]' in j["http_target"][0]["uri"]]
+        assert len(job) == 1 and job[0]["http_target"][0]["oidc_token"][0]["service_account_email"], target
+    # whoever publishes to the queue may: jobs, training runs, and the worker (a model's fit)
+    publishers = tf["resource"]["google_pubsub_topic_iam_member"]["publishers"]["for_each"]
+    assert set(re.findall(r'"(\w+)"', publishers)) == {"sort_job", "models", "sort_worker"}
     # one service account per function; the admin password comes from Secret Manager
     assert tf["resource"]["google_service_account"]["fn"]["for_each"] == "${local.all_functions}"
     assert "google_secret_manager_secret" in tf["resource"]

@@ -20,9 +20,11 @@ provider "google" {
 data "google_project" "this" {}
 
 locals {
-  # HTTP functions (sort_worker receives the Pub/Sub push over HTTP; functions-framework turns it into a
-  # CloudEvent). Sizes follow the cold starts measured by `nox -s bench`: the auth-only functions are small
-  # and start in ~0.2 s; the model-serving ones hold an 18 MB model and run one inference on all CPUs.
+  # HTTP functions (sort_worker and sort_dead_letter receive Pub/Sub pushes over HTTP, which functions-framework
+  # turns into CloudEvents; Cloud Scheduler calls the sweeper). Sizes follow the cold starts measured by
+  # `nox -s bench`: the auth-only functions are small and start in ~0.2 s; the model-serving ones hold an 18 MB
+  # model and run one inference on all CPUs. sort_worker also embeds custom models' images and fits their heads
+  # (a fit is bounded by MODEL_FIT_SECONDS, well inside its timeout).
   http_functions = {
     register = {
       entry_point = "register", memory = "256M", cpu = "1", concurrency = 20, min_instances = 0
@@ -37,9 +39,23 @@ locals {
       entry_point = "sort_job", memory = "1Gi", cpu = "1", concurrency = 8, min_instances = 0
     }
     sort_worker = {
-      entry_point = "sort_worker", memory = "1Gi", cpu = "2", concurrency = 2, min_instances = 0
+      entry_point = "sort_worker", memory = "2Gi", cpu = "2", concurrency = 2, min_instances = 0
+    }
+    sort_dead_letter = {
+      entry_point = "sort_dead_letter", memory = "512M", cpu = "1", concurrency = 20, min_instances = 0
+    }
+    sweeper = {
+      entry_point = "sweeper", memory = "256M", cpu = "1", concurrency = 1, min_instances = 0
+    }
+    files_api = {
+      entry_point = "files_api", memory = "256M", cpu = "1", concurrency = 20, min_instances = 0
+    }
+    models = {
+      entry_point = "models", memory = "1Gi", cpu = "1", concurrency = 8, min_instances = 0
     }
   }
+  # the public API: every request authenticates itself; the others answer only their OIDC-signed callers
+  public_functions = ["register", "tokens", "classify", "sort_job", "files_api", "models"]
   common_env = {
     STORE_BACKEND        = "firestore"
     GOOGLE_CLOUD_PROJECT = var.project
@@ -125,16 +141,18 @@ resource "google_storage_bucket_iam_member" "read_images" {
 }
 
 resource "google_storage_bucket_iam_member" "write_images" {
-  for_each = toset(["sort_worker", "on_upload"])
+  for_each = toset(["sort_worker", "on_upload", "files_api", "models"])
   bucket   = google_storage_bucket.images.name
   role     = "roles/storage.objectUser"
   member   = "serviceAccount:${google_service_account.fn[each.key].email}"
 }
 
-resource "google_pubsub_topic_iam_member" "sort_job_publishes" {
-  topic  = google_pubsub_topic.sort_images.id
-  role   = "roles/pubsub.publisher"
-  member = "serviceAccount:${google_service_account.fn["sort_job"].email}"
+# sort jobs and training runs publish; the worker publishes a model's fit when its last chunk is in
+resource "google_pubsub_topic_iam_member" "publishers" {
+  for_each = toset(["sort_job", "models", "sort_worker"])
+  topic    = google_pubsub_topic.sort_images.id
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${google_service_account.fn[each.key].email}"
 }
 
 resource "google_secret_manager_secret_iam_member" "admin_password" {
@@ -235,7 +253,7 @@ resource "google_cloudfunctions2_function" "on_upload" {
 
 # Anyone may call the public API functions (they authenticate users themselves).
 resource "google_cloud_run_service_iam_member" "public" {
-  for_each = toset(["register", "tokens", "classify", "sort_job"])
+  for_each = toset(local.public_functions)
   location = var.region
   service  = google_cloudfunctions2_function.http[each.key].name
   role     = "roles/run.invoker"
@@ -254,12 +272,13 @@ resource "google_pubsub_topic" "sort_images_dead_letter" {
 
 resource "google_service_account" "pusher" {
   account_id   = "icf-sort-pusher"
-  display_name = "Pub/Sub push identity for sort_worker"
+  display_name = "Push and scheduler identity for the internal functions"
 }
 
 resource "google_cloud_run_service_iam_member" "pusher_invokes_worker" {
+  for_each = toset(["sort_worker", "sort_dead_letter", "sweeper"])
   location = var.region
-  service  = google_cloudfunctions2_function.http["sort_worker"].name
+  service  = google_cloudfunctions2_function.http[each.key].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.pusher.email}"
 }
@@ -303,4 +322,41 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   subscription = google_pubsub_subscription.sort_worker_push.id
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# -- dead letters: a message that exhausted its deliveries closes its image's (or training run's) books ---------
+
+resource "google_pubsub_subscription" "sort_dead_letter_push" {
+  name                 = "sort-dead-letter-push"
+  topic                = google_pubsub_topic.sort_images_dead_letter.id
+  ack_deadline_seconds = 60
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.http["sort_dead_letter"].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.pusher.email
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+}
+
+# -- the sweeper: refunds expired reservations, closes stalled jobs and training runs ---------------------
+
+resource "google_cloud_scheduler_job" "sweep" {
+  name      = "imageclassify-sweep"
+  region    = var.region
+  schedule  = "*/5 * * * *"
+  time_zone = "Etc/UTC"
+
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.http["sweeper"].service_config[0].uri
+    oidc_token {
+      service_account_email = google_service_account.pusher.email
+    }
+  }
 }
