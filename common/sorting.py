@@ -50,7 +50,7 @@ def handle_image(message: Any) -> bool:
     try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
         model = by_reference(job.model)
         probs = model.predict(storage.read(key, settings().max_body_bytes))
-    except (*errors.BAD_IMAGE, errors.NotFound, errors.Conflict) as exc:
+    except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
