@@ -33,9 +33,10 @@ def load(item: Item, owner: str) -> bytes:
 
 def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
     """Charge, classify, refund failures; the status and body of the reply."""
-    from common.model import get_model
+    from common.models_registry import resolve
 
-    model = get_model(req.model)  # an unknown model is a 404 before anything is spent
+    # the caller's own model first, then the built-ins: unknown is a 404, not ready a 409, before anything is spent
+    model = resolve(account.username, req.model)
     for name in req.classes or ():
         model.resolve(name)  # an unknown class is a 400 before anything is spent
     chargeable = [item for item in req.items if item.refusal is None]

@@ -119,6 +119,10 @@ class Settings:
     default_min_score: float
     # web console: where each route group is served when the functions have their own URLs
     api_endpoints: tuple[tuple[str, str], ...]
+    # custom models
+    model_max_images: int
+    model_chunk_size: int
+    model_fit_seconds: float
 
 
 @functools.cache
@@ -169,4 +173,8 @@ def settings() -> Settings:
         autosort_classes=tuple(c.strip() for c in _env("AUTOSORT_CLASSES", "").split(",") if c.strip()),
         default_min_score=_float("MIN_SCORE", 0.3),
         api_endpoints=_endpoints("API_ENDPOINTS"),
+        model_max_images=_int("MODEL_MAX_IMAGES", 20_000),
+        model_chunk_size=_int("MODEL_CHUNK_SIZE", 64),
+        # a fit must end well inside one queue delivery (QUEUE_LEASE, the push deadline), or it is delivered again
+        model_fit_seconds=_float("MODEL_FIT_SECONDS", 40.0),
     )

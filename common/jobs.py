@@ -23,17 +23,23 @@ MAX_CLASSES = 20
 MAX_IMAGES = 10_000
 
 
-def validate_classes(classes: Any) -> list[str]:
+def validate_classes(classes: Any, model: Any = None) -> list[str]:
+    """The job's classes, canonical; with a custom model they default to all its labels and must be its labels."""
     from common.model import get_model
+    from common.models_registry import CustomModel
 
+    custom = isinstance(model, CustomModel)
+    if custom and classes is None:
+        classes = list(model.labels)
     if not isinstance(classes, list) or not classes:
         raise errors.BadRequest("classes must be a non-empty list of class names, e.g. [\"dog\", \"food\"].",
                                 code="invalid_classes")
-    if len(classes) > MAX_CLASSES:
-        raise errors.BadRequest(f"At most {MAX_CLASSES} classes per job ({len(classes)} given).",
+    limit = len(model.labels) if custom else MAX_CLASSES
+    if len(classes) > limit:
+        raise errors.BadRequest(f"At most {limit} classes per job ({len(classes)} given).",
                                 code="invalid_classes")
     canonical = classnames.unique(classes)
-    model = get_model()
+    model = model or get_model()
     for name in canonical:
         model.resolve(name)  # unknown names are a 400 listing near matches
     return canonical
@@ -47,8 +53,20 @@ def validate_source(source: Any) -> str:
     return folder
 
 
+def validate_model(account: Account, name: Any) -> Any:
+    """The model a job sorts with: the caller's own first, then the built-ins (None: the default)."""
+    from common.models_registry import resolve
+
+    if name is not None and (not isinstance(name, str) or not name):
+        raise errors.BadRequest("model must be a model name.", code="invalid_model")
+    return resolve(account.username, name)
+
+
 def create_job(account: Account, body: dict[str, Any]) -> Job:
-    classes = validate_classes(body.get("classes"))
+    from common.models_registry import reference
+
+    model = validate_model(account, body.get("model"))
+    classes = validate_classes(body.get("classes"), model)
     source = validate_source(body.get("source", "all/"))
     min_score = body.get("min_score", settings().default_min_score)
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
@@ -61,7 +79,7 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
                                     code="too_many_images")
     job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
               min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
-              created=time.time())
+              created=time.time(), model=reference(model))
     get_store().create_job(job, len(objects), f"{account.username}:job:{job.id}")
     try:
         get_queue().publish([signing.sign({"job_id": job.id, "object": key}) for key in objects])

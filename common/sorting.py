@@ -40,14 +40,15 @@ def source_prefix(job: Job) -> str:
 
 def handle_image(message: Any) -> bool:
     """Sort one image of a job; False when there was nothing to do."""
-    from common.model import best_class, get_model
+    from common.model import best_class
+    from common.models_registry import by_reference
 
     named = _job_and_object(message)
     if named is None:
         return False
     (job, key), store, storage = named, get_store(), get_storage()
-    model = get_model(job.model)
-    try:
+    try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
+        model = by_reference(job.model)
         probs = model.predict(storage.read(key, settings().max_body_bytes))
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))

@@ -10,6 +10,8 @@ function.
 - A job that is not finished and has not moved for JOB_STALL_SECONDS is
   closed: the images not processed are counted failed and refunded. With the
   embedded queue, a job with no message left is closed after a short grace.
+- A custom model's training run that has not moved for JOB_STALL_SECONDS
+  ends `failed`, and every token it has not refunded yet is refunded.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def sweep(now: float | None = None) -> dict[str, Any]:
             store.finish_job(job.id, "failed" if job.processed == 0 else "done",
                              "Some images were never processed; their tokens were refunded.")
             closed.append(job.id)
-    if refunded or closed:
-        log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) closed", refunded, len(closed))
-    return {"reservations_refunded": refunded, "jobs_closed": closed}
+    models = [r.reference for r in store.stalled_models(now - stall)
+              if store.fail_model(r.owner, r.name, r.version, "Training stalled and was stopped; every token was "
+                                  "refunded. Delete the model and train it again.")]
+    if refunded or closed or models:
+        log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
+                    "closed", refunded, len(closed), len(models))
+    return {"reservations_refunded": refunded, "jobs_closed": closed, "models_failed": models}

@@ -88,6 +88,7 @@ def smoke_request(target: str, data_dir: Path) -> Callable[[str], requests.Respo
         "classify": lambda url: requests.post(url + "/classify", json={"image": base64.b64encode(coffee).decode()},
                                               auth=root, timeout=60),
         "web": lambda url: requests.get(url + "/", timeout=60),
+        "models": lambda url: requests.get(url + "/models", auth=root, timeout=60),
         "sort_job": lambda url: requests.post(url + "/jobs", json={"classes": ["food"], "source": "empty/"},
                                               auth=root, timeout=60),
         "sweeper": lambda url: requests.post(url + "/_sweep", timeout=60),

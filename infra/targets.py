@@ -44,6 +44,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("files_api", "files", routes=("files",)),
     Target("classify", "classify", routes=("classify", "upload", "predict"), model=True),
     Target("sort_job", "sort_job", routes=("jobs", "classification-job"), model=True),
+    Target("models", "models", routes=("models",), model=True),
     Target("sort_worker", "sort_job", "cloudevent", routes=("_worker",), trigger="queue", model=True),
     Target("sort_dead_letter", "sort_job", "cloudevent", routes=("_dead_letter",), trigger="queue"),
     Target("on_upload", "sort_job", "cloudevent", routes=("_upload",), trigger="bucket", model=True),

@@ -162,7 +162,7 @@ def _handler_for(fake: FakeApi) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             reply = fake.answer(Seen(self.command, url.path, parse_qs(url.query), dict(self.headers), body))
-            status, payload, headers = (*reply, {}) if len(reply) == 2 else reply  # type: ignore[misc]
+            status, payload, headers = (*reply, {}) if len(reply) == 2 else reply
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "image/png" if isinstance(payload, bytes) else "application/json")

@@ -78,7 +78,7 @@ class Job:
             "classes": self.classes,
             "source": self.source,
             "min_score": self.min_score,
-            "model": self.model,
+            "model": model_name(self.model),
             "created": self.created,
             **({"error": self.error} if self.error else {}),
         }
@@ -92,3 +92,64 @@ class ImageOutcome:
     outcome: str
     destination: str | None = None
     detail: str | None = None
+
+
+@dataclass
+class ModelRecord:
+    """A custom model: its training run's state and books. `version` is new for every model created, so files,
+    messages and cached heads of a deleted model can never be mistaken for those of a new one of that name."""
+
+    owner: str
+    name: str
+    version: str
+    labels: list[str]
+    images: int
+    chunks: int
+    chunk_size: int
+    augment: int
+    source: str
+    split: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+    status: str = "queued"  # queued | embedding | training | ready | failed
+    error: str | None = None
+    done: int = 0  # images embedded or failed so far
+    failed: int = 0  # images that could not be read or decoded (refunded)
+    decoded: list[int] = field(default_factory=list)  # images decoded, per class
+    chunks_in: int = 0
+    fit_chunk: int = -1  # the chunk whose arrival started the fit
+    fit_runs: int = 0  # fits started (more than one only when a fit was redelivered)
+    artefacts: str = ""  # the bucket folder of the fit that made the model ready
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    spend_id: str = ""
+    created: float = 0.0
+    updated: float = 0.0
+
+    ACTIVE = ("queued", "embedding", "training")
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> ModelRecord:
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+
+    def doc(self) -> Doc:
+        return asdict(self)
+
+    @property
+    def key(self) -> str:
+        return model_key(self.owner, self.name)
+
+    @property
+    def reference(self) -> str:
+        """How a job names the exact model it sorts with: `<owner>/<name>@<version>`."""
+        return f"{self.owner}/{self.name}@{self.version}"
+
+
+def model_key(owner: str, name: str) -> str:
+    return f"{owner}/{name}"
+
+
+def model_name(reference: str | None) -> str | None:
+    """The name a user knows a model by, from a job's model reference (a built-in name, or owner/name@version)."""
+    if reference is None or "@" not in reference:
+        return reference
+    return reference.split("@", 1)[0].rsplit("/", 1)[-1]

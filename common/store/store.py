@@ -5,13 +5,14 @@ from __future__ import annotations
 from common.store.accounts import AccountRecords
 from common.store.jobs import JobRecords
 from common.store.ledger import Ledger
+from common.store.models import ModelRecords
 from common.store.port import DocumentStore
 from common.store.reservations import Reservations
 from common.store.throttles import Throttles
 from common.store.usage import UsageRecords
 
 
-class Store(AccountRecords, Ledger, Reservations, JobRecords, UsageRecords, Throttles):
+class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords, Throttles):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = docs
 

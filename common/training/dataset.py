@@ -58,8 +58,9 @@ def _check_label(folder: str) -> None:
                                 "removed. Rename it.", code="bad_class_name")
 
 
-def list_dataset(keys: Iterable[str], prefix: str) -> Dataset:
-    """Group the keys under `prefix` into classes and check the limits (raises `errors.BadRequest`)."""
+def list_dataset(keys: Iterable[str], prefix: str, max_images: int = MAX_IMAGES) -> Dataset:
+    """Group the keys under `prefix` into classes and check the limits (raises `errors.BadRequest`);
+    `max_images` is the operator's limit (MODEL_MAX_IMAGES), at most 20,000 by default."""
     groups: dict[str, tuple[str, list[str]]] = {}
     skipped: list[str] = []
     count = 0
@@ -71,9 +72,9 @@ def list_dataset(keys: Iterable[str], prefix: str) -> Dataset:
             skipped.append(key)
             continue
         count += 1
-        if count > MAX_IMAGES:  # stop reading a huge listing as soon as the answer is known
-            raise errors.BadRequest(f"The folder holds more than {MAX_IMAGES:,} images; a model trains on at "
-                                    f"most {MAX_IMAGES:,}. Use a smaller folder.", code="too_many_images")
+        if count > max_images:  # stop reading a huge listing as soon as the answer is known
+            raise errors.BadRequest(f"The folder holds more than {max_images:,} images; a model trains on at "
+                                    f"most {max_images:,}. Use a smaller folder.", code="too_many_images")
         _check_label(parts[0])
         # the first spelling met (in sorted key order) is the label shown; the others merge into it
         label, members = groups.setdefault(normalise_class(parts[0]), (parts[0], []))

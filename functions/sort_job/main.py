@@ -1,8 +1,10 @@
 """The sort functions.
 
 - `sort_job` (HTTP): `POST /jobs` (or `/classification-job`) creates a job; `GET /jobs/<id>` polls it.
-- `sort_worker` (CloudEvent): sorts one image of a job; delivered by the queue (local, Pub/Sub push, SQS relay).
-- `sort_dead_letter` (CloudEvent): a message that exhausted its deliveries; its image is failed and refunded.
+- `sort_worker` (CloudEvent): sorts one image of a job, or embeds a chunk of a custom model's images or fits its
+  head; delivered by the queue (local, Pub/Sub push, SQS relay).
+- `sort_dead_letter` (CloudEvent): a message that exhausted its deliveries; its image (or training run) is failed
+  and refunded.
 - `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs.
 - `on_upload` (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
 """
@@ -13,7 +15,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common import errors, events, httpauth, jobs, labelling, sorting, web
+from common import errors, events, httpauth, jobs, labelling, web, worker
 from common import sweeper as sweeping
 
 log = logging.getLogger("imageclassify.sort_job")
@@ -44,12 +46,12 @@ def _message(event: CloudEvent) -> object:
 
 @functions_framework.cloud_event
 def sort_worker(event: CloudEvent) -> None:
-    sorting.handle_image(_message(event))  # transient failures raise, so the queue delivers the message again
+    worker.handle(_message(event))  # transient failures raise, so the queue delivers the message again
 
 
 @functions_framework.cloud_event
 def sort_dead_letter(event: CloudEvent) -> None:
-    sorting.handle_dead_letter(_message(event))
+    worker.handle_dead_letter(_message(event))
 
 
 @functions_framework.cloud_event

@@ -59,9 +59,14 @@ locals {
       memory  = "1Gi", concurrency = 8, bucket_role = "viewer", publishes = [local.sort_topic],
       secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"]
     }
+    models = {
+      memory  = "1Gi", cpu = "2", concurrency = 4, bucket_role = "user", publishes = [local.sort_topic],
+      secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"]
+    }
     sort_worker = {
       trigger = "queue", topic = local.sort_topic, dead_letter_topic = local.sort_dead_letters,
-      memory  = "1Gi", cpu = "2", concurrency = 2, timeout = 120, bucket_role = "user", secrets = ["INTERNAL_SECRET"]
+      memory  = "1Gi", cpu = "2", concurrency = 2, timeout = 120, bucket_role = "user", publishes = [local.sort_topic],
+      secrets = ["INTERNAL_SECRET"]
     }
     sort_dead_letter = {
       trigger = "queue", topic = local.sort_dead_letters, max_instances = 5, secrets = ["INTERNAL_SECRET"]
@@ -85,7 +90,7 @@ locals {
   web_routes = {
     register             = "register", "api-key" = "register", token = "tokens", tokens = "tokens", refill = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
-    "classification-job" = "sort_job"
+    "classification-job" = "sort_job", models = "models"
   }
 
   # The functions fed by each trigger; every resource that wires a trigger iterates over its entry here.

@@ -1,0 +1,25 @@
+"""One queue, one worker: route each message to the work it names.
+
+Sort jobs and training runs share the queue port and its worker target
+(`sort_worker`, and `sort_dead_letter` for messages that exhausted their
+deliveries): a message with a training `kind` (`embed`, `fit`) goes to
+`common.training_worker`, any other to `common.sorting` (one image of a job).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import sorting, training_worker
+
+
+def _training(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("kind") in training_worker.KINDS
+
+
+def handle(message: Any) -> bool:
+    return training_worker.handle(message) if _training(message) else sorting.handle_image(message)
+
+
+def handle_dead_letter(message: Any) -> bool:
+    return training_worker.handle_dead_letter(message) if _training(message) else sorting.handle_dead_letter(message)

@@ -1,0 +1,41 @@
+"""The `models` function: train, list, inspect and delete the caller's custom models.
+
+`POST /models {name, source, augment?}` -> 202 + `Location: /models/<name>`; `GET /models`;
+`GET /models/<name>`; `GET /models/<name>/confusion.png`; `DELETE /models/<name>` -> 204.
+The training itself runs in the queue worker (`sort_worker`).
+"""
+
+import flask
+import functions_framework
+
+from common import custom_models, errors, httpauth, web
+
+
+@functions_framework.http
+@web.endpoint
+def models(request: flask.Request) -> flask.Response:
+    _, mounted, rest = request.path.partition("/models")
+    parts = rest.strip("/").split("/") if rest.strip("/") else []
+    if not mounted or (rest and not rest.startswith("/")) or len(parts) > 2 or \
+            (len(parts) == 2 and parts[1] != "confusion.png"):
+        raise errors.NotFound("No such endpoint: use /models, /models/<name> or /models/<name>/confusion.png.")
+    if not parts:
+        web.require_method(request, "GET", "POST")
+        if request.method == "GET":
+            return web.respond(custom_models.listing(httpauth.authenticate(request)))
+        body = web.json_body(request)  # bad input is refused before the caller is looked up
+        record = custom_models.create(httpauth.authenticate(request), body)
+        return web.respond(custom_models.describe(record, metrics=False), 202,
+                           {"Location": f"{request.path.rstrip('/')}/{record.name}"})
+    name = parts[0]
+    if len(parts) == 2:
+        web.require_method(request, "GET")
+        png = custom_models.confusion_png(httpauth.authenticate(request), name)
+        return flask.Response(png, mimetype="image/png", headers={"Cache-Control": "no-store",
+                                                                  "X-Content-Type-Options": "nosniff"})
+    web.require_method(request, "GET", "DELETE")
+    account = httpauth.authenticate(request)
+    if request.method == "DELETE":
+        custom_models.delete(account, name)
+        return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+    return web.respond(custom_models.describe(custom_models.get(account, name)))
