@@ -50,6 +50,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("mypy==2.4.1", "types-requests==2.33.0.20261030")
     session.run("mypy", "common", "infra", "tests", "bench")
+    session.run("mypy", "client/imageclassify_client")
     for main in sorted(os.listdir("functions")):  # each main.py on its own: they share a module name
         session.run("mypy", f"functions/{main}/main.py")
 

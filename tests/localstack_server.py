@@ -9,11 +9,11 @@ from pathlib import Path
 import requests
 
 from infra.processes import Server, free_port, http_ok
-from tests.conftest import REPO
+from tests.conftest import GENEROUS_LIMITS, REPO
+from tests.stack import BACKEND_VARIABLES
 
 ADMIN = ("boss", "boss-password")
-BACKEND_VARS = ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "SQLITE_PATH", "BUCKET_DIR",
-                "API_ENDPOINTS")
+BACKEND_VARS = (*BACKEND_VARIABLES, "API_ENDPOINTS")
 
 
 def start(data_dir: Path, models_dir: Path, **env: str) -> Server:
@@ -21,17 +21,16 @@ def start(data_dir: Path, models_dir: Path, **env: str) -> Server:
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
     full.update(PYTHONPATH=str(REPO), MODELS_DIR=str(models_dir), BCRYPT_ROUNDS="4", ADMIN_USERNAME=ADMIN[0],
-                ADMIN_PASSWORD=ADMIN[1], **env)
+                ADMIN_PASSWORD=ADMIN[1], **GENEROUS_LIMITS)
+    full.update(env)
     argv = [sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir", str(data_dir)]
     return Server("localstack", argv, port, env=full, cwd=REPO, ready=http_ok(f"http://127.0.0.1:{port}/healthz"),
                   timeout=90)
 
 
 def bucket_folder(data_dir: Path, source: str, username: str) -> Path:
-    """Where a job's `source` lives on disk. Spaces are being introduced: for now a source is relative to the
-    bucket root (`username` is unused); with spaces it becomes `bucket/users/<username>/<source>`."""
-    del username
-    return data_dir / "bucket" / source
+    """Where a job's `source` lives on disk: in the user's space, `bucket/users/<username>/<source>`."""
+    return data_dir / "bucket" / "users" / username / source
 
 
 def register(base: str, username: str, password: str = "a long password") -> dict:

@@ -32,8 +32,8 @@ import pytest
 import requests
 
 from infra import photos
-from infra.processes import Server, free_port, http_ok
-from tests.conftest import REPO
+from infra.processes import Server, free_port
+from tests import localstack_server
 
 BIN = Path(sys.executable).parent / "imageclassify"
 PASSWORD = "a long password"
@@ -79,7 +79,7 @@ class Stack:
 
     def place(self, username: str, relative: str, source: Path) -> None:
         """Put a file into the account's space as the laptop user would (dropped into the bucket folder)."""
-        target = self.data / "bucket" / relative  # once spaces land: self.data / "bucket" / "users" / username / relative
+        target = localstack_server.bucket_folder(self.data, relative, username)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target)
 
@@ -93,13 +93,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Stack]:
     """`python -m infra.localstack` in its own process group, with an admin for refills."""
     data = tmp_path_factory.mktemp("stack")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "SQLITE_PATH", "BUCKET_DIR", "DATA_DIR")}
-    env.update(PYTHONPATH=str(REPO), MODELS_DIR=str(models_dir), BCRYPT_ROUNDS="4", ADMIN_USERNAME="boss",
-               ADMIN_PASSWORD="boss-password")
-    server = Server("localstack", [sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir",
-                                   str(data)], port, env=env, cwd=REPO, ready=http_ok(f"http://127.0.0.1:{port}/healthz"))
+    server = localstack_server.start(data, models_dir)
     yield Stack(server, data)
     server.stop()
 
@@ -277,8 +271,6 @@ def test_job_watch_sorts_a_bucket_folder(tmp_path: Path, stack: Stack) -> None:
     assert short.returncode == 1 and "402" in short.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="POST /classify does not take `classes` yet (no class_scores in its reply); "
-                                      "remove this marker when it lands")
 def test_sort_against_the_real_stack(tmp_path: Path, stack: Stack) -> None:
     env = client_env(tmp_path, stack.url)
     new_user(env)

@@ -394,8 +394,8 @@
       bar.value = (100 * done) / files.length;
     }
     $("upload-label").textContent = `Uploaded ${done - failed.length} of ${files.length} files.`;
+    await browse(null, "");  // the listing first: it clears the status line, which then says how it went
     say("files-status", failed.length ? failed.join("\n") : "Upload complete.", failed.length ? "error" : "ok");
-    await browse(null, "");
   }
 
   /* -- custom models ------------------------------------------------------------------------ */
