@@ -117,3 +117,74 @@ def test_classify_burst_survives_kill9(tmp_path: Path, models_dir: Path) -> None
     finally:
         stack.stop()
     assert integrity_ok(tmp_path / "data" / "accounts.db")
+
+
+def test_dead_letters_close_the_books(tmp_path: Path, models_dir: Path) -> None:
+    """A worker that never answers: each message fails QUEUE_MAX_ATTEMPTS deliveries, becomes a dead letter, and
+    the dead-letter handler fails its image and refunds it, so the job still ends and no token is lost."""
+    from infra.processes import free_port
+
+    stack = LocalStack(tmp_path / "data", models_dir, WORKER_URL=f"http://127.0.0.1:{free_port()}/",
+                       QUEUE_MAX_ATTEMPTS="2").start()
+    try:
+        user = stack.user("dead", 10)
+        source = tmp_path / "data" / "bucket" / "users" / "dead" / "all"
+        source.mkdir(parents=True)
+        for i in range(4):
+            shutil.copy(photos.path("coffee.png"), source / f"{i}.png")
+        job = requests.post(stack.url + "/jobs", headers=user["headers"], timeout=30,
+                            json={"classes": ["food"], "source": "all/"}).json()
+        assert stack.balance(user) == 6
+        deadline = time.monotonic() + 60
+        while (status := job_status(stack, user, job["id"]))["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        assert status["processed"] == 4 and status["failed"] == 4 and stack.balance(user) == 10
+    finally:
+        stack.stop()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_32_clients_for_15_seconds(tmp_path: Path, models_dir: Path) -> None:
+    """A bounded load test on loopback: 32 clients classifying and reading balances for 15 s; no 5xx, the books
+    exact, memory bounded."""
+    stack = LocalStack(tmp_path / "data", models_dir).start()
+    try:
+        user = stack.user("load", 100_000)
+        image = photos.data("coffee.png")
+        statuses: Counter[int] = Counter()
+        lock, stop = threading.Lock(), threading.Event()
+
+        def client(n: int) -> None:
+            session = requests.Session()
+            while not stop.is_set():
+                if n % 4:
+                    r = session.post(stack.url + "/classify", headers=user["headers"], timeout=60,
+                                     files={"file": ("c.png", image)})
+                else:
+                    r = session.get(stack.url + "/tokens", headers=user["headers"], timeout=60)
+                with lock:
+                    statuses[r.status_code if n % 4 else -r.status_code] += 1
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+        for t in threads:
+            t.start()
+        time.sleep(15)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert stack.proc is not None
+        rss = peak_rss_mb(stack.proc.pid)
+        print(f"load: {dict(statuses)}, peak RSS {rss:.0f} MB")
+        assert set(statuses) <= {200, -200}, statuses
+        assert statuses[200] > 100
+        assert stack.balance(user) == 100_000 - statuses[200]
+        assert rss < 1500
+    finally:
+        stack.stop()
