@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 # Class index order of the data set's labels (the documented classes, alphabetical).
 CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
@@ -60,3 +61,27 @@ def load() -> tuple[np.ndarray, np.ndarray]:
     images = load_arrays(gzip.decompress((folder / "animal_data_version_3.gz").read_bytes()))
     labels = load_arrays(gzip.decompress((folder / "animal_label_version_3.gz").read_bytes()))
     return images.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.int64).ravel()
+
+
+def png(pixels: np.ndarray, size: int = 112) -> bytes:
+    """A grey image array as an RGB PNG, upscaled (nearest keeps the silhouette's edges crisp)."""
+    img = Image.fromarray(pixels.astype(np.uint8), "L").resize((size, size), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    img.convert("RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def folder(images: np.ndarray, labels: np.ndarray, names: list[str], per_class: int, prefix: str,
+           seed: int = 0) -> dict[str, bytes]:
+    """`per_class` images of each class as `<prefix><class>/<n>.png`, picked with a seed."""
+    rng = np.random.default_rng(seed)
+    files: dict[str, bytes] = {}
+    for c, name in enumerate(names):
+        for n, i in enumerate(rng.choice(np.flatnonzero(labels == c), per_class, replace=False)):
+            files[f"{prefix}{name}/{n:04d}.png"] = png(images[i])
+    return files
+
+
+def animal_folder(per_class: int = 50, prefix: str = "users/ann/animals/", seed: int = 0) -> dict[str, bytes]:
+    images, labels = load()
+    return folder(images, labels, CLASSES, per_class, prefix, seed)

@@ -7,36 +7,9 @@ the backbone can take. Nothing is downloaded.
 
 from __future__ import annotations
 
-import io
+from infra.animals import animal_folder, folder, png
 
-import numpy as np
-from PIL import Image
-
-from infra import animals
-
-
-def png(pixels: np.ndarray, size: int = 112) -> bytes:
-    """A grey image array as an RGB PNG, upscaled (nearest keeps the silhouette's edges crisp)."""
-    img = Image.fromarray(pixels.astype(np.uint8), "L").resize((size, size), Image.Resampling.BILINEAR)
-    out = io.BytesIO()
-    img.convert("RGB").save(out, "PNG")
-    return out.getvalue()
-
-
-def folder(images: np.ndarray, labels: np.ndarray, names: list[str], per_class: int, prefix: str,
-           seed: int = 0) -> dict[str, bytes]:
-    """`per_class` images of each class as `<prefix><class>/<n>.png`, picked with a seed."""
-    rng = np.random.default_rng(seed)
-    files: dict[str, bytes] = {}
-    for c, name in enumerate(names):
-        for n, i in enumerate(rng.choice(np.flatnonzero(labels == c), per_class, replace=False)):
-            files[f"{prefix}{name}/{n:04d}.png"] = png(images[i])
-    return files
-
-
-def animal_folder(per_class: int = 50, prefix: str = "users/ann/animals/", seed: int = 0) -> dict[str, bytes]:
-    images, labels = animals.load()
-    return folder(images, labels, animals.CLASSES, per_class, prefix, seed)
+__all__ = ["animal_folder", "digits_folder", "png"]
 
 
 def digits_folder(per_class: int = 50, prefix: str = "users/ann/digits/", seed: int = 0) -> dict[str, bytes]:

@@ -27,10 +27,6 @@ def integrity_ok(path: Path) -> bool:
         return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def job_status(stack: LocalStack, user: dict, job_id: str) -> dict:
-    return requests.get(f"{stack.url}/jobs/{job_id}", headers=user["headers"], timeout=30).json()
-
-
 def test_sort_job_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
     rng = random.Random(7)
     stack = LocalStack(tmp_path / "data", models_dir, SWEEP_INTERVAL="1", QUEUE_LEASE="20").start()
@@ -47,16 +43,16 @@ def test_sort_job_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
         for _ in range(3):  # kill at a random point of the job, three times
             target = rng.randint(5, 70)
             deadline = time.monotonic() + 60
-            while job_status(stack, user, job["id"])["processed"] < target and time.monotonic() < deadline:
+            while stack.job(user, job["id"])["processed"] < target and time.monotonic() < deadline:
                 time.sleep(0.02)
-            status = job_status(stack, user, job["id"])
+            status = stack.job(user, job["id"])
             if status["status"] == "done":
                 break
             stack.kill()
             kills += 1
             stack.start()
         deadline = time.monotonic() + 120
-        while (status := job_status(stack, user, job["id"]))["status"] not in ("done", "failed"):
+        while (status := stack.job(user, job["id"]))["status"] not in ("done", "failed"):
             assert time.monotonic() < deadline, status
             time.sleep(0.2)
         assert kills >= 1
@@ -136,7 +132,7 @@ def test_dead_letters_close_the_books(tmp_path: Path, models_dir: Path) -> None:
                             json={"classes": ["food"], "source": "all/"}).json()
         assert stack.balance(user) == 6
         deadline = time.monotonic() + 60
-        while (status := job_status(stack, user, job["id"]))["status"] not in ("done", "failed"):
+        while (status := stack.job(user, job["id"]))["status"] not in ("done", "failed"):
             assert time.monotonic() < deadline, status
             time.sleep(0.2)
         assert status["processed"] == 4 and status["failed"] == 4 and stack.balance(user) == 10
