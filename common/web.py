@@ -1,7 +1,10 @@
 """HTTP helpers shared by every function: error rendering, JSON bodies, routing.
 
 Each function's handler is wrapped in `endpoint`, the one place where
-exceptions become the contract's JSON error shape with a real status.
+exceptions become the contract's JSON error shape with a real status. The
+decorator also puts `httpguard` (limits before the body is read, the envelope
+for the server's own refusals, security headers, CORS) in front of the app that
+functions-framework is building for the function.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from common import errors
+from common import errors, httpguard, jsonlimits
 from common.config import settings
 
 Handler = Callable[[flask.Request], flask.Response]
@@ -37,6 +40,7 @@ def error_response(exc: BaseException) -> flask.Response:
 
 def endpoint(handler: Handler) -> Handler:
     """Wrap an HTTP handler: body size limit on, every exception rendered as JSON."""
+    httpguard.install_on_current_app()
 
     @functools.wraps(handler)
     def wrapper(request: flask.Request) -> flask.Response:
@@ -99,7 +103,7 @@ def json_body(request: flask.Request, *, required: bool = True) -> dict[str, Any
             f"Expected Content-Type application/json, got {request.mimetype}. Send the body as JSON."
         )
     try:
-        data = json.loads(raw)
+        data = jsonlimits.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("The body is not valid JSON. Send a JSON object such as {\"username\": ...}.") from None
     if not isinstance(data, dict):
