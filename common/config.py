@@ -88,6 +88,13 @@ class Settings:
     max_image_pixels: int
     max_batch: int
     reservation_lease: float
+    # HTTP: browser origins answered with CORS headers; the local stack server's threads and timeouts
+    cors_origins: tuple[str, ...]
+    http_threads: int
+    http_header_timeout: float
+    http_request_timeout: float
+    http_idle_timeout: float
+    http_connection_limit: int
     # URL fetching
     fetch_connect_timeout: float
     fetch_deadline: float
@@ -146,6 +153,12 @@ def settings() -> Settings:
         max_image_pixels=_int("MAX_IMAGE_PIXELS", 40_000_000),
         max_batch=_int("MAX_BATCH", 16),
         reservation_lease=_float("RESERVATION_LEASE", 900.0),
+        cors_origins=tuple(o.strip().rstrip("/") for o in _env("CORS_ORIGINS", "").split(",") if o.strip()),
+        http_threads=_int("HTTP_THREADS", 8),
+        http_header_timeout=_float("HTTP_HEADER_TIMEOUT", 10.0),
+        http_request_timeout=_float("HTTP_REQUEST_TIMEOUT", 60.0),
+        http_idle_timeout=_float("HTTP_IDLE_TIMEOUT", 30.0),
+        http_connection_limit=_int("HTTP_CONNECTION_LIMIT", 2000),
         fetch_connect_timeout=_float("FETCH_CONNECT_TIMEOUT", 3.0),
         fetch_deadline=_float("FETCH_DEADLINE", 10.0),
         fetch_max_bytes=_int("FETCH_MAX_BYTES", 10 * MB),

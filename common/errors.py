@@ -130,23 +130,32 @@ class GatewayTimeout(AppError):
 BAD_IMAGE = (BadRequest, UnsupportedMediaType, PayloadTooLarge, Unprocessable)
 
 
-# The server's own refusals (werkzeug's), by status: the code and a message that says what to do.
+# The HTTP layer's own refusals (the server's and werkzeug's), by status: the code and a message that says what to
+# do. None of them echoes the request.
 HTTP_REFUSALS = {
     400: ("bad_request", "The request is malformed. Check its headers and body."),
+    403: ("forbidden", "This request is not allowed."),
     404: ("not_found", "No such endpoint."),
     405: ("method_not_allowed", "This method is not supported here."),
+    408: ("request_timeout", "The request was not received in time. Send the whole request at once."),
     411: ("length_required", "Send the body with a Content-Length header; chunked uploads are not accepted."),
     413: ("payload_too_large", "The request body is too large."),
     414: ("uri_too_long", "The URL is too long."),
     415: ("unsupported_media_type", "This Content-Type is not accepted."),
+    417: ("expectation_failed", "This Expect header is not supported; send the request without it."),
     431: ("headers_too_large", "The request headers are too large."),
+    500: ("internal", "Something went wrong on our side. Retry later; if it persists, report it."),
+    501: ("not_implemented", "This Transfer-Encoding is not supported; send the body with a Content-Length header."),
+    505: ("http_version_not_supported", "Use HTTP/1.1."),
 }
 
 
 def refusal(status: int) -> AppError:
     """The project's error for a refusal the HTTP layer made (never echoing the request)."""
-    code, message = HTTP_REFUSALS.get(status, ("bad_request", "The request was refused."))
-    return AppError(message, code=code, status=status if status in HTTP_REFUSALS else 400)
+    status = status if 400 <= status <= 599 else 400
+    default = HTTP_REFUSALS[500 if status >= 500 else 400]
+    code, message = HTTP_REFUSALS.get(status, default)
+    return AppError(message, code=code, status=status)
 
 
 def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from common import errors
+from common import errors, jsonlimits
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -25,14 +24,14 @@ def event_data(event: Any) -> tuple[Any, dict[str, str]]:
     data = event.get_data() if hasattr(event, "get_data") else event.data
     if isinstance(data, (bytes, str)):
         try:
-            data = json.loads(data)
+            data = jsonlimits.loads(data)
         except ValueError:
             raise errors.BadRequest("The event data is not JSON.") from None
     if event["type"] == PUBSUB_TYPE and isinstance(data, dict) and "message" in data:
         message = data["message"]
         try:
             raw = base64.b64decode(message.get("data", ""))
-            return (json.loads(raw) if raw else {}), dict(message.get("attributes") or {})
+            return (jsonlimits.loads(raw) if raw else {}), dict(message.get("attributes") or {})
         except (binascii.Error, ValueError):
             raise errors.BadRequest("The Pub/Sub message data is not base64 JSON.") from None
     return data, {}

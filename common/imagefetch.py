@@ -8,9 +8,15 @@ answer cannot change between the check and the connect (rebinding). TLS still
 verifies the certificate against the host name. Redirects are followed by
 hand, at most three, each one checked the same way.
 
-The body is streamed with a byte cap and a total deadline; `Accept-Encoding:
-identity` and a small read size keep a compressed body from expanding past
-the cap.
+The whole transfer (connect, TLS, headers, body, every redirect) ends at
+FETCH_DEADLINE whatever the remote does: every socket of the fetch is
+registered with a timer that shuts it down when the time is up, so a server
+trickling its headers or its body a few bytes a second gets a 504 at the
+deadline (per-read socket timeouts alone never fire while bytes keep coming).
+The body is streamed with a byte cap; `Accept-Encoding: identity` and a small
+read size keep a compressed body from expanding past the cap. (Name
+resolution is the one step the timer cannot cut short; it is the resolver's
+own timeout.)
 
 `FETCH_ALLOW_LOOPBACK=1` lets loopback addresses (only those) through: for the
 tests and for an operator who serves images from the same machine. Off by default.
@@ -18,15 +24,21 @@ tests and for an operator who serves images from the same machine. Off by defaul
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from common import errors
 from common.config import settings
@@ -105,12 +117,97 @@ def check_url(url: str) -> Target:
     return Target(url, parts.scheme, host, port, str(addresses[0]))
 
 
-class _PinnedAdapter(HTTPAdapter):
+class Deadline:
+    """Shuts down every socket registered with it once `seconds` have passed: the fetch's wall clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired:
+                return
+        _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.at
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # a blocked recv on it returns at once
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("fetch_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[Deadline]:
+    """Every connection opened in this context (by this thread) is cut when `seconds` have passed."""
+    watch = Deadline(seconds)
+    token = _deadline.set(watch)
+    try:
+        yield watch
+    finally:
+        _deadline.reset(token)
+        watch.cancel()
+
+
+class _WatchedHTTP(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        watch = _deadline.get()
+        if watch is not None:
+            watch.watch(sock)
+        return sock
+
+
+class _WatchedHTTPS(HTTPSConnection, _WatchedHTTP):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """Connections whose sockets the current fetch's deadline can cut."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _PinnedAdapter(_WatchedAdapter):
     """Connects to the vetted IP while TLS verifies the certificate for the host name."""
 
     def __init__(self, hostname: str) -> None:
         self.hostname = hostname
-        super().__init__(max_retries=0)
+        super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["server_hostname"] = self.hostname
@@ -127,7 +224,7 @@ def _request(target: Target, deadline: float) -> requests.Response:
     session = requests.Session()
     session.trust_env = False  # no proxies from the environment: the check must hold for the real connection
     session.mount("https://", _PinnedAdapter(target.host))
-    session.mount("http://", HTTPAdapter(max_retries=0))
+    session.mount("http://", _WatchedAdapter())
     remaining = max(0.1, deadline - time.monotonic())
     return session.get(pinned, stream=True, allow_redirects=False,
                        timeout=(min(settings().fetch_connect_timeout, remaining), remaining),
@@ -136,33 +233,34 @@ def _request(target: Target, deadline: float) -> requests.Response:
 
 
 def fetch(url: str) -> bytes:
-    """The body at `url`, or the project's error that says why not."""
+    """The body at `url`, or the project's error that says why not; never longer than FETCH_DEADLINE."""
     s = settings()
-    deadline = time.monotonic() + s.fetch_deadline
-    target = check_url(url)
-    for _ in range(MAX_REDIRECTS + 1):
-        try:
-            response = _request(target, deadline)
-        except requests.Timeout:
-            raise errors.GatewayTimeout(f"{target.host} did not answer within the time limit.") from None
-        except requests.RequestException as exc:
-            raise errors.BadGateway(f"Could not fetch the image from {target.host} ({type(exc).__name__}).",
-                                    code="fetch_failed") from None
-        with response:
-            if response.is_redirect:
-                location = response.headers.get("Location", "")
-                target = check_url(urljoin(target.url, location))
-                continue
-            if response.status_code >= 400:
-                raise errors.BadGateway(f"{target.host} answered HTTP {response.status_code} for the image URL.",
-                                        code="upstream_status", details={"upstream_status": response.status_code})
-            return _read_capped(response, s.fetch_max_bytes, deadline, target.host)
+    with deadline(s.fetch_deadline) as watch:
+        target = check_url(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = _request(target, watch.at)
+            except requests.RequestException as exc:
+                if isinstance(exc, requests.Timeout) or watch.passed():
+                    raise errors.GatewayTimeout(f"{target.host} did not answer within the time limit.") from None
+                raise errors.BadGateway(f"Could not fetch the image from {target.host} ({type(exc).__name__}).",
+                                        code="fetch_failed") from None
+            with response:
+                if response.is_redirect:
+                    location = response.headers.get("Location", "")
+                    target = check_url(urljoin(target.url, location))
+                    continue
+                if response.status_code >= 400:
+                    raise errors.BadGateway(f"{target.host} answered HTTP {response.status_code} for the image URL.",
+                                            code="upstream_status", details={"upstream_status": response.status_code})
+                return _read_capped(response, s.fetch_max_bytes, watch, target.host)
     raise errors.BadGateway(f"More than {MAX_REDIRECTS} redirects; give the image's final URL.",
                             code="too_many_redirects")
 
 
-def _read_capped(response: requests.Response, cap: int, deadline: float, host: str) -> bytes:
+def _read_capped(response: requests.Response, cap: int, watch: Deadline, host: str) -> bytes:
     too_large = errors.PayloadTooLarge(f"The image at {host} is larger than {cap} bytes. Use a smaller image.")
+    too_slow = errors.GatewayTimeout(f"{host} took too long to send the image.")
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > cap:
         raise too_large
@@ -172,11 +270,13 @@ def _read_capped(response: requests.Response, cap: int, deadline: float, host: s
             body += chunk
             if len(body) > cap:
                 raise too_large
-            if time.monotonic() > deadline:
-                raise errors.GatewayTimeout(f"{host} took too long to send the image.")
+            if watch.passed():
+                raise too_slow
     except requests.RequestException as exc:
-        if isinstance(exc, (requests.Timeout, requests.exceptions.ConnectionError)) and time.monotonic() > deadline:
-            raise errors.GatewayTimeout(f"{host} took too long to send the image.") from None
+        if isinstance(exc, requests.Timeout) or watch.passed():
+            raise too_slow from None
         raise errors.BadGateway(f"The download from {host} failed ({type(exc).__name__}).",
                                 code="fetch_failed") from None
+    if watch.passed():  # the deadline cut the body short: what arrived is not the image
+        raise too_slow
     return bytes(body)

@@ -1,7 +1,10 @@
 """HTTP helpers shared by every function: error rendering, JSON bodies, routing.
 
 Each function's handler is wrapped in `endpoint`, the one place where
-exceptions become the contract's JSON error shape with a real status.
+exceptions become the contract's JSON error shape with a real status. The
+decorator also puts `httpguard` (limits before the body is read, the envelope
+for the server's own refusals, security headers, CORS) in front of the app that
+functions-framework is building for the function.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from common import errors
+from common import errors, httpguard, jsonlimits
 from common.config import settings
 
 Handler = Callable[[flask.Request], flask.Response]
@@ -38,12 +41,13 @@ def error_response(exc: BaseException) -> flask.Response:
 def endpoint(handler: Handler) -> Handler:
     """Wrap an HTTP handler: body size limit on, every exception rendered as JSON.
 
-    Also renders the framework's own refusals as JSON: a request its router never hands to the handler
-    (e.g. a path with a newline) would otherwise get Flask's HTML page. functions-framework points
-    `errorhandler` at the app that is loading this module, so each app gets the handler once.
+    Also installs the request guard (limits before the body is read, security headers, CORS) on the app
+    that is loading this module, and renders the framework's own refusals as JSON: a request its router
+    never hands to the handler (e.g. a path with a newline) would otherwise get Flask's HTML page.
     """
     import functions_framework
 
+    httpguard.install_on_current_app()
     functions_framework.errorhandler(HTTPException)(error_response)
 
     @functools.wraps(handler)
@@ -107,7 +111,7 @@ def json_body(request: flask.Request, *, required: bool = True) -> dict[str, Any
             f"Expected Content-Type application/json, got {request.mimetype}. Send the body as JSON."
         )
     try:
-        data = json.loads(raw)
+        data = jsonlimits.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("The body is not valid JSON. Send a JSON object such as {\"username\": ...}.") from None
     if not isinstance(data, dict):

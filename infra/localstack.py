@@ -199,10 +199,9 @@ def main() -> None:
     emulators = start_emulators(args.port, data_dir) if args.emulators else []
     stop = threading.Event()
     try:
-        from werkzeug.serving import make_server
+        from infra.httpserver import make_server
 
-        server = make_server("127.0.0.1", args.port, Dispatcher(build_apps(), os.environ["INTERNAL_SECRET"]),
-                             threaded=True)
+        server = make_server("127.0.0.1", args.port, Dispatcher(build_apps(), os.environ["INTERNAL_SECRET"]))
         start_background(args.port, stop)
         signal.signal(signal.SIGTERM, _interrupt)
         print(banner(args.port, bool(emulators)), flush=True)

@@ -43,6 +43,15 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "slow":
             time.sleep(6)
             self.send(200, photos.data("coffee.png"), "image/png")
+        elif parts[0] == "trickle":  # declares 100 kB, sends 10 bytes a second
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.trickle(b"\x89PNG" + b"\x00" * 99996, 10)
+        elif parts[0] == "trickle-headers":  # never finishes its headers: one header byte a second
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            self.trickle(b"X-Slow: " + b"a" * 60000, 1)
         elif parts[0] == "huge":
             self.send(200, b"\x00" * (12 * 1024 * 1024), "image/png")
         elif parts[0] == "huge-undeclared":
@@ -57,6 +66,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, b"<html>not an image</html>", "image/png")
         else:
             self.send(404, b"not found", "text/plain")
+
+
+    def trickle(self, data: bytes, per_second: int) -> None:
+        for i in range(0, len(data), per_second):
+            self.wfile.write(data[i:i + per_second])
+            self.wfile.flush()
+            time.sleep(1)
 
 
 class Server(ThreadingHTTPServer):

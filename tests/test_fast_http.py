@@ -1,0 +1,153 @@
+"""Request/response behaviour in process: each function's real functions-framework app, no server, no socket.
+
+`functions_framework.create_app(...).test_client()` builds exactly the app a
+deployment serves (the module loaded by functions-framework, the guard
+installed by `web.endpoint`); only the socket is missing. Seconds for the
+whole file: `pytest -m fast`. What needs a real socket (413 before the body
+arrives, connection closing, the server's own refusals, timeouts) is in
+tests/test_http_limits.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+
+from infra.targets import TARGETS
+from tests.conftest import configure
+
+pytestmark = pytest.mark.fast
+
+DEEP = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+JSON_ROUTES = [("register", "/register"), ("tokens", "/refill"), ("classify", "/classify"), ("sort_job", "/jobs")]
+
+
+@pytest.fixture(scope="module")
+def apps() -> dict[str, Any]:
+    return {name: functions_framework.create_app(t.name, str(t.source), t.signature) for name, t in TARGETS.items()}
+
+
+@pytest.fixture
+def client(apps: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    configure(monkeypatch, DATA_DIR=str(tmp_path), SQLITE_PATH=str(tmp_path / "accounts.db"), STORE_BACKEND="sqlite",
+              STORAGE_BACKEND="local", BUCKET_DIR=str(tmp_path / "bucket"))
+    yield lambda target: apps[target].test_client()
+
+
+def envelope(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.data[:300]
+    assert r.headers["Content-Type"] == "application/json"
+    error = json.loads(r.data)["error"]
+    assert error["status"] == status and error["message"] and (code is None or error["code"] == code), error
+    assert "Traceback" not in r.text and "<html" not in r.text.lower()
+    secure(r)
+    return error
+
+
+def secure(r: Any) -> None:
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Cache-Control"] == "no-store"
+    assert "Werkzeug" not in r.headers.get("Server", "")
+
+
+def test_every_target_has_the_guard(apps: dict[str, Any]) -> None:
+    from common.httpguard import GUARDED, Guard
+
+    for name, app in apps.items():
+        assert app.extensions.get(GUARDED) and isinstance(app.wsgi_app, Guard), name
+
+
+def test_werkzeug_and_framework_refusals_become_the_envelope(client: Any) -> None:
+    envelope(client("register").get("/robots.txt"), 404, "not_found")
+    envelope(client("classify").get("/favicon.ico"), 404, "not_found")
+    r = client("sort_worker").get("/")
+    assert envelope(r, 405, "method_not_allowed") and r.headers["Allow"] == "POST"
+    # a CloudEvent without its required fields: functions-framework's own 400, as the envelope
+    envelope(client("sort_worker").post("/", data=b"{}", headers={"Content-Type": "application/json"}), 400)
+    r = client("register").get("/register")
+    assert envelope(r, 405, "method_not_allowed")["message"].endswith("use POST.") and r.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_body_limits_decided_from_the_headers(client: Any, target: str) -> None:
+    app = client(target)
+    big = app.post("/", data=b"{}", environ_overrides={"CONTENT_LENGTH": str(5_000_000_000)})
+    assert "10485760 bytes" in envelope(big, 413, "payload_too_large")["message"]
+    envelope(app.post("/", data=b"{}", environ_overrides={"HTTP_TRANSFER_ENCODING": "chunked"}), 411)
+    for bad in ("10, 10", "-1", "+2", "0x10", "２"):
+        envelope(app.post("/", data=b"{}", environ_overrides={"CONTENT_LENGTH": bad}), 400, "invalid_content_length")
+    envelope(app.get("/", environ_overrides={"SERVER_PROTOCOL": "HTTP/0.9"}), 505)
+    envelope(app.get("/x?" + "a" * 9000), 414, "uri_too_long")
+
+
+@pytest.mark.parametrize("target, path", [*JSON_ROUTES, ("sort_worker", "/"), ("on_upload", "/")])
+def test_deeply_nested_json_is_a_400(client: Any, target: str, path: str) -> None:
+    for kind in ("application/json", "application/cloudevents+json", ""):
+        r = client(target).post(path, data=DEEP, headers={"Content-Type": kind} if kind else {})
+        envelope(r, 400, "json_too_deep")
+    shallow = b"[" * 32 + b"]" * 32  # within the bound: the function's own answer (functions-framework's
+    r = client(target).post(path, data=shallow, headers={"Content-Type": "application/json"})  # for CloudEvents)
+    assert envelope(r, r.status_code)["code"] != "json_too_deep"
+
+
+def test_deep_pubsub_payload_is_dropped_not_a_500(client: Any) -> None:
+    inner = base64.b64encode(DEEP).decode()
+    event = {"specversion": "1.0", "id": "1", "source": "//pubsub", "type": "google.cloud.pubsub.topic.v1.messagePublished",
+             "data": {"message": {"data": inner}}}
+    r = client("sort_worker").post("/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"})
+    assert r.status_code == 200, r.data  # acknowledged and dropped: redelivering would never succeed
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer", "Bearer ", "Bearer a b", "Basic", "Basic !!!not-base64!!!", "Basic " + base64.b64encode(b"nocolon").decode(),
+    "Basic " + base64.b64encode("bób:pässword".encode("latin-1")).decode(), "Basic " + base64.b64encode(b"\xff\xfe:\x00").decode(),
+    "Digest username=x", "   ", "Bearer " + "x" * 5000, "Basic " + "A" * 5000, "icf_just_a_key",
+])
+def test_malformed_authorization_is_a_401(client: Any, header: str) -> None:
+    for target, method, path in (("tokens", "get", "/tokens"), ("register", "post", "/api-key")):
+        r = getattr(client(target), method)(path, headers={"Authorization": header})
+        assert envelope(r, 401)["code"] in ("unauthorized", "invalid_api_key", "invalid_credentials")
+
+
+def test_success_replies_carry_the_security_headers(client: Any) -> None:
+    r = client("register").post("/register", json={"username": "fasttest", "password": "a long password"})
+    assert r.status_code == 201, r.data
+    secure(r)
+    assert "Access-Control-Allow-Origin" not in r.headers and "Vary" not in r.headers  # no CORS configured
+
+
+def test_cors_for_configured_origins_only(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, CORS_ORIGINS="https://console.example.com, http://localhost:5173/")
+    app = client("classify")
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    ok = app.options("/classify", headers={"Origin": "https://console.example.com", **ask})
+    assert ok.status_code == 204 and not ok.data
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://console.example.com"
+    assert {"Authorization", "Content-Type", "Idempotency-Key"} <= {
+        h.strip() for h in ok.headers["Access-Control-Allow-Headers"].split(",")}
+    assert "POST" in ok.headers["Access-Control-Allow-Methods"] and int(ok.headers["Access-Control-Max-Age"]) > 0
+    assert app.options("/classify", headers={"Origin": "http://localhost:5173", **ask}).status_code == 204
+    other = app.options("/classify", headers={"Origin": "https://evil.example", **ask})
+    assert not any(h.startswith("Access-Control-") for h, _ in other.headers.items())
+    assert other.status_code == 405
+    reply = app.post("/classify", json={}, headers={"Origin": "https://console.example.com"})
+    assert reply.status_code == 400 and reply.headers["Access-Control-Allow-Origin"] == "https://console.example.com"
+    assert "Retry-After" in reply.headers["Access-Control-Expose-Headers"] and reply.headers["Vary"] == "Origin"
+    foreign = app.post("/classify", json={}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_json_depth_scan() -> None:
+    from common.jsonlimits import MAX_DEPTH, too_deep
+
+    assert too_deep(DEEP)
+    assert not too_deep(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) and too_deep(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
+    assert not too_deep(json.dumps({"s": "[[[[{{{{" * 100, "t": "\\\"[[[[" * 50}).encode())  # brackets in strings
+    assert not too_deep(b"[" + b"[]," * 10_000 + b"[]]")  # many brackets, shallow
+    assert too_deep(b'{"a": "' + b"[" * 1000)  # an unterminated string: refused rather than parsed

@@ -1,0 +1,249 @@
+"""Limits and refusals over real sockets: every function under functions-framework, and the local stack's server.
+
+Raw sockets, because the point is what happens before and around the app: a
+413 while the client is still sending, a connection that closes, the server's
+own refusals, slow clients and slow remotes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from infra import processes
+from infra.targets import TARGETS
+from tests.conftest import REPO, Api, make_api
+
+MiB = 1024 * 1024
+DEEP = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+HTTP_TARGETS = sorted(name for name, t in TARGETS.items() if t.signature == "http")
+
+
+def exchange(port: int, data: bytes, wait: float = 5.0) -> tuple[bytes, float, bool]:
+    """Send `data`, read until the server closes: (reply, seconds until the reply began, closed within `wait`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        started = time.monotonic()
+        sock.sendall(data)
+        reply, first = b"", None
+        deadline = started + wait
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return reply, (first or wait), False
+            except ConnectionResetError:
+                return reply, (first or time.monotonic() - started), True
+            if not chunk:
+                return reply, (first or time.monotonic() - started), True
+            first = first or time.monotonic() - started
+            reply += chunk
+        return reply, (first or wait), False
+
+
+def parse(reply: bytes) -> tuple[int, dict[str, str], dict]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    status = int(lines[0].split(" ")[1])
+    return status, headers, json.loads(body[: int(headers.get("content-length", len(body)))])
+
+
+def refused(reply: bytes, status: int, code: str | None = None) -> dict[str, str]:
+    got, headers, body = parse(reply)
+    assert got == status, reply[:400]
+    error = body["error"]
+    assert error["status"] == status and error["message"] and (code is None or error["code"] == code), error
+    assert headers["content-type"] == "application/json" and headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store" and "/" not in headers.get("server", "")  # no version
+    return headers
+
+
+def post(path: str, headers: str, body: bytes = b"") -> bytes:
+    return f"POST {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n".encode() + body
+
+
+# -- every function under functions-framework ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Api]:
+    api = make_api(request, tmp_path_factory, "sqlite", FETCH_ALLOW_LOOPBACK="1", FETCH_DEADLINE="3",
+                   MODELS_DIR=str(models_dir), CORS_ORIGINS="https://console.example.com")
+    yield api
+    api.stop()
+
+
+def port_of(api: Api, target: str) -> int:
+    api.url(target)
+    return api.servers[target].port
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_oversized_body_is_refused_before_it_is_read(api: Api, target: str) -> None:
+    port = port_of(api, target)
+    big = post("/", f"Content-Type: image/png\r\nContent-Length: {500 * MiB}\r\n", b"x" * 1024)
+    reply, first, closed = exchange(port, big, wait=2)
+    assert first < 0.5 and closed, (first, closed)
+    refused(reply, 413, "payload_too_large")
+    reply, first, closed = exchange(port, post("/", "Content-Length: 5000000000\r\n", b"0123456789"), wait=2)
+    assert first < 0.5 and closed
+    refused(reply, 413)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_framing_and_server_refusals_are_the_envelope(api: Api, target: str) -> None:
+    port = port_of(api, target)
+    refused(exchange(port, post("/", "Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"))[0], 411)
+    refused(exchange(port, post("/", "Content-Length: 2\r\nContent-Length: 2\r\n", b"{}"))[0], 400)
+    refused(exchange(port, post("/", "Content-Length: 2\r\nContent-Length: 3\r\n", b"{}x"))[0], 400)
+    refused(exchange(port, post("/", "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", b"{}"))[0], 400)
+    refused(exchange(port, b"GET /\r\n")[0], 400)  # HTTP/0.9: gunicorn's own refusal
+    refused(exchange(port, b"GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % (b"a" * 9000))[0], 414)
+    many = "".join(f"X-H{i}: {'v' * 100}\r\n" for i in range(150))
+    refused(exchange(port, f"GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n".encode())[0], 431)
+    headers = refused(exchange(port, b"GET / HTTP/1.1\r\nHost: <script>\r\nX: \x01\r\n\r\n")[0], 400)
+    assert "script" not in json.dumps(headers)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_deep_json_is_a_400(api: Api, target: str) -> None:
+    kind = "application/cloudevents+json" if TARGETS[target].signature == "cloudevent" else "application/json"
+    reply, _, _ = exchange(port_of(api, target), post(f"/{TARGETS[target].routes[0]}",
+                                                    f"Content-Type: {kind}\r\nContent-Length: {len(DEEP)}\r\n", DEEP))
+    refused(reply, 400, "json_too_deep")
+
+
+def test_app_refusals_and_successes_carry_the_headers(api: Api) -> None:
+    for target in HTTP_TARGETS:
+        r = requests.get(api.url(target, "/robots.txt"))
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Cache-Control"] == "no-store"
+    r = requests.get(api.url("sort_worker", "/"))
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed" and r.headers["Allow"] == "POST"
+    ok = requests.post(api.url("register", "/register"), json={"username": "limits-user", "password": "long enough"})
+    assert ok.status_code == 201 and ok.headers["X-Content-Type-Options"] == "nosniff"
+    assert "/" not in ok.headers.get("Server", "")  # gunicorn names itself without its version
+
+
+def test_cors_preflight_over_http(api: Api) -> None:
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    ok = requests.options(api.url("classify", "/classify"), headers={"Origin": "https://console.example.com", **ask})
+    assert ok.status_code == 204 and ok.headers["Access-Control-Allow-Origin"] == "https://console.example.com"
+    assert "Idempotency-Key" in ok.headers["Access-Control-Allow-Headers"]
+    no = requests.options(api.url("classify", "/classify"), headers={"Origin": "https://evil.example", **ask})
+    assert "Access-Control-Allow-Origin" not in no.headers
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-headers", "/slow"])
+def test_fetch_ends_at_the_deadline(api: Api, image_server: str, path: str) -> None:
+    user = api.register()
+    started = time.monotonic()
+    r = requests.post(api.url("classify", "/classify"), json={"url": image_server + path},
+                      headers={"Authorization": f"Bearer {user['api_key']}"}, timeout=30)
+    took = time.monotonic() - started
+    assert r.status_code == 504 and r.json()["error"]["code"] == "upstream_timeout", r.text
+    assert 2.5 < took < 5, took  # FETCH_DEADLINE is 3 s
+    assert api.balance(user["api_key"]) == 5
+
+
+# -- the local stack's server -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[processes.Server]:
+    port = processes.free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MODELS_DIR": str(models_dir), "BCRYPT_ROUNDS": "4",
+           "HTTP_HEADER_TIMEOUT": "2", "HTTP_REQUEST_TIMEOUT": "4", "HTTP_IDLE_TIMEOUT": "3"}
+    for name in ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "SQLITE_PATH", "BUCKET_DIR"):
+        env.pop(name, None)
+    data = tmp_path_factory.mktemp("stack")
+    server = processes.Server("localstack", [sys.executable, "-m", "infra.localstack", "--port", str(port),
+                                             "--data-dir", str(data)], port, env=env, cwd=REPO,
+                              ready=processes.http_ok(f"http://127.0.0.1:{port}/healthz"))
+    yield server
+    server.proc.send_signal(2)  # Ctrl-C: everything stops, exit code 0
+    assert server.proc.wait(timeout=30) == 0
+    server.stop()
+
+
+def test_stack_refusals(stack: processes.Server) -> None:
+    port = stack.port
+    reply, first, closed = exchange(port, post("/classify", f"Content-Length: {500 * MiB}\r\n", b"x" * 1024), 2)
+    assert first < 0.5 and closed
+    refused(reply, 413)
+    reply, first, closed = exchange(port, post("/register", "Content-Length: 5000000000\r\n", b"0123456789"), 2)
+    assert first < 0.5 and closed
+    refused(reply, 413)
+    refused(exchange(port, post("/register", "Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"))[0], 411)
+    refused(exchange(port, post("/register", "Content-Length: 2\r\nContent-Length: 2\r\n", b"{}"))[0], 400)
+    refused(exchange(port, post("/register", "Content-Length: 2, 3\r\n", b"{}"))[0], 400)
+    reply, first, _ = exchange(port, b"GET /healthz\r\n")  # HTTP/0.9: refused as soon as the line is in
+    assert first < 0.5
+    refused(reply, 505, "http_version_not_supported")
+    refused(exchange(port, b"GET /healthz HTTP/2.0\r\n\r\n")[0], 505)
+    refused(exchange(port, b"get /healthz HTTP/1.1\r\nHost: t\r\n\r\n")[0], 400)
+    refused(exchange(port, b"GET /register?%s HTTP/1.1\r\nHost: t\r\n\r\n" % (b"a" * 9000))[0], 414)
+    refused(exchange(port, b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 40000 + b"\r\n\r\n")[0], 431)
+    refused(exchange(port, b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n")[0], 404, "not_found")
+    deep = post("/register", f"Content-Type: application/json\r\nContent-Length: {len(DEEP)}\r\n", DEEP)
+    refused(exchange(port, deep)[0], 400, "json_too_deep")
+    ok = requests.get(f"{stack.url}/healthz")
+    assert ok.status_code == 200 and "Server" not in ok.headers and ok.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def read_to_end(sock: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while True:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def threads_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def test_stack_slow_clients_hold_no_threads(stack: processes.Server) -> None:
+    """1000 sockets sending half a request line: answered 408 after the header timeout; others served meanwhile."""
+    before = threads_of(stack.proc.pid)
+    sockets = []
+    try:
+        for _ in range(1000):
+            sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+            sock.sendall(b"GET /healthz HT")
+            sockets.append(sock)
+        started = time.monotonic()
+        assert requests.get(f"{stack.url}/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - started < 1.0
+        assert threads_of(stack.proc.pid) <= before + 2
+        idle = socket.create_connection(("127.0.0.1", stack.port), timeout=10)  # connected, sends nothing
+        sockets.append(idle)
+        trickle = socket.create_connection(("127.0.0.1", stack.port), timeout=10)  # headers a byte at a time:
+        sockets.append(trickle)  # never idle, yet answered 408 once its headers are 2 s late
+        trickle_started = time.monotonic()
+        for byte in b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 100:
+            trickle.sendall(bytes([byte]))
+            if time.monotonic() - trickle_started > 1.8:
+                break
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        for sock in sockets[:1000] + [trickle]:
+            refused(read_to_end(sock, deadline), 408, "request_timeout")
+        idle.settimeout(max(0.1, deadline - time.monotonic()))
+        assert idle.recv(10) == b""  # closed after HTTP_IDLE_TIMEOUT
+        assert time.monotonic() - started < 8
+    finally:
+        for sock in sockets:
+            sock.close()
