@@ -102,8 +102,8 @@ def _grey_scale(img: Image.Image) -> float | None:
     if img.mode.startswith("I;16"):
         return 65535.0
     if img.mode in ("I", "F"):
-        low_high = img.getextrema()
-        return max(float(low_high[1]), 1.0)
+        high = img.getextrema()[1]
+        return max(float(high) if isinstance(high, (int, float)) else 1.0, 1.0)
     return None
 
 
