@@ -48,6 +48,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
+    """mypy with every library the code imports installed, so their types are checked (not taken as Any)."""
+    install(session)
     session.install("mypy==2.4.1", "types-requests==2.33.0.20261030")
     session.run("mypy", "common", "infra", "tests", "bench")
     session.run("mypy", "client/imageclassify_client")
