@@ -7,7 +7,9 @@ logged with its traceback and the client sees a generic 500, never its text.
 
 from __future__ import annotations
 
+import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 log = logging.getLogger("imageclassify")
@@ -156,6 +158,17 @@ def refusal(status: int) -> AppError:
     default = HTTP_REFUSALS[500 if status >= 500 else 400]
     code, message = HTTP_REFUSALS.get(status, default)
     return AppError(message, code=code, status=status)
+
+
+SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
+
+
+def envelope(exc: AppError) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status line, headers and body of the JSON error envelope for `exc`."""
+    body = json.dumps(exc.body(), separators=(",", ":")).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+               ("Cache-Control", "no-store"), *SECURITY_HEADERS, *exc.headers.items()]
+    return f"{exc.status} {HTTPStatus(exc.status).phrase}", headers, body
 
 
 def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:

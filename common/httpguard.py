@@ -23,9 +23,7 @@ the allowed methods and headers, and replies carry `Access-Control-Allow-Origin`
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable, Iterable, Iterator
-from http import HTTPStatus
 from itertools import chain
 from typing import Any
 
@@ -39,19 +37,12 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 GUARDED = "imageclassify.guarded"
 MAX_URL = 8192
 PROTOCOLS = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"}
-SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
+SECURITY_HEADERS = errors.SECURITY_HEADERS
+envelope = errors.envelope
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 CORS_EXPOSE = "Location, Retry-After, WWW-Authenticate"
 CORS_MAX_AGE = "3600"
-
-
-def envelope(exc: errors.AppError) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Status line, headers and body of the JSON error envelope for `exc`."""
-    body = json.dumps(exc.body(), separators=(",", ":")).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               ("Cache-Control", "no-store"), *SECURITY_HEADERS, *exc.headers.items()]
-    return f"{exc.status} {HTTPStatus(exc.status).phrase}", headers, body
 
 
 def _check(environ: Environ) -> errors.AppError | None:
@@ -74,19 +65,22 @@ def _check(environ: Environ) -> errors.AppError | None:
     return None
 
 
-def _is_json(environ: Environ) -> bool:
+def _may_be_json(environ: Environ) -> bool:
     kind = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     return not kind or kind == "application/json" or kind.endswith("+json")
 
 
 def _check_json(environ: Environ) -> errors.AppError | None:
-    """Refuse a JSON body nested too deeply; the body read here is handed on to the app unchanged."""
+    """Refuse a JSON body nested too deeply; the body read here is handed on to the app unchanged. A body
+    without a Content-Type counts as JSON only if it looks like JSON (an image PUT without one is not)."""
     declared = environ.get("CONTENT_LENGTH", "")
-    if not declared or declared == "0" or not _is_json(environ):
+    if not declared or declared == "0" or not _may_be_json(environ):
         return None
     raw = environ["wsgi.input"].read(int(declared))
     environ["wsgi.input"] = io.BytesIO(raw)
     environ["CONTENT_LENGTH"] = str(len(raw))
+    if not environ.get("CONTENT_TYPE") and raw.lstrip()[:1] not in (b"{", b"["):
+        return None
     return jsonlimits.refusal() if jsonlimits.too_deep(raw) else None
 
 
@@ -165,7 +159,8 @@ class Guard:
             kept = [(n, v) for n, v in headers if n.lower() != "server"]
             if "cache-control" not in names:
                 kept.append(("Cache-Control", "no-store"))
-            return start_response(status, kept + SECURITY_HEADERS + _cors_headers(origin), exc_info)
+            security = [(n, v) for n, v in SECURITY_HEADERS if n.lower() not in names]
+            return start_response(status, kept + security + _cors_headers(origin), exc_info)
 
         body = self.app(environ, amend)
         if not replaced:

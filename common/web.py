@@ -33,7 +33,9 @@ def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None)
 
 def error_response(exc: BaseException) -> flask.Response:
     if isinstance(exc, HTTPException):  # werkzeug's own refusals, e.g. a malformed multipart body
-        exc = errors.refusal(exc.code or 400)
+        refused = errors.refusal(exc.code or 400)
+        refused.headers.update({n: v for n, v in exc.get_headers() if n.lower() in ("allow", "retry-after")})
+        exc = refused
     body, status, headers = errors.render(exc)
     return respond(body, status, headers)
 
