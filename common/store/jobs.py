@@ -126,6 +126,25 @@ class JobRecords:
             metrics.finished("job", finished.status, finished.created, job=job_id, images=finished.total)
         return finished
 
+    def job_images(self, job_id: str, limit: int = 20_000) -> list[ImageOutcome]:
+        """The images of a job recorded so far (an operator re-drives the others)."""
+        return [ImageOutcome(doc["object"], doc["outcome"], doc.get("destination"), doc.get("detail"))
+                for _, doc in self.docs.find(IMAGES, "job_id", job_id, limit)]
+
+    def touch_job(self, job_id: str) -> Job | None:
+        """Mark an unfinished job as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""
+
+        def work(tx: Tx) -> Job | None:
+            doc = tx.get(JOBS, job_id)
+            if doc is None or Job.from_doc(doc).finished:
+                return None
+            job = Job.from_doc(doc)
+            job.updated = time.time()
+            tx.put(JOBS, job_id, job.doc())
+            return job
+
+        return self.docs.transact(work)
+
     def unfinished_jobs(self, limit: int = 500) -> list[Job]:
         return [Job.from_doc(doc) for status in ("queued", "running")
                 for _, doc in self.docs.find(JOBS, "status", status, limit)]

@@ -200,8 +200,25 @@ class ModelRecords:
 
         return self.docs.transact(work)
 
+    def active_models(self, limit: int = 500) -> list[ModelRecord]:
+        """Models whose training run has not finished (queued, embedding or training)."""
+        return [ModelRecord.from_doc(doc) for status in ModelRecord.ACTIVE
+                for _, doc in self.docs.find(MODELS, "status", status, limit)]
+
     def stalled_models(self, idle_since: float, limit: int = 500) -> list[ModelRecord]:
         """Unfinished models that have not moved since `idle_since`."""
-        found = [ModelRecord.from_doc(doc) for status in ModelRecord.ACTIVE
-                 for _, doc in self.docs.find(MODELS, "status", status, limit)]
-        return [r for r in found if max(r.updated, r.created) < idle_since]
+        return [r for r in self.active_models(limit) if max(r.updated, r.created) < idle_since]
+
+    def touch_model(self, owner: str, name: str) -> ModelRecord | None:
+        """Mark an unfinished run as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""
+
+        def work(tx: Tx) -> ModelRecord | None:
+            doc = tx.get(MODELS, model_key(owner, name))
+            record = ModelRecord.from_doc(doc) if doc else None
+            if record is None or record.status not in ModelRecord.ACTIVE:
+                return None
+            record.updated = time.time()
+            tx.put(MODELS, record.key, record.doc())
+            return record
+
+        return self.docs.transact(work)
