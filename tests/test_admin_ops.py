@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from infra import animals
-from infra import photos
+from infra import animals, photos
 from infra.processes import REPO, free_port
 from tests.animals import folder
 from tests.conftest import configure
