@@ -27,7 +27,12 @@ from tests.conftest import configure
 from tests.stack import BACKEND_VARIABLES, LocalStack
 
 USER = "ops"
-CALM = {"SWEEP_INTERVAL": "3600", "MODEL_CHUNK_SIZE": "8"}  # the stack's own sweeper stays out of the way
+
+
+def calm_stack(data: Path, models_dir: Path, worker_url: str = "") -> LocalStack:
+    """A stack whose own sweeper stays out of the way; with `worker_url`, one whose queue delivers there."""
+    extra = {"WORKER_URL": worker_url, "QUEUE_MAX_ATTEMPTS": "1000"} if worker_url else {}
+    return LocalStack(data, models_dir, None, SWEEP_INTERVAL="3600", MODEL_CHUNK_SIZE="8", **extra)
 
 
 def admin(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -54,8 +59,7 @@ def wait_for(url: str, headers: dict[str, str], final: tuple[str, ...], timeout:
 def stuck_work(tmp_path: Path, models_dir: Path) -> tuple[Path, dict[str, Any], str]:
     """A job and a training run whose messages are lost: (data folder, the user, the job id)."""
     data = tmp_path / "data"
-    broken = LocalStack(data, models_dir, WORKER_URL=f"http://127.0.0.1:{free_port()}/_worker",
-                        QUEUE_MAX_ATTEMPTS="1000", **CALM).start()
+    broken = calm_stack(data, models_dir, f"http://127.0.0.1:{free_port()}/_worker").start()
     try:
         user = broken.user(USER, 40)
         space = data / "bucket" / "users" / USER
@@ -82,7 +86,7 @@ def stuck_work(tmp_path: Path, models_dir: Path) -> tuple[Path, dict[str, Any], 
 
 def test_list_and_redrive_stuck_work(tmp_path: Path, models_dir: Path) -> None:
     data, user, job_id = stuck_work(tmp_path, models_dir)
-    stack = LocalStack(data, models_dir, **CALM).start()
+    stack = calm_stack(data, models_dir).start()
     try:
         time.sleep(1)
         rows = listed(data)
@@ -118,7 +122,7 @@ def test_list_and_redrive_stuck_work(tmp_path: Path, models_dir: Path) -> None:
 
 def test_sweep_closes_a_stalled_job(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
-    stack = LocalStack(data, models_dir, **CALM).start()
+    stack = calm_stack(data, models_dir).start()
     try:
         user = stack.user(USER, 10)
         configure(monkeypatch, STORE_BACKEND="sqlite", DATA_DIR=str(data), SQLITE_PATH=str(data / "accounts.db"))
