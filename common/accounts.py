@@ -19,7 +19,7 @@ from typing import Any
 
 import bcrypt
 
-from common import errors
+from common import errors, logs
 from common.backends import get_store
 from common.config import settings
 from common.store.records import Account
@@ -103,6 +103,7 @@ def register(body: dict[str, Any], client_address: str) -> tuple[Account, str]:
     key, hashed_key = new_api_key()
     account = get_store().create_account(username, hash_password(password), hashed_key,
                                          settings().initial_tokens)
+    logs.annotate(user=account.username)
     return account, key
 
 

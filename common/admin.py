@@ -3,18 +3,25 @@
     python -m common.admin create-admin NAME      # asks for a password (or reads ADMIN_PASSWORD)
     python -m common.admin promote NAME            # an existing account becomes admin
     python -m common.admin refill NAME AMOUNT
+    python -m common.admin jobs [--json]           # jobs and training runs not finished: owner, status, progress, age
+    python -m common.admin redrive ID              # re-publish what a stuck job (ID) or run (OWNER/NAME) misses
+    python -m common.admin sweep                   # run the sweeper once (stalled work closed and refunded)
 
-The store is the configured one (STORE_BACKEND, SQLITE_PATH, GOOGLE_CLOUD_PROJECT ...).
+The store, bucket and queue are the configured ones (STORE_BACKEND, SQLITE_PATH, GOOGLE_CLOUD_PROJECT, QUEUE_BACKEND
+...); with DATA_DIR=<the local stack's data folder>, the local stack's. Re-driven messages are signed with
+INTERNAL_SECRET (the local stack's own key when it is not set).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
+from typing import Any
 
-from common import admins, errors
+from common import admins, errors, operations
 from common.backends import get_store
 
 
@@ -30,10 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     refill = sub.add_parser("refill", help="add tokens to an account")
     refill.add_argument("username")
     refill.add_argument("amount", type=int)
+    jobs = sub.add_parser("jobs", help="list the jobs and training runs that are not finished")
+    jobs.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    redrive = sub.add_parser("redrive", help="re-publish the messages a stuck job or training run still misses")
+    redrive.add_argument("id", help="a job id, or OWNER/NAME for a training run")
+    sub.add_parser("sweep", help="run the sweeper once")
     args = parser.parse_args(argv)
 
     try:
-        if args.command == "create-admin":
+        if args.command in OPERATIONS:
+            OPERATIONS[args.command](args)
+        elif args.command == "create-admin":
             if args.password_stdin:
                 password = sys.stdin.readline().rstrip("\n")
             else:
@@ -53,6 +67,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _jobs(args: argparse.Namespace) -> None:
+    rows = operations.unfinished()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = [("KIND", "ID", "OWNER", "STATUS", "PROGRESS", "AGE", "IDLE")] + [
+        (r["kind"], r["id"], r["owner"], r["status"], f"{r['done']}/{r['total']} ({r['percentage']:g}%)",
+         _duration(r["age_seconds"]), _duration(r["idle_seconds"])) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        print("Every job and training run is finished.")
+
+
+def _duration(seconds: float) -> str:
+    """5s, 4m07s, 2h05m, 3d04h."""
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _redrive(args: argparse.Namespace) -> None:
+    operations.local_secret()
+    done = operations.redrive(args.id)
+    print(f"{done['kind']} {done['id']} ({done['status']}): {done['published']} message(s) published again.")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from common.sweeper import sweep
+
+    print(json.dumps(sweep()))
+
+
+OPERATIONS: dict[str, Any] = {"jobs": _jobs, "redrive": _redrive, "sweep": _sweep}
 
 
 if __name__ == "__main__":

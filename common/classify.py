@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from common import billing, errors, imagefetch, spaces
+from common import billing, errors, imagefetch, logs, spaces
 from common.classify_request import ClassifyRequest, Item
 from common.config import settings
 from common.store.records import Account
@@ -53,7 +53,9 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
         reservation.abandon(used=sum(not isinstance(o, errors.AppError) for o in outcomes))
         raise
     status, body = _reply(model.name, req.batch, outcomes)
-    body["tokens_remaining"] = reservation.settle(sum(not isinstance(o, errors.AppError) for o in outcomes))
+    used = sum(not isinstance(o, errors.AppError) for o in outcomes)
+    body["tokens_remaining"] = reservation.settle(used)
+    logs.annotate(images=used)
     reservation.remember(status, body)
     return status, body
 

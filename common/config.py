@@ -130,6 +130,14 @@ class Settings:
     model_max_images: int
     model_chunk_size: int
     model_fit_seconds: float
+    # operating it
+    health_timeout: float
+
+
+def log_level() -> str:
+    """LOG_LEVEL, read apart from `settings()` because logging is configured when a function is imported, before
+    any request (and any other setting) is looked at."""
+    return _choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical"))
 
 
 @functools.cache
@@ -190,4 +198,5 @@ def settings() -> Settings:
         model_chunk_size=_int("MODEL_CHUNK_SIZE", 64),
         # a fit must end well inside one queue delivery (QUEUE_LEASE, the push deadline), or it is delivered again
         model_fit_seconds=_float("MODEL_FIT_SECONDS", 40.0),
+        health_timeout=_float("HEALTH_TIMEOUT", 3.0),
     )

@@ -11,8 +11,9 @@ from typing import Any
 
 import flask
 
-from common import accounts, admins, errors, web
+from common import accounts, admins, errors, logs, web
 from common.backends import get_store
+from common.clientaddr import client_address as client_address  # re-exported: the functions call it here
 from common.config import settings
 from common.store.records import Account
 
@@ -31,15 +32,6 @@ def _by_password(username: Any, password: Any) -> Account:
         raise errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
     store.login_succeeded(username)
     return account
-
-
-def client_address(request: flask.Request) -> str:
-    """The caller's address: the peer, or with TRUSTED_PROXIES=n the address the n-th proxy from us saw."""
-    hops = settings().trusted_proxies
-    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
-    if hops and len(forwarded) >= hops:
-        return forwarded[-hops]
-    return request.remote_addr or "unknown"
 
 
 def _by_key(key: str) -> Account:
@@ -65,7 +57,14 @@ def _body_credentials(request: flask.Request) -> dict[str, Any] | None:
 
 
 def authenticate(request: flask.Request, *, allow_key: bool = True) -> Account:
-    """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body."""
+    """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body. Its
+    username (never a key or password) goes on the request's log line."""
+    account = _authenticate(request, allow_key)
+    logs.annotate(user=account.username)
+    return account
+
+
+def _authenticate(request: flask.Request, allow_key: bool) -> Account:
     admins.bootstrap_admin()
     header = request.headers.get("Authorization", "")
     try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common import errors
+from common import errors, metrics
 from common.classnames import normalise_class
 from common.store.records import ModelRecord
 
@@ -87,13 +87,20 @@ def _custom(record: ModelRecord) -> CustomModel:
 def resolve(owner: str, name: str | None) -> Model | CustomModel:
     """The model `name` as `owner` sees it: their own, else a built-in (None: the default built-in)."""
     from common.backends import get_store
-    from common.model import get_model
 
     if name is not None and NAME.fullmatch(name):
         record = get_store().get_model_record(owner, name)
         if record is not None:
             return _custom(record)
-    return get_model(name)
+    return _builtin(name)
+
+
+def _builtin(name: str | None) -> Model:
+    """A built-in model (None: the default); its first load in this process is timed (`model_load_seconds`)."""
+    from common.config import settings
+    from common.model import get_model
+
+    return metrics.first_use(name or settings().default_model, lambda: get_model(name))
 
 
 def reference(model: Model | CustomModel) -> str:
@@ -104,11 +111,10 @@ def reference(model: Model | CustomModel) -> str:
 def by_reference(ref: str | None) -> Model | CustomModel:
     """The model a job recorded; a custom model deleted (or replaced) since is a 404 `unknown_model`."""
     from common.backends import get_store
-    from common.model import get_model
 
     match = REFERENCE.fullmatch(ref or "")
     if match is None:
-        return get_model(ref)
+        return _builtin(ref)
     record = get_store().get_model_record(match["owner"], match["name"])
     if record is None or record.version != match["version"]:
         raise errors.NotFound(f"The model {match['name']!r} was deleted.", code="unknown_model")

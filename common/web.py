@@ -17,7 +17,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException
 
-from common import errors, httpguard, jsonlimits
+from common import errors, health, httpguard, jsonlimits, logs, requestlog
 from common.config import settings
 
 Handler = Callable[[flask.Request], flask.Response]
@@ -41,7 +41,8 @@ def error_response(exc: BaseException) -> flask.Response:
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Wrap an HTTP handler: body size limit on, every exception rendered as JSON.
+    """Wrap an HTTP handler: body size limit on, every exception rendered as JSON, one log line per request
+    (common/requestlog.py), and `GET /healthz` answered before routing (common/health.py).
 
     Also installs the request guard (limits before the body is read, security headers, CORS) on the app
     that is loading this module, and renders the framework's own refusals as JSON: a request its router
@@ -51,14 +52,18 @@ def endpoint(handler: Handler) -> Handler:
 
     httpguard.install_on_current_app()
     functions_framework.errorhandler(HTTPException)(error_response)
+    logs.configure()  # JSON log lines from import on (before Flask gives its logger a plain handler)
+    name = handler.__name__
 
     @functools.wraps(handler)
     def wrapper(request: flask.Request) -> flask.Response:
-        try:
-            check_length(request)
-            return handler(request)
-        except Exception as exc:  # noqa: BLE001 - this is the one place errors are rendered
-            return error_response(exc)
+        with requestlog.RequestScope(name, request) as scope:  # one log line per request, see common/requestlog.py
+            try:
+                check_length(request)
+                probe = health.probe(name, request)  # GET /healthz, before any routing
+                return scope.finish(respond(*probe) if probe else handler(request))
+            except Exception as exc:  # noqa: BLE001 - this is the one place errors are rendered
+                return scope.finish(error_response(exc))
 
     return wrapper
 

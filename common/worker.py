@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import sorting, training_worker
+from common import logs, sorting, training_worker
 
 
 def _training(message: Any) -> bool:
@@ -22,4 +22,5 @@ def handle(message: Any) -> bool:
 
 
 def handle_dead_letter(message: Any) -> bool:
+    logs.dead_letter("training" if _training(message) else "image", message)  # `event: "dead_letter"`, WARNING
     return training_worker.handle_dead_letter(message) if _training(message) else sorting.handle_dead_letter(message)

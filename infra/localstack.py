@@ -15,6 +15,7 @@ configured backends, as they would in the cloud.
     /_upload                        -> on_upload   (CloudEvents from the bucket watcher / Pub/Sub)
     / /assets /config.json          -> web         (the console; `/` is the empty first segment)
     /openapi.json /docs             -> web
+    /healthz /metrics               -> the stack itself (every function's checks; Prometheus text)
 
 Embedded backends by default (SQLite, the `.data/bucket/` folder, the local
 queue, a watcher on `.data/bucket/inbox/`). `--emulators` runs the same stack
@@ -48,8 +49,10 @@ class Dispatcher:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         first = environ.get("PATH_INFO", "/").strip("/").split("/", 1)[0]
-        if first == "healthz":
-            return self._json(start_response, "200 OK", {"status": "ok", "functions": sorted(self.apps)})
+        if first in ("healthz", "metrics"):  # every function's health checks at once; Prometheus text
+            from infra.prometheus import serve
+
+            return serve(first, sorted(self.apps), start_response)
         target = ROUTES.get(first)
         if target is None or target not in self.apps or (TARGETS[target].internal and not self._ours(environ)):
             paths = sorted(f"/{p}" for p in ROUTES if not p.startswith("_"))
@@ -188,7 +191,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", ".data")))
     parser.add_argument("--emulators", action="store_true", help="Firestore + Pub/Sub emulators and fake-gcs")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from common.logs import configure
+
+    configure()  # JSON lines, as the functions write them in the cloud
 
     data_dir = args.data_dir.resolve()
     os.environ["DATA_DIR"] = str(data_dir)

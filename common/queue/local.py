@@ -47,8 +47,9 @@ CREATE INDEX IF NOT EXISTS messages_job ON messages (job_id);
 
 class LocalQueue:
     def __init__(self, path: Path, url: str, dead_letter_url: str, *, headers: dict[str, str] | None = None,
-                 lease: float = 60.0, max_attempts: int = 5, workers: int = 4) -> None:
+                 lease: float = 60.0, max_attempts: int = 5, workers: int = 4, deliver: bool = True) -> None:
         self.path, self.url, self.dead_letter_url = Path(path), url, dead_letter_url
+        self.deliver = deliver  # False: publish only (a short-lived operator command); the stack delivers
         self.headers, self.lease, self.max_attempts, self.workers = headers or {}, lease, max_attempts, workers
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -75,8 +76,9 @@ class LocalQueue:
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO messages (body, job_id, available_at) VALUES (?, ?, ?)", rows)
         db.execute("COMMIT")
-        self.start()
-        self._wake.set()
+        if self.deliver:
+            self.start()
+            self._wake.set()
 
     def pending(self, job_id: str) -> int:
         """Messages of a job not yet handled (dead letters included)."""

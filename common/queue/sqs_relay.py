@@ -61,7 +61,9 @@ def main() -> None:
     parser.add_argument("--target", required=True, help="the CloudEvent function's URL")
     parser.add_argument("--wait", type=int, default=10, help="long-poll seconds")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
+    from common.logs import configure
+
+    configure()
     with contextlib.suppress(KeyboardInterrupt):
         run(args.queue_url, args.target, threading.Event(), args.wait)
 

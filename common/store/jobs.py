@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from common import errors
+from common import errors, metrics
 from common.store.ledger import apply_refund, charge
 from common.store.port import DocumentStore, Tx
 from common.store.records import ImageOutcome, Job
@@ -69,7 +69,10 @@ class JobRecords:
         """(the image's recorded outcome, whether this call recorded it). The outcome recorded first stands, so a
         redelivery gets the same answer; a job that finished before the image was recorded gives (None, False)."""
 
+        counted: list[Job] = []  # the job as the committing attempt left it
+
         def work(tx: Tx) -> tuple[ImageOutcome | None, bool]:
+            counted.clear()
             doc = tx.get(JOBS, job_id)
             if doc is None:
                 raise unknown_job(job_id)
@@ -86,25 +89,57 @@ class JobRecords:
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
             count(job, outcome.outcome)
             tx.put(JOBS, job_id, job.doc())
+            counted.append(job)
             return outcome, True
 
-        return self.docs.transact(work)
+        recorded = self.docs.transact(work)
+        if counted:
+            metrics.count("images_classified", int(outcome.outcome != "failed"), via="sort_worker")
+            if counted[0].finished:
+                metrics.finished("job", counted[0].status, counted[0].created, job=job_id, images=counted[0].total)
+        return recorded
 
     def finish_job(self, job_id: str, status: str, error: str | None = None) -> Job:
         """End a job that is not finished (cancelled by its owner, or closed by the sweeper): the images not yet
         processed are counted failed and their tokens refunded, once; later messages change nothing."""
 
+        ended: list[Job] = []
+
         def work(tx: Tx) -> Job:
+            ended.clear()
             doc = tx.get(JOBS, job_id)
             if doc is None:
                 raise unknown_job(job_id)
             job = Job.from_doc(doc)
             if job.finished:
                 return job
+            ended.append(job)
             remaining = job.total - job.processed
             apply_refund(tx, job.owner, job.spend_id, remaining, f"{job_id}:finish")
             job.failed += remaining if status != "cancelled" else 0
             job.status, job.error, job.updated = status, error, time.time()
+            tx.put(JOBS, job_id, job.doc())
+            return job
+
+        finished = self.docs.transact(work)
+        if ended:
+            metrics.finished("job", finished.status, finished.created, job=job_id, images=finished.total)
+        return finished
+
+    def job_images(self, job_id: str, limit: int = 20_000) -> list[ImageOutcome]:
+        """The images of a job recorded so far (an operator re-drives the others)."""
+        return [ImageOutcome(doc["object"], doc["outcome"], doc.get("destination"), doc.get("detail"))
+                for _, doc in self.docs.find(IMAGES, "job_id", job_id, limit)]
+
+    def touch_job(self, job_id: str) -> Job | None:
+        """Mark an unfinished job as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""
+
+        def work(tx: Tx) -> Job | None:
+            doc = tx.get(JOBS, job_id)
+            if doc is None or Job.from_doc(doc).finished:
+                return None
+            job = Job.from_doc(doc)
+            job.updated = time.time()
             tx.put(JOBS, job_id, job.doc())
             return job
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from common import errors
 from common.store.accounts import ACCOUNTS, read_account
+from common.store.metered import tally
 from common.store.port import DocumentStore, Tx
 from common.store.records import Spend
 
@@ -30,6 +31,7 @@ def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> i
     tx.put(ACCOUNTS, username, {**account, "tokens": balance - amount})
     tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "response": None,
                               "created": time.time(), **extra})
+    tally(tx, spent=amount)
     return balance - amount
 
 
@@ -45,6 +47,7 @@ def apply_refund(tx: Tx, username: str, spend_id: str, amount: int, refund_id: s
     tx.put(REFUNDS, refund_id, {"spend": spend_id, "amount": amount})
     tx.put(SPENDS, spend_id, {**spend, "refunded": spend["refunded"] + amount})
     tx.put(ACCOUNTS, username, {**account, "tokens": balance + amount})
+    tally(tx, refunded=amount)
     return balance + amount
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from common import errors
+from common import errors, metrics
 from common.store.ledger import SPENDS, apply_refund, charge
 from common.store.port import DocumentStore, Tx
 from common.store.records import ModelRecord, model_key
@@ -55,6 +55,12 @@ def _fail(tx: Tx, record: ModelRecord, error: str) -> None:
     record.status, record.error, record.updated = "failed", error, time.time()
     _refund_rest(tx, record)
     tx.put(MODELS, record.key, record.doc())
+
+
+def _finished(owner: str, name: str, status: str, record: ModelRecord | None) -> None:
+    """A training run reached its final state: its duration for the metrics and the log."""
+    metrics.finished("training", status, record.created if record else 0.0, model=f"{owner}/{name}",
+                     images=record.images if record else None)
 
 
 class ModelRecords:
@@ -122,7 +128,10 @@ class ModelRecords:
             tx.put(MODELS, record.key, record.doc())
             return "fit"
 
-        return self.docs.transact(work)
+        outcome = self.docs.transact(work)
+        if outcome == "failed":
+            _finished(owner, name, "failed", self.get_model_record(owner, name))
+        return outcome
 
     def start_fit(self, owner: str, name: str, version: str) -> ModelRecord | None:
         """Count a fit starting, when the model is training; the record (its `fit_runs` numbers this run)."""
@@ -154,7 +163,10 @@ class ModelRecords:
             tx.put(MODELS, record.key, record.doc())
             return "ready"
 
-        return self.docs.transact(work)
+        outcome = self.docs.transact(work)
+        if outcome == "ready":
+            _finished(owner, name, "ready", self.get_model_record(owner, name))
+        return outcome
 
     def fail_model(self, owner: str, name: str, version: str, error: str) -> bool:
         """End an unfinished run as failed and refund every token not refunded yet; False if there was none."""
@@ -166,7 +178,10 @@ class ModelRecords:
             _fail(tx, record, error)
             return True
 
-        return self.docs.transact(work)
+        failed = self.docs.transact(work)
+        if failed:
+            _finished(owner, name, "failed", self.get_model_record(owner, name))
+        return failed
 
     def delete_model(self, owner: str, name: str) -> ModelRecord:
         """Remove a model and its chunk records; one not yet ready is refunded in full. 404 if there is none."""
@@ -185,8 +200,25 @@ class ModelRecords:
 
         return self.docs.transact(work)
 
+    def active_models(self, limit: int = 500) -> list[ModelRecord]:
+        """Models whose training run has not finished (queued, embedding or training)."""
+        return [ModelRecord.from_doc(doc) for status in ModelRecord.ACTIVE
+                for _, doc in self.docs.find(MODELS, "status", status, limit)]
+
     def stalled_models(self, idle_since: float, limit: int = 500) -> list[ModelRecord]:
         """Unfinished models that have not moved since `idle_since`."""
-        found = [ModelRecord.from_doc(doc) for status in ModelRecord.ACTIVE
-                 for _, doc in self.docs.find(MODELS, "status", status, limit)]
-        return [r for r in found if max(r.updated, r.created) < idle_since]
+        return [r for r in self.active_models(limit) if max(r.updated, r.created) < idle_since]
+
+    def touch_model(self, owner: str, name: str) -> ModelRecord | None:
+        """Mark an unfinished run as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""
+
+        def work(tx: Tx) -> ModelRecord | None:
+            doc = tx.get(MODELS, model_key(owner, name))
+            record = ModelRecord.from_doc(doc) if doc else None
+            if record is None or record.status not in ModelRecord.ACTIVE:
+                return None
+            record.updated = time.time()
+            tx.put(MODELS, record.key, record.doc())
+            return record
+
+        return self.docs.transact(work)

@@ -15,7 +15,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common import errors, events, httpauth, jobs, labelling, web, worker
+from common import errors, events, httpauth, jobs, labelling, requestlog, web, worker
 from common import sweeper as sweeping
 
 log = logging.getLogger("imageclassify.sort_job")
@@ -45,16 +45,19 @@ def _message(event: CloudEvent) -> object:
 
 
 @functions_framework.cloud_event
+@requestlog.events
 def sort_worker(event: CloudEvent) -> None:
     worker.handle(_message(event))  # transient failures raise, so the queue delivers the message again
 
 
 @functions_framework.cloud_event
+@requestlog.events
 def sort_dead_letter(event: CloudEvent) -> None:
     worker.handle_dead_letter(_message(event))
 
 
 @functions_framework.cloud_event
+@requestlog.events
 def on_upload(event: CloudEvent) -> None:
     try:
         objects = events.uploaded_objects(event)
