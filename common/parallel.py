@@ -1,0 +1,68 @@
+"""One function over many items on a few threads, results in order: how a batch uses every core.
+
+A batch request's images decode and infer side by side (Pillow and LiteRT
+release the GIL), one per interpreter of the pool, so a batch of 16 runs
+about as fast as the cores allow instead of one image after another. Items are
+taken from the iterable only as workers free up (at most twice the workers
+ahead), so image bytes read lazily stay bounded in memory whatever the batch
+size. Each call has its own threads: a slow item (a URL fetch) never holds up
+another request's batch.
+
+Why not one inference on a batch tensor (`resize_tensor_input`)? Measured on 2
+cores: the CPU time per image is the same at batch 1, 4 and 16 (9-11 ms: every
+layer is already a large GEMM at batch 1), resizing costs 50-500 ms of XNNPACK
+set-up per new batch size, a batch-16 interpreter holds 110 MB more, and the
+images still have to be decoded one by one before it; the pool runs the same
+crops bit for bit identically, and overlaps their decoding.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from common import errors
+from common.config import settings
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def workers() -> int:
+    """As many as the model has interpreters: more would only queue for them."""
+    return settings().model_interpreters
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> Iterator[R]:
+    """fn(item) for each item, in the items' order, on up to `threads` threads (default: `workers()`).
+
+    An exception from fn is raised where its result would be yielded; work not yet started is dropped."""
+    threads = workers() if threads is None else threads
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    executor = ThreadPoolExecutor(threads, thread_name_prefix="model")
+    try:
+        for item in items:
+            pending.append(executor.submit(fn, item))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def outcomes(fn: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> list[R | errors.AppError]:
+    """fn over the items in parallel, each item's `AppError` (an undecodable image ...) as its result."""
+
+    def one(item: T) -> R | errors.AppError:
+        try:
+            return fn(item)
+        except errors.AppError as exc:
+            return exc
+
+    return list(ordered_map(one, items, threads))
