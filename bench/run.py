@@ -7,6 +7,8 @@ Prints a table per section and writes bench/results.json. Sections:
              cold starts; Bearer key vs bcrypt password per request; register latency
   jobs       a 200-image sort job on the local backend set vs in-process throughput
   bundles    each bundle's installed size and cold start in its own virtual environment
+  pool       the interpreter pool in process, per MODEL_INTERPRETERS x MODEL_THREADS: one caller vs two
+             concurrent callers, a batch of 16 vs 16 singles, peak RSS; where a classify start-up goes
 `python -m bench.run model http` runs only some.
 """
 
@@ -378,16 +380,46 @@ def bench_bundles(tmp: Path) -> dict[str, Any]:
     return report
 
 
+# -- pool -------------------------------------------------------------------------------
+
+
+def pool_side(*args: str, **extra: str) -> dict[str, Any]:
+    out = subprocess.run([PY, "-m", "bench.pool_side", *args], cwd=REPO, env=env(MODELS_DIR=models_dir(), **extra),
+                         check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def bench_pool() -> dict[str, Any]:
+    """Each pool shape in a fresh process (its RSS is its own); ratios are within one process."""
+    shapes = {f"{n} x {t}": pool_side("pool", MODEL_INTERPRETERS=str(n), MODEL_THREADS=str(t))
+              for n, t in ((1, 2), (2, 1), (2, 2))}
+    table("model pool in process: interpreters x XNNPACK threads (decode + infer, images/s, best of 3)", [
+        ("", *shapes)] + [(label, *(fmt(r) for r in shapes.values())) for label, fmt in (
+            ("1 caller", lambda r: f"{r['sequential']:.1f}"),
+            ("2 concurrent callers", lambda r: f"{r['two_callers']:.1f} ({r['two_callers'] / r['sequential']:.2f}x)"),
+            ("16 single predictions", lambda r: f"{r['singles_16']:.1f}"),
+            ("batch of 16 (predict_many)", lambda r: f"{r['batch_16']:.1f} ({r['batch_16'] / r['singles_16']:.2f}x)"),
+            ("batch max |dprob| vs singles", lambda r: f"{r['max_abs_dprob_batch']:.1e}"),
+            ("peak RSS (MB)", lambda r: f"{r['peak_rss_mb']:.0f}"))])
+    photo = str(photos.path("grace_hopper.jpg"))
+    cold = {warm: pool_side("cold", repr(time.time()), photo, MODEL_WARMUP=warm) for warm in ("0", "1")}
+    steps = list(dict.fromkeys([*cold["0"], *cold["1"]]))
+    table("classify start-up, step by step (ms, one run each)", [("step", "MODEL_WARMUP=0", "MODEL_WARMUP=1")] + [
+        (step, *(f"{cold[w][step]:.1f}" if step in cold[w] else "" for w in ("0", "1"))) for step in steps])
+    return {"shapes": shapes, "cold_ms": cold}
+
+
 def main() -> None:
-    wanted = set(sys.argv[1:]) or {"model", "http", "jobs", "bundles"}
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and len(wanted) < 4 else {}
-    results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     sections: dict[str, Callable[[Path], Any]] = {
         "model": lambda _: bench_model(),
         "http": lambda tmp: bench_http(tmp),
         "jobs": lambda tmp: bench_jobs(tmp, results.get("http", {}).get("in_process_images_per_s")),
         "bundles": lambda tmp: bench_bundles(tmp),
+        "pool": lambda _: bench_pool(),
     }
+    wanted = set(sys.argv[1:]) or set(sections)
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and wanted < set(sections) else {}
+    results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     with tempfile.TemporaryDirectory() as tmp:
         for name, run in sections.items():
             if name in wanted:

@@ -19,7 +19,7 @@ crops bit for bit identically, and overlaps their decoding.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -38,9 +38,10 @@ def workers() -> int:
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> Iterator[R]:
     """fn(item) for each item, in the items' order, on up to `threads` threads (default: `workers()`).
 
-    An exception from fn is raised where its result would be yielded; work not yet started is dropped."""
+    An exception from fn is raised where its result would be yielded; work not yet started is dropped. One
+    item (a request with one image) runs in the caller's thread: no thread is started for it."""
     threads = workers() if threads is None else threads
-    if threads <= 1:
+    if threads <= 1 or (isinstance(items, Sized) and len(items) <= 1):
         yield from map(fn, items)
         return
     pending: deque[Future[R]] = deque()

@@ -187,6 +187,7 @@ def test_ordered_map_keeps_order_bounds_read_ahead_and_raises() -> None:
             raise errors.BadRequest("zero", code="zero")
         return i
 
+    assert list(parallel.ordered_map(lambda _: threading.current_thread(), [0])) == [threading.current_thread()]
     got = parallel.outcomes(refuses_zero, [1, 0, 2], threads=2)
     assert got[0] == 1 and got[2] == 2 and isinstance(got[1], errors.BadRequest) and got[1].code == "zero"
 
