@@ -390,23 +390,27 @@ def pool_side(*args: str, **extra: str) -> dict[str, Any]:
 
 
 def bench_pool() -> dict[str, Any]:
-    """Each pool shape in a fresh process (its RSS is its own); ratios are within one process."""
-    shapes = {f"{n} x {t}": pool_side("pool", MODEL_INTERPRETERS=str(n), MODEL_THREADS=str(t))
-              for n, t in ((1, 2), (2, 1), (2, 2))}
-    table("model pool in process: interpreters x XNNPACK threads (decode + infer, images/s, best of 3)", [
-        ("", *shapes)] + [(label, *(fmt(r) for r in shapes.values())) for label, fmt in (
-            ("1 caller", lambda r: f"{r['sequential']:.1f}"),
-            ("2 concurrent callers", lambda r: f"{r['two_callers']:.1f} ({r['two_callers'] / r['sequential']:.2f}x)"),
-            ("16 single predictions", lambda r: f"{r['singles_16']:.1f}"),
-            ("batch of 16 (predict_many)", lambda r: f"{r['batch_16']:.1f} ({r['batch_16'] / r['singles_16']:.2f}x)"),
-            ("batch max |dprob| vs singles", lambda r: f"{r['max_abs_dprob_batch']:.1e}"),
-            ("peak RSS (MB)", lambda r: f"{r['peak_rss_mb']:.0f}"))])
+    """The pool shapes side by side in one process (ratios within it); the RSS of each in a process of its own."""
+    shapes = "1x2,2x1,2x2"
+    speed = pool_side("pool", shapes)
+    memory = {name: pool_side("rss", MODEL_INTERPRETERS=shape[0], MODEL_THREADS=shape[-1])["peak_rss_mb"]
+              for name, shape in zip(speed, shapes.split(","), strict=True)}
+    table("model pool in process: interpreters x XNNPACK threads (decode + infer; median of 5 rounds)", [
+        ("", *speed)] + [(label, *(fmt(r) for r in speed.values())) for label, fmt in (
+            ("1 caller (images/s)", lambda r: f"{r['sequential']:.1f}"),
+            ("2 concurrent callers (images/s)",
+             lambda r: f"{r['two_callers']:.1f} ({r['two_callers'] / r['sequential']:.2f}x)"),
+            ("batch of 16, predict_many (images/s)",
+             lambda r: f"{r['batch_16']:.1f} ({r['batch_16'] / r['sequential']:.2f}x)"),
+            ("CPU per image: 1 caller / 2 callers (ms)",
+             lambda r: f"{r['sequential_cpu_ms']:.1f} / {r['two_callers_cpu_ms']:.1f}"),
+            ("batch max |dprob| vs singles", lambda r: f"{r['max_abs_dprob']:.1e}"))] + [
+        ("peak RSS, own process (MB)", *(f"{memory[name]:.0f}" for name in speed))])
     photo = str(photos.path("grace_hopper.jpg"))
     cold = {warm: pool_side("cold", repr(time.time()), photo, MODEL_WARMUP=warm) for warm in ("0", "1")}
-    steps = list(dict.fromkeys([*cold["0"], *cold["1"]]))
     table("classify start-up, step by step (ms, one run each)", [("step", "MODEL_WARMUP=0", "MODEL_WARMUP=1")] + [
-        (step, *(f"{cold[w][step]:.1f}" if step in cold[w] else "" for w in ("0", "1"))) for step in steps])
-    return {"shapes": shapes, "cold_ms": cold}
+        (step, *(f"{cold[w][step]:.1f}" for w in ("0", "1"))) for step in cold["1"]])
+    return {"shapes": speed, "peak_rss_mb": memory, "cold_ms": cold}
 
 
 def main() -> None:

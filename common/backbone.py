@@ -66,7 +66,7 @@ class Backbone:
         """(N, width) float32 features, the crops spread over the pool's interpreters (see common.parallel
         for why this beats one inference on a batch tensor); the same numbers as one at a time."""
         out = np.empty((len(crops), self.width), dtype=np.float32)
-        for i, features in enumerate(parallel.ordered_map(self.embed, crops)):
+        for i, features in enumerate(parallel.ordered_map(self.embed, crops, self.pool.size)):
             out[i] = features
         return out
 

@@ -162,8 +162,8 @@ def settings() -> Settings:
         fetch_allow_loopback=_bool("FETCH_ALLOW_LOOPBACK", False),
         models_dir=Path(_env("MODELS_DIR", str(data_dir / "models"))),
         default_model=_env("DEFAULT_MODEL", "efficientnet_lite0"),
-        # measured on 2 cores with 2 concurrent callers: one single-threaded interpreter per core infers most
-        # images per second (see common/interpreters.py)
+        # measured on 2 cores with 2 concurrent callers: one single-threaded interpreter per core serves the most
+        # images per second (see common/interpreters.py); MODEL_THREADS=2 favours a lone caller's latency
         model_interpreters=_positive("MODEL_INTERPRETERS", min(os.cpu_count() or 1, 4)),
         model_threads=_positive("MODEL_THREADS", 1),
         model_warmup=_bool("MODEL_WARMUP", True),

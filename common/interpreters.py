@@ -7,14 +7,16 @@ throughput of one. Here a caller leases an interpreter only for set, invoke and
 get; decoding happens outside the lease, so one image decodes while another
 infers (Pillow and LiteRT both release the GIL).
 
-Sizing, measured on this 2-core machine with 2 concurrent callers (decode +
-infer): 2 interpreters x 1 XNNPACK thread use the least CPU per image and give
-the most images per second; 1 x 2 threads spends ~13% more CPU per image on
-thread hand-offs and serialises inference; 2 x 2 oversubscribes the cores.
-Hence `MODEL_INTERPRETERS` (default: the cores, at most 4) x `MODEL_THREADS`
-(default 1). An interpreter costs ~35 MB (XNNPACK packs its own copy of the
-weights, plus activations), so the pool grows only when every interpreter is
-busy: a process serving one request at a time keeps one.
+Sizing, measured on this 2-core machine (decode + infer of real photos, images
+per second, `python -m bench.run pool`): 2 interpreters x 1 XNNPACK thread give
+123-126 for two concurrent callers and for a batch of 16, against 112-115 for
+2 x 2 (four threads on two cores) and 98-100 for 1 x 2 (inference serialised);
+one lone caller gets 65 from 2 x 1 against 80-92 from 1 x 2 or 2 x 2 (one
+thread infers in ~9 ms instead of ~4.5). Hence `MODEL_INTERPRETERS` (default:
+the cores, at most 4) x `MODEL_THREADS` (default 1); MODEL_THREADS=2 favours a
+lone caller's latency. An interpreter adds ~40 MB of peak RSS (XNNPACK packs its
+own copy of the weights; its activations), so the pool grows only when every
+interpreter is busy: a process serving one request at a time keeps one.
 """
 
 from __future__ import annotations

@@ -116,7 +116,9 @@ class Model:
     def predict_many(self, sources: Sequence[Source]) -> list[np.ndarray | errors.AppError]:
         """`predict` for each image (its bytes, or a function that reads them), spread over the pool; an
         image that fails (undecodable, unreachable ...) has its `AppError` in its place."""
-        return parallel.outcomes(lambda source: self.predict(read(source)), sources)
+        pool = self.backbone.pool if self.backbone is not None else self.pool
+        assert pool is not None
+        return parallel.outcomes(lambda source: self.predict(read(source)), sources, pool.size)
 
     # -- class matching --------------------------------------------------------------
 

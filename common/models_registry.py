@@ -55,7 +55,7 @@ class CustomModel:
         from common import parallel
         from common.model import read
 
-        return parallel.outcomes(lambda source: self.predict(read(source)), sources)
+        return parallel.outcomes(lambda source: self.predict(read(source)), sources, self.backbone.pool.size)
 
     def top(self, probs: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[dict[str, Any]]:
         order = np.argsort(probs)[::-1][:min(top_k, len(self.labels))]

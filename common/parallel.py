@@ -9,11 +9,12 @@ size. Each call has its own threads: a slow item (a URL fetch) never holds up
 another request's batch.
 
 Why not one inference on a batch tensor (`resize_tensor_input`)? Measured on 2
-cores: the CPU time per image is the same at batch 1, 4 and 16 (9-11 ms: every
-layer is already a large GEMM at batch 1), resizing costs 50-500 ms of XNNPACK
-set-up per new batch size, a batch-16 interpreter holds 110 MB more, and the
-images still have to be decoded one by one before it; the pool runs the same
-crops bit for bit identically, and overlaps their decoding.
+cores: the CPU time per image is no lower (9.0 ms at batch 1 and 4, 10.8 at 16:
+every layer is already a large GEMM at batch 1, and 16 images' activations
+spill the caches), each new batch size costs 10-360 ms of XNNPACK set-up, a
+batch-16 interpreter holds 110 MB more, and the images would still be decoded
+one by one before it. Spread over the pool, the crops give bit-identical
+outputs and their decoding overlaps the inference.
 """
 
 from __future__ import annotations
@@ -24,23 +25,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from common import errors
-from common.config import settings
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def workers() -> int:
-    """As many as the model has interpreters: more would only queue for them."""
-    return settings().model_interpreters
-
-
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> Iterator[R]:
-    """fn(item) for each item, in the items' order, on up to `threads` threads (default: `workers()`).
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """fn(item) for each item, in the items' order, on up to `threads` threads (callers pass the size of the
+    pool the work needs: more threads would only queue for its interpreters).
 
     An exception from fn is raised where its result would be yielded; work not yet started is dropped. One
     item (a request with one image) runs in the caller's thread: no thread is started for it."""
-    threads = workers() if threads is None else threads
     if threads <= 1 or (isinstance(items, Sized) and len(items) <= 1):
         yield from map(fn, items)
         return
@@ -57,7 +52,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int | None = 
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def outcomes(fn: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> list[R | errors.AppError]:
+def outcomes(fn: Callable[[T], R], items: Iterable[T], threads: int) -> list[R | errors.AppError]:
     """fn over the items in parallel, each item's `AppError` (an undecodable image ...) as its result."""
 
     def one(item: T) -> R | errors.AppError:

@@ -3,6 +3,7 @@ numbers, the pool stays within its size, per-item errors stay in place, start-up
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from common import errors, parallel
+from common.interpreters import Pool
 from infra import photos
 from tests import images as odd
 from tests.conftest import configure
@@ -137,7 +139,7 @@ def test_whole_classifier_is_pooled_too(models_dir: Path, tmp_path: Path, monkey
         assert np.abs(probs - pooled.predict(data)).max() < 1e-4  # and what backbone + head give
 
 
-def test_embed_batch_and_training_rows_equal_one_at_a_time(pooled, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embed_batch_and_training_rows_equal_one_at_a_time(pooled) -> None:
     from common.training.pipeline import embed_images
 
     backbone = pooled.backbone
@@ -146,12 +148,8 @@ def test_embed_batch_and_training_rows_equal_one_at_a_time(pooled, monkeypatch: 
     images = [(f"k/{name}", photos.data(name)) for name in photos.PHOTOS] + [("k/bad.jpg", odd.truncated_jpeg())]
     views = {f"k/{name}": i % 3 for i, name in enumerate(photos.PHOTOS)}
     spread = embed_images(backbone, iter(images), lambda key: views.get(key, 0), seed=3)
-    monkeypatch.setenv("MODEL_INTERPRETERS", "1")  # one thread: the sequential path
-    from common.config import settings
-
-    settings.cache_clear()
-    assert parallel.workers() == 1
-    alone = embed_images(backbone, iter(images), lambda key: views.get(key, 0), seed=3)
+    single = dataclasses.replace(backbone, pool=Pool(backbone.path, 1, 1))  # one interpreter: the sequential path
+    alone = embed_images(single, iter(images), lambda key: views.get(key, 0), seed=3)
     assert spread.keys == alone.keys and spread.views == alone.views and spread.failed == alone.failed
     assert np.array_equal(spread.matrix(), alone.matrix())
     assert len(spread.keys) == len(photos.PHOTOS) + sum(views.values())
@@ -187,7 +185,7 @@ def test_ordered_map_keeps_order_bounds_read_ahead_and_raises() -> None:
             raise errors.BadRequest("zero", code="zero")
         return i
 
-    assert list(parallel.ordered_map(lambda _: threading.current_thread(), [0])) == [threading.current_thread()]
+    assert list(parallel.ordered_map(lambda _: threading.current_thread(), [0], 2)) == [threading.current_thread()]
     got = parallel.outcomes(refuses_zero, [1, 0, 2], threads=2)
     assert got[0] == 1 and got[2] == 2 and isinstance(got[1], errors.BadRequest) and got[1].code == "zero"
 

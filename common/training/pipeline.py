@@ -59,13 +59,16 @@ def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views:
         return key, [crop, *aug.augment(crop, extra, aug.image_seed(seed, key))] if extra else [crop]
 
     def rows() -> Iterator[tuple[str, int, np.ndarray]]:
-        for key, made in parallel.ordered_map(crops, images):
+        for key, made in parallel.ordered_map(crops, images, backbone.pool.size):
             if isinstance(made, errors.AppError):
                 out.failed.append({"key": key, "code": made.code, "message": made.message})
                 continue
             yield from ((key, v, c) for v, c in enumerate(made))
 
-    for key, view, features in parallel.ordered_map(lambda row: (row[0], row[1], backbone.embed(row[2])), rows()):
+    def embed(row: tuple[str, int, np.ndarray]) -> tuple[str, int, np.ndarray]:
+        return row[0], row[1], backbone.embed(row[2])
+
+    for key, view, features in parallel.ordered_map(embed, rows(), backbone.pool.size):
         out.keys.append(key)
         out.views.append(view)
         out.features.append(features)
