@@ -10,6 +10,8 @@ Prints a table per section and writes bench/results.json. Sections:
   recovery   a 200-image job killed with SIGKILL and restarted: time to done, redeliveries
   training   a custom model on 2,000 animal-mnist images: time to ready, embedding rate, accuracy
   bundles    each bundle's installed size and cold start in its own virtual environment
+  pool       the interpreter pool in process, per MODEL_INTERPRETERS x MODEL_THREADS: one caller vs two
+             concurrent callers, a batch of 16 vs 16 singles, peak RSS; where a classify start-up goes
 `python -m bench.run model http` runs only some.
 """
 
@@ -381,13 +383,42 @@ def bench_bundles(tmp: Path) -> dict[str, Any]:
     return report
 
 
+# -- pool -------------------------------------------------------------------------------
+
+
+def pool_side(*args: str, **extra: str) -> dict[str, Any]:
+    out = subprocess.run([PY, "-m", "bench.pool_side", *args], cwd=REPO, env=env(MODELS_DIR=models_dir(), **extra),
+                         check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def bench_pool() -> dict[str, Any]:
+    """The pool shapes side by side in one process (ratios within it); the RSS of each in a process of its own."""
+    shapes = "1x2,2x1,2x2"
+    speed = pool_side("pool", shapes)
+    memory = {name: pool_side("rss", MODEL_INTERPRETERS=shape[0], MODEL_THREADS=shape[-1])["peak_rss_mb"]
+              for name, shape in zip(speed, shapes.split(","), strict=True)}
+    table("model pool in process: interpreters x XNNPACK threads (decode + infer; median of 5 rounds)", [
+        ("", *speed)] + [(label, *(fmt(r) for r in speed.values())) for label, fmt in (
+            ("1 caller (images/s)", lambda r: f"{r['sequential']:.1f}"),
+            ("2 concurrent callers (images/s)",
+             lambda r: f"{r['two_callers']:.1f} ({r['two_callers'] / r['sequential']:.2f}x)"),
+            ("batch of 16, predict_many (images/s)",
+             lambda r: f"{r['batch_16']:.1f} ({r['batch_16'] / r['sequential']:.2f}x)"),
+            ("CPU per image: 1 caller / 2 callers (ms)",
+             lambda r: f"{r['sequential_cpu_ms']:.1f} / {r['two_callers_cpu_ms']:.1f}"),
+            ("batch max |dprob| vs singles", lambda r: f"{r['max_abs_dprob']:.1e}"))] + [
+        ("peak RSS, own process (MB)", *(f"{memory[name]:.0f}" for name in speed))])
+    photo = str(photos.path("grace_hopper.jpg"))
+    cold = {warm: pool_side("cold", repr(time.time()), photo, MODEL_WARMUP=warm) for warm in ("0", "1")}
+    table("classify start-up, step by step (ms, one run each)", [("step", "MODEL_WARMUP=0", "MODEL_WARMUP=1")] + [
+        (step, *(f"{cold[w][step]:.1f}" for w in ("0", "1"))) for step in cold["1"]])
+    return {"shapes": speed, "peak_rss_mb": memory, "cold_ms": cold}
+
+
 def main() -> None:
     from bench import recovery, security, training
 
-    everything = {"model", "http", "jobs", "security", "recovery", "training", "bundles"}
-    wanted = set(sys.argv[1:]) or everything
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and wanted != everything else {}
-    results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     sections: dict[str, Callable[[Path], Any]] = {
         "model": lambda _: bench_model(),
         "http": lambda tmp: bench_http(tmp),
@@ -396,7 +427,11 @@ def main() -> None:
         "recovery": lambda tmp: recovery.run(tmp, models_dir()),
         "training": lambda tmp: training.run(tmp, models_dir()),
         "bundles": lambda tmp: bench_bundles(tmp),
+        "pool": lambda _: bench_pool(),
     }
+    wanted = set(sys.argv[1:]) or set(sections)
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and wanted < set(sections) else {}
+    results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     with tempfile.TemporaryDirectory() as tmp:
         for name, run in sections.items():
             if name in wanted:

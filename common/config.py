@@ -32,6 +32,13 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+def _positive(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise RuntimeError(f"environment variable {name} must be at least 1, got {value}")
+    return value
+
+
 def _float(name: str, default: float) -> float:
     raw = _env(name, str(default))
     try:
@@ -103,6 +110,9 @@ class Settings:
     # model
     models_dir: Path
     default_model: str
+    model_interpreters: int  # LiteRT interpreters per model file: concurrent requests infer side by side
+    model_threads: int  # XNNPACK threads per interpreter
+    model_warmup: bool  # one inference at load, so the first request pays no set-up
     # storage, queue and events
     storage_backend: str
     bucket: str
@@ -173,6 +183,11 @@ def settings() -> Settings:
         fetch_allow_loopback=_bool("FETCH_ALLOW_LOOPBACK", False),
         models_dir=Path(_env("MODELS_DIR", str(data_dir / "models"))),
         default_model=_env("DEFAULT_MODEL", "efficientnet_lite0"),
+        # measured on 2 cores with 2 concurrent callers: one single-threaded interpreter per core serves the most
+        # images per second (see common/interpreters.py); MODEL_THREADS=2 favours a lone caller's latency
+        model_interpreters=_positive("MODEL_INTERPRETERS", min(os.cpu_count() or 1, 4)),
+        model_threads=_positive("MODEL_THREADS", 1),
+        model_warmup=_bool("MODEL_WARMUP", True),
         storage_backend=_choice("STORAGE_BACKEND", "local", ("local", "gcs", "s3")),
         bucket=_env("BUCKET", "imageclassify-local"),
         bucket_dir=Path(_env("BUCKET_DIR", str(data_dir / "bucket"))),

@@ -27,7 +27,7 @@ from common.store.records import ModelRecord
 if TYPE_CHECKING:
     from common.backbone import Backbone
     from common.heads import Head
-    from common.model import Model
+    from common.model import Model, Source
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
 REFERENCE = re.compile(r"(?P<owner>[A-Za-z0-9_.-]{1,64})/(?P<name>[a-z0-9][a-z0-9_-]{1,39})"
@@ -48,6 +48,14 @@ class CustomModel:
     def predict(self, data: bytes) -> np.ndarray:
         """Class probabilities for image file bytes (decode, crop, embed, head)."""
         return self.head.probabilities(self.backbone.embed(self.backbone.prepare(data)))
+
+    def predict_many(self, sources: Sequence[Source]) -> list[np.ndarray | errors.AppError]:
+        """`predict` for each image (its bytes, or a function that reads them), spread over the backbone's pool;
+        an image that fails has its `AppError` in its place."""
+        from common import parallel
+        from common.model import read
+
+        return parallel.outcomes(lambda source: self.predict(read(source)), sources, self.backbone.pool.size)
 
     def top(self, probs: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[dict[str, Any]]:
         order = np.argsort(probs)[::-1][:min(top_k, len(self.labels))]

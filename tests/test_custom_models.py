@@ -45,7 +45,7 @@ def full_classifier_logits(models_dir: Path, crop: np.ndarray) -> np.ndarray:
 
 
 def test_builtin_model_is_served_as_backbone_plus_head_with_the_same_top5(lite0, models_dir: Path) -> None:
-    assert lite0.backbone is not None and lite0.head is not None and lite0.interpreter is None
+    assert lite0.backbone is not None and lite0.head is not None and lite0.pool is None
     assert lite0.head.weights.shape == (1280, 1000) and lite0.head.labels == lite0.labels
     for name in photos.PHOTOS:
         crop = photos.crop(name)

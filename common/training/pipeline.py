@@ -10,13 +10,13 @@ are skipped and reported (the caller refunds them), never fatal.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from common import errors
+from common import errors, parallel
 from common.backbone import Backbone
 from common.heads import Head
 from common.training import augment as aug
@@ -42,21 +42,36 @@ class Embedded:
         return np.stack(self.features) if self.features else np.empty((0, 0), dtype=np.float32)
 
 
-def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views: int = 0,
+def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views: int | Callable[[str], int] = 0,
                  seed: int = 0) -> Embedded:
-    """Embed (key, image bytes) pairs; each image also as `views` augmented views (seeded per key)."""
+    """Embed (key, image bytes) pairs; each image also as `views` augmented views (seeded per key; `views` may
+    be a function of the key). Images decode while others embed, crops spread over the backbone's pool: the
+    same rows, in the same order, as one at a time."""
     out = Embedded()
-    for key, data in images:
+
+    def crops(pair: tuple[str, bytes]) -> tuple[str, list[np.ndarray] | errors.AppError]:
+        key, data = pair
         try:
             crop = backbone.prepare(data)
         except errors.BAD_IMAGE as exc:
-            out.failed.append({"key": key, "code": exc.code, "message": exc.message})
-            continue
-        crops = [crop, *aug.augment(crop, views, aug.image_seed(seed, key))] if views else [crop]
-        for v, c in enumerate(crops):
-            out.keys.append(key)
-            out.views.append(v)
-            out.features.append(backbone.embed(c))
+            return key, exc
+        extra = views(key) if callable(views) else views
+        return key, [crop, *aug.augment(crop, extra, aug.image_seed(seed, key))] if extra else [crop]
+
+    def rows() -> Iterator[tuple[str, int, np.ndarray]]:
+        for key, made in parallel.ordered_map(crops, images, backbone.pool.size):
+            if isinstance(made, errors.AppError):
+                out.failed.append({"key": key, "code": made.code, "message": made.message})
+                continue
+            yield from ((key, v, c) for v, c in enumerate(made))
+
+    def embed(row: tuple[str, int, np.ndarray]) -> tuple[str, int, np.ndarray]:
+        return row[0], row[1], backbone.embed(row[2])
+
+    for key, view, features in parallel.ordered_map(embed, rows(), backbone.pool.size):
+        out.keys.append(key)
+        out.views.append(view)
+        out.features.append(features)
     return out
 
 
@@ -108,13 +123,8 @@ def run(dataset: Dataset, read: Callable[[str], bytes], backbone: Backbone, view
     started = time.perf_counter()
     split, where = split_of_keys(dataset, seed)
     classes = dict(dataset.items())
-    embedded = Embedded()
-    for key, _ in dataset.items():
-        part = embed_images(backbone, [(key, read(key))], views if where[key] == "train" else 0, seed)
-        embedded.keys += part.keys
-        embedded.views += part.views
-        embedded.features += part.features
-        embedded.failed += part.failed
+    embedded = embed_images(backbone, ((key, read(key)) for key, _ in dataset.items()),
+                            lambda key: views if where[key] == "train" else 0, seed)
     embed_seconds = time.perf_counter() - started
     head, metrics = train(by_split(embedded, classes, where), dataset.labels, seed)
     metrics["split"] = split.sizes()

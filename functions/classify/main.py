@@ -8,7 +8,9 @@ import flask
 import functions_framework
 
 from common import classify as classifying
-from common import classify_request, httpauth, seed_routes, web
+from common import classify_request, httpauth, model, seed_routes, web
+
+model.warm()  # at start-up, not in the first request
 
 
 @functions_framework.http
