@@ -1,0 +1,164 @@
+"""Issue 15's figures, on the local stack (waitress, the interpreter pool) against this process's sequential rate.
+
+- HTTP classify throughput at 1/2/4/8 keep-alive clients, for multipart uploads and raw `image/jpeg` bodies
+  of a 640x427 JPEG, against the sequential in-process decode+infer rate of the same image in the same run
+  (measured with the old one-interpreter, two-thread engine, the faster of the two for one caller);
+- 1-client p50 over HTTP against the in-process latency;
+- a batch of 16 images in one request against 16 single requests;
+- preprocessing: the fast path against the reference (exact) pipeline, and the largest change it makes to
+  any probability on the shipped photos.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import timeit
+from pathlib import Path
+from typing import Any
+
+import requests
+from PIL import Image
+
+from bench.report import pct, table
+from infra import photos
+from infra.processes import REPO
+from infra.stack_process import LocalStack
+
+SENDS, CLIENTS = ("multipart", "raw"), (1, 2, 4, 8)
+
+
+def encoded(name: str, size: tuple[int, int], fmt: str = "JPEG") -> bytes:
+    img = Image.open(io.BytesIO(photos.data(name))).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    img.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+def in_process(data: bytes, seconds: float = 6.0) -> dict[str, float]:
+    """Sequential decode+infer in a fresh process with the old engine (one interpreter, two threads)."""
+    code = f"""
+import json, time, sys
+from common.model import get_model
+data = open(sys.argv[1], 'rb').read()
+model = get_model(); model.predict(data)
+lat, start = [], time.perf_counter()
+while time.perf_counter() - start < {seconds}:
+    t = time.perf_counter(); model.predict(data); lat.append(time.perf_counter() - t)
+print(json.dumps({{"rate": len(lat) / sum(lat), "p50_ms": sorted(lat)[len(lat) // 2] * 1000}}))
+"""
+    path = Path(REPO / ".data" / "bench-640x427.jpg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "MODEL_INTERPRETERS": "1",
+                              "MODEL_THREADS": "2"})
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def clients(stack: LocalStack, user: dict, send: str, data: bytes, n: int, seconds: float) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock, stop = threading.Lock(), time.monotonic() + seconds
+
+    def run() -> None:
+        with requests.Session() as http:
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                if send == "multipart":
+                    r = http.post(stack.url + "/classify", headers=user["headers"],
+                                  files={"file": ("p.jpg", data, "image/jpeg")}, timeout=60)
+                else:
+                    r = http.post(stack.url + "/classify", headers={**user["headers"], "Content-Type": "image/jpeg"},
+                                  data=data, timeout=60)
+                with lock:
+                    if r.status_code == 200:
+                        latencies.append(time.perf_counter() - start)
+                    else:
+                        failures.append(f"{r.status_code} {r.text[:100]}")
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def batch_vs_singles(stack: LocalStack, user: dict, data: bytes, rounds: int = 6) -> tuple[float, float]:
+    body = {"images": [{"image": base64.b64encode(data).decode()}] * 16}
+    http = requests.Session()
+    http.post(stack.url + "/classify", headers=user["headers"], json=body, timeout=60)  # warm
+    start = time.perf_counter()
+    for _ in range(rounds):
+        r = http.post(stack.url + "/classify", headers=user["headers"], json=body, timeout=60)
+        assert r.status_code == 200 and all("predictions" in x for x in r.json()["results"]), r.text[:200]
+    batch = 16 * rounds / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(16 * rounds):
+        r = http.post(stack.url + "/classify", headers={**user["headers"], "Content-Type": "image/jpeg"},
+                      data=data, timeout=60)
+        assert r.status_code == 200, r.text[:200]
+    return batch, 16 * rounds / (time.perf_counter() - start)
+
+
+def preprocessing(data: bytes) -> dict[str, float]:
+    import numpy as np
+
+    from common import images
+    from common.model import get_model
+
+    fast = min(timeit.repeat(lambda: images.prepare(data), number=100, repeat=5)) / 100 * 1000
+    exact = min(timeit.repeat(lambda: images.prepare(data, exact=True), number=100, repeat=5)) / 100 * 1000
+    model, worst, same_top1 = get_model(), 0.0, True
+    for name in photos.PHOTOS:
+        for candidate in (photos.data(name), encoded(name, (640, 427)), encoded(name, (3000, 2000), "PNG")):
+            a = model.probabilities(images.prepare(candidate))
+            b = model.probabilities(images.prepare(candidate, exact=True))
+            worst, same_top1 = max(worst, float(np.abs(a - b).max())), same_top1 and a.argmax() == b.argmax()
+    return {"fast_ms": fast, "exact_ms": exact, "max_abs_dprob": worst, "same_top1": same_top1}
+
+
+def run(tmp: Path, models_dir: str) -> dict[str, Any]:
+    data = encoded("coffee.png", (640, 427))
+    base = in_process(data)
+    stack = LocalStack(tmp / "data", Path(models_dir), SIGNUPS_PER_ADDRESS="1000").start()
+    try:
+        user = stack.user("bench", 1_000_000)
+        clients(stack, user, "raw", data, 2, 2)  # warm: the pool grows to its size
+        http = {(send, n): clients(stack, user, send, data, n, 6) for send in SENDS for n in CLIENTS}
+        batch, singles = batch_vs_singles(stack, user, data)
+    finally:
+        stack.stop()
+    prep = preprocessing(data)
+    best = {send: max(CLIENTS, key=lambda n: http[(send, n)][0]) for send in SENDS}  # noqa: B023 - used at once
+    p50 = pct(http[("multipart", 1)][1], 0.5) * 1000
+    rows = [("figure", "value", "baseline", "ratio / target")]
+    for send in SENDS:
+        for n in CLIENTS:
+            rate = http[(send, n)][0]
+            rows.append((f"HTTP {send}, {n} client(s) (img/s)", f"{rate:.1f}", f"{base['rate']:.1f} in process",
+                         f"{rate / base['rate']:.2f}x" + (" (best; target >= 1.25)" if n == best[send] else "")))
+    rows += [
+        ("1-client p50 (ms)", f"{p50:.1f}", f"{base['p50_ms']:.1f} in process", f"+{p50 - base['p50_ms']:.1f} ms "
+         "(target <= +3)"),
+        ("batch of 16 in one request (img/s)", f"{batch:.1f}", f"{singles:.1f} as 16 requests",
+         f"{batch / singles:.2f}x (target >= 1.5)"),
+        ("preprocess 640x427 JPEG (ms)", f"{prep['fast_ms']:.2f}", f"{prep['exact_ms']:.2f} reference",
+         f"target <= 4; max |dprob| {prep['max_abs_dprob']:.4f}, same top-1: {prep['same_top1']}"),
+    ]
+    table("throughput (issue 15): the local stack vs the sequential in-process rate, 640x427 JPEG", rows)
+    return {"in_process": base, "http": {f"{s}_{n}": {"images_per_s": r, "p50_ms": pct(lat, 0.5) * 1000}
+                                         for (s, n), (r, lat) in http.items()},
+            "best_ratio": {s: http[(s, best[s])][0] / base["rate"] for s in best},
+            "p50_1_client_ms": p50, "batch16_images_per_s": batch, "singles_images_per_s": singles,
+            "batch_ratio": batch / singles, "preprocess": prep}
