@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from common.classnames import normalise_class
+from common.localfiles import write_atomic
 
 FORMAT = "imageclassify-head/1"
 MAX_NPZ_BYTES = 16 * 1024 * 1024  # the ImageNet head is 5 MB; a 200-class custom head 1 MB
@@ -114,12 +114,7 @@ class Head:
         """Write both files atomically (temporary name, then rename), the sidecar last."""
         npz, sidecar = self.to_files()
         for path, data in ((head_paths(directory, name)[0], npz), (head_paths(directory, name)[1], sidecar)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            write_atomic(path, data)
 
 
 def head_paths(directory: Path, name: str) -> tuple[Path, Path]:

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common.localfiles import write_atomic
 from infra import photos
 from infra.keras_models import SPECS, efficientnet_lite0, keras_application
 
@@ -132,15 +131,6 @@ def check_unique(labels: list[str]) -> None:
 
 def read_if_exists(path: Path) -> bytes | None:
     return path.read_bytes() if path.exists() else None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False,

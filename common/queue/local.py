@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common.eventpost import post_event
+from common.localfiles import ThreadSqlite
 
 log = logging.getLogger("imageclassify.queue")
 SCHEMA = """
@@ -51,21 +52,11 @@ class LocalQueue:
         self.path, self.url, self.dead_letter_url = Path(path), url, dead_letter_url
         self.deliver = deliver  # False: publish only (a short-lived operator command); the stack delivers
         self.headers, self.lease, self.max_attempts, self.workers = headers or {}, lease, max_attempts, workers
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._db = ThreadSqlite(self.path, synchronous="FULL").get
         self._wake, self._stop = threading.Event(), threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._db().executescript(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
 
     # -- the port -----------------------------------------------------------------------
 

@@ -8,9 +8,8 @@ import tempfile
 from pathlib import Path
 
 from common import errors
+from common.localfiles import write_atomic
 from common.storage.port import PAGE, Object, check_key, missing, too_large
-
-FILE_MODE = 0o644
 
 
 class LocalStorage:
@@ -57,13 +56,7 @@ class LocalStorage:
             raise missing(key) from None
 
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; a bucket file is readable like any other
-        os.replace(tmp, path)
+        write_atomic(self.path(key), data, prefix=".tmp-")
 
     def delete(self, key: str) -> None:
         try:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from common import errors
+from common.localfiles import ThreadSqlite
 from common.store.port import Doc
 
 T = TypeVar("T")
@@ -51,19 +51,9 @@ def _read(db: sqlite3.Connection, kind: str, key: str) -> Doc | None:
 class SqliteDocuments:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = ThreadSqlite(self.path)
+        self._db = self._connections.get
         self._db().executescript(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
 
     def transact(self, work: Callable[[_Tx], T]) -> T:
         db = self._db()
@@ -95,10 +85,7 @@ class SqliteDocuments:
         return self._select(kind, f"json_extract(body, '$.{_field(field)}') < ?", bound, limit)
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()
 
 
 def _field(name: str) -> str:
