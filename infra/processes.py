@@ -77,6 +77,14 @@ class Server:
             s.settimeout(0.2)
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
+    def kill(self) -> None:
+        """kill -9 of the whole process group: a crash, no cleanup of any kind."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.stop()
+
     def stop(self) -> None:
         if self in _running:
             _running.remove(self)

@@ -22,6 +22,23 @@ PROJECT = os.environ["GOOGLE_CLOUD_PROJECT"]
 REPO = servers.REPO
 
 
+# The fast layer (`pytest -m "not slow"`): in process, no server, no browser, no model build. Everything else is
+# marked slow here, so the real-server suites keep running in `nox -s tests` and the fast layer stays fast.
+FAST_MODULES = {"test_architecture", "test_fast_http", "test_images_bounded", "test_model", "test_model_pool",
+                "test_training_steps", "test_storage", "test_store_accounts", "test_store_jobs", "test_store_models",
+                "test_web", "test_custom_models"}
+SERVER_PARAMS = {"firestore", "gcs", "s3", "gcp", "aws"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
+        callspec = getattr(item, "callspec", None)
+        params = {str(v) for v in callspec.params.values()} if callspec is not None else set()
+        if module not in FAST_MODULES or params & SERVER_PARAMS:
+            item.add_marker(pytest.mark.slow)
+
+
 def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     """Set environment variables for this test and make the process re-read its settings."""
     from common.backends import reset_all
@@ -108,9 +125,9 @@ class Api:
                                 port=port)
 
     def restart(self, target: str) -> None:
-        """Kill a function's server and start it again on the same port (a crashed instance replaced)."""
+        """kill -9 a function's server and start it again on the same port (a crashed instance replaced)."""
         old = self.servers.pop(target)
-        old.stop()
+        old.kill()
         self.servers[target] = self._start(target, old.port)
 
     def stop(self) -> None:

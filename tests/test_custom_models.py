@@ -193,6 +193,7 @@ def train_on(files: dict[str, bytes], prefix: str, backbone, views: int):
     return dataset, head, metrics, embedded
 
 
+@pytest.mark.slow  # embeds over a thousand real images
 def test_train_animal_silhouettes_end_to_end(backbone) -> None:
     files = animals.animal_folder(per_class=50)
     dataset, head, metrics, embedded = train_on(files, "users/ann/animals/", backbone, views=2)
@@ -215,6 +216,7 @@ def test_train_animal_silhouettes_end_to_end(backbone) -> None:
     assert png.format == "PNG" and 300 <= png.width <= 1200
 
 
+@pytest.mark.slow  # embeds over a thousand real images
 def test_train_digits_end_to_end(backbone) -> None:
     files = animals.digits_folder(per_class=100)
     _, head, metrics, _ = train_on(files, "users/ann/digits/", backbone, views=0)
