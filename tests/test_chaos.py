@@ -184,3 +184,44 @@ def test_32_clients_for_15_seconds(tmp_path: Path, models_dir: Path) -> None:
         assert rss < 1500
     finally:
         stack.stop()
+
+
+def test_training_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
+    """kill -9 while a custom model's chunks are being embedded: after the restart the run finishes with one fit
+    and exact tokens."""
+    from common.store.sqlite import SqliteDocuments
+    from common.store.store import Store
+    from infra import animals
+
+    files = animals.animal_folder(per_class=30, prefix="")
+    for key, png in files.items():
+        path = tmp_path / "data" / "bucket" / "users" / "trainer" / "pets" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+    stack = LocalStack(tmp_path / "data", models_dir, MODEL_CHUNK_SIZE="8", SWEEP_INTERVAL="1").start()
+    try:
+        user = stack.user("trainer", len(files) + 5)
+        r = requests.post(stack.url + "/models", headers=user["headers"], timeout=30,
+                          json={"name": "pets", "source": "pets/", "augment": 0})
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while (model := requests.get(stack.url + "/models/pets", headers=user["headers"], timeout=30).json()
+               )["progress"]["done"] < 16:
+            assert time.monotonic() < deadline and model["status"] != "failed", model
+            time.sleep(0.02)
+        killed_at = model["status"]
+        assert killed_at in ("queued", "embedding"), model
+        stack.kill()
+        stack.start()
+        deadline = time.monotonic() + 120
+        while (model := requests.get(stack.url + "/models/pets", headers=user["headers"], timeout=30).json()
+               )["status"] not in ("ready", "failed"):
+            assert time.monotonic() < deadline, model
+            time.sleep(0.2)
+        assert model["status"] == "ready", (killed_at, model)
+        assert stack.balance(user) == 5
+    finally:
+        stack.stop()
+    record = Store(SqliteDocuments(tmp_path / "data" / "accounts.db")).get_model_record("trainer", "pets")
+    assert record is not None and record.fit_runs == 1
+    assert integrity_ok(tmp_path / "data" / "accounts.db")

@@ -281,3 +281,10 @@ def test_idempotency_key_charges_once(classify_api: Api) -> None:
         t.join()
     assert set(codes) <= {200, 409, 503} and 200 in codes
     assert classify_api.balance(user["api_key"]) == 3
+    # the same key with another request: 422, nothing charged; the same request through another encoding replays
+    other = base64.b64encode(photos.data("coffee.png")).decode()
+    reused = requests.post(url, json={"image": other}, headers=headers)
+    assert_error(reused, 422, "idempotency_key_reused")
+    raw = requests.post(url, data=photos.data("camera.png"), headers={**headers, "Content-Type": "image/png"})
+    assert raw.status_code == 200 and raw.json() == first.json()
+    assert classify_api.balance(user["api_key"]) == 3
