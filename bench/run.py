@@ -37,6 +37,7 @@ import requests
 from bench.report import pct, table
 from infra import photos
 from infra.processes import REPO, Server, free_port, function
+from infra.stack_process import LocalStack
 from infra.targets import TARGETS
 
 RESULTS = REPO / "bench" / "results.json"
@@ -310,37 +311,28 @@ def bench_jobs(tmp: Path, in_process: float | None) -> dict[str, Any]:
         for _ in range(50):
             model.predict(data)
         in_process = 50 / (time.perf_counter() - start)
-    bucket = tmp / "bucket"
     names = ["coffee.png", "chelsea.png", "grace_hopper.jpg", "camera.png", "astronaut.png"]
-    (bucket / "all").mkdir(parents=True)
+    space = tmp / "data" / "bucket" / "users" / "bench" / "all"
+    space.mkdir(parents=True)
     for i in range(200):
-        (bucket / "all" / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
-    base = {"DATA_DIR": str(tmp), "MODELS_DIR": models_dir(), "BUCKET_DIR": str(bucket),
-            "BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": "bench",
-            "ADMIN_PASSWORD": "bench-password"}
-    worker = function("sort_worker", REPO / "functions/sort_job/main.py", base, signature_type="cloudevent")
-    job_fn = function("sort_job", REPO / "functions/sort_job/main.py", {**base, "WORKER_URL": worker.url + "/"})
+        (space / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
+    stack = LocalStack(tmp / "data", Path(models_dir()), BCRYPT_ROUNDS="4").start()
     try:
-        auth = ("bench", "bench-password")
-        # the first request creates the bootstrap admin and loads the model
-        warm = requests.post(job_fn.url + "/jobs", auth=auth, json={"classes": ["food"], "source": "nothing/"})
-        assert warm.status_code == 202, warm.text
-        subprocess.run([PY, "-m", "common.admin", "refill", "bench", "1000"], cwd=REPO, env=env(**base), check=True,
-                       capture_output=True)
+        user = stack.user("bench", 1000)
+        # the first job loads the model in the worker
+        stack.wait_job(user, requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
+                                           json={"classes": ["food"], "source": "nothing/"}).json()["id"])
         start = time.perf_counter()
-        job = requests.post(job_fn.url + "/jobs", auth=auth,
+        job = requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
                             json={"classes": ["food", "cat", "clothing"], "source": "all/"}).json()
-        while True:
-            status = requests.get(f"{job_fn.url}/jobs/{job['id']}", auth=auth).json()
-            if status["status"] in ("done", "failed"):
-                break
-            time.sleep(0.05)
+        status = stack.wait_job(user, job["id"], 300)
         elapsed = time.perf_counter() - start
     finally:
-        worker.stop()
-        job_fn.stop()
+        stack.stop()
+    if status["status"] != "done" or status["processed"] != 200:
+        raise RuntimeError(f"the benchmark job did not sort its 200 images: {status}")
     rate = 200 / elapsed
-    table("sort job: 200 images, local backend set (SQLite, bucket folder, local queue)", [
+    table("sort job: 200 images on the local stack (SQLite, bucket folder, durable local queue)", [
         ("", "value"), ("POST /jobs to done (s)", f"{elapsed:.2f}"), ("images/s end to end", f"{rate:.1f}"),
         ("in-process decode+infer (images/s)", f"{in_process:.1f}"), ("efficiency", f"{rate / in_process:.2f}"),
         ("outcome", f"{status['matched']} unmatched={status['unmatched']} failed={status['failed']}")])

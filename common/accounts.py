@@ -36,21 +36,42 @@ def _dummy_hash() -> bytes:
     return bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(settings().bcrypt_rounds))
 
 
+class _PasswordGate:
+    """At most BCRYPT_CONCURRENCY password hashes at a time per process, and at most BCRYPT_QUEUE more waiting:
+    a flood of password guesses is refused with 503 at once beyond that, so it can hold neither the cores nor
+    the server's threads that API-key requests need."""
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self.slots, self.max_waiting = threading.BoundedSemaphore(max(1, running)), max(0, waiting)
+        self.waiting, self.lock = 0, threading.Lock()
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[None]:
+        busy = errors.Unavailable("Too many password checks at once. Retry in a moment, or use your API key.")
+        if not self.slots.acquire(blocking=False):
+            with self.lock:
+                if self.waiting >= self.max_waiting:
+                    raise busy
+                self.waiting += 1
+            try:
+                if not self.slots.acquire(timeout=BCRYPT_WAIT):
+                    raise busy
+            finally:
+                with self.lock:
+                    self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.slots.release()
+
+
 @functools.cache
-def _bcrypt_slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(max(1, settings().bcrypt_concurrency))
+def _gate() -> _PasswordGate:
+    return _PasswordGate(settings().bcrypt_concurrency, settings().bcrypt_queue)
 
 
-@contextlib.contextmanager
-def _bcrypt_slot() -> Iterator[None]:
-    """At most BCRYPT_CONCURRENCY password hashes at a time per process: a flood of password guesses queues
-    here (and is refused with 503 after a wait) while API-key requests keep the other cores."""
-    if not _bcrypt_slots().acquire(timeout=BCRYPT_WAIT):
-        raise errors.Unavailable("Too many password checks at once. Retry in a moment, or use your API key.")
-    try:
-        yield
-    finally:
-        _bcrypt_slots().release()
+def _bcrypt_slot() -> contextlib.AbstractContextManager[None]:
+    return _gate().enter()
 
 
 def hash_password(password: str) -> str:

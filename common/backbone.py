@@ -44,7 +44,7 @@ class Backbone:
     @classmethod
     def load(cls, path: Path) -> Backbone:
         config = settings()
-        pool = Pool(path, config.model_interpreters, config.model_threads)
+        pool = Pool(path, config.model_interpreters, config.model_threads, config.model_lead_threads)
         if config.model_warmup:
             pool.warm()
         size = pool.input_shape[1]

@@ -84,6 +84,7 @@ class Settings:
     initial_tokens: int
     bcrypt_rounds: int
     bcrypt_concurrency: int
+    bcrypt_queue: int
     login_free_failures: int
     signups_per_address: int
     signups_per_minute: int
@@ -112,6 +113,7 @@ class Settings:
     default_model: str
     model_interpreters: int  # LiteRT interpreters per model file: concurrent requests infer side by side
     model_threads: int  # XNNPACK threads per interpreter
+    model_lead_threads: int  # XNNPACK threads of the pool's first interpreter, the one a lone request gets
     model_warmup: bool  # one inference at load, so the first request pays no set-up
     # storage, queue and events
     storage_backend: str
@@ -161,6 +163,7 @@ def settings() -> Settings:
         initial_tokens=_int("INITIAL_TOKENS", 5),
         bcrypt_rounds=_int("BCRYPT_ROUNDS", 12),
         bcrypt_concurrency=_int("BCRYPT_CONCURRENCY", 1),
+        bcrypt_queue=_int("BCRYPT_QUEUE", 2),
         login_free_failures=_int("LOGIN_FREE_FAILURES", 5),
         signups_per_address=_int("SIGNUPS_PER_ADDRESS", 5),
         signups_per_minute=_int("SIGNUPS_PER_MINUTE", 60),
@@ -187,6 +190,7 @@ def settings() -> Settings:
         # images per second (see common/interpreters.py); MODEL_THREADS=2 favours a lone caller's latency
         model_interpreters=_positive("MODEL_INTERPRETERS", min(os.cpu_count() or 1, 4)),
         model_threads=_positive("MODEL_THREADS", 1),
+        model_lead_threads=_positive("MODEL_LEAD_THREADS", min(os.cpu_count() or 1, 2)),
         model_warmup=_bool("MODEL_WARMUP", True),
         storage_backend=_choice("STORAGE_BACKEND", "local", ("local", "gcs", "s3")),
         bucket=_env("BUCKET", "imageclassify-local"),

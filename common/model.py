@@ -72,7 +72,7 @@ class Model:
         backbone, head = _backbone_and_head(name, models_dir, [c["label"] for c in classes])
         config = settings()
         pool = None if backbone is not None else Pool(models_dir / f"{name}.tflite", config.model_interpreters,
-                                                      config.model_threads)
+                                                      config.model_threads, config.model_lead_threads)
         names: dict[str, set[str]] = {}
         for wnid, lemmas in labels["lemmas"].items():
             names.setdefault(wnid, set()).add(wnid)

@@ -29,6 +29,7 @@ class LocalStack:
                         ADMIN_PASSWORD="boss-password")
         self.env.update(env)
         self.proc: subprocess.Popen[str] | None = None
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.log = data_dir.parent / f"stack-{self.port}.log"
 
     def start(self, timeout: float = 60) -> Self:

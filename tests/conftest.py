@@ -96,7 +96,7 @@ def store(backend: str):
 # The suites register many accounts from one address and try many wrong passwords on purpose; the limits
 # themselves are tested with their defaults-like values in test_abuse.py.
 GENEROUS_LIMITS = {"SIGNUPS_PER_ADDRESS": "100000", "SIGNUPS_PER_MINUTE": "100000", "LOGIN_FREE_FAILURES": "100000",
-                   "BCRYPT_CONCURRENCY": "4"}
+                   "BCRYPT_CONCURRENCY": "4", "BCRYPT_QUEUE": "64"}
 
 
 def backend_env(name: str, tmp_path: Path, firestore: servers.Server | None) -> dict[str, str]:

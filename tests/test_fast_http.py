@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,38 @@ def test_json_depth_scan() -> None:
     assert not too_deep(json.dumps({"s": "[[[[{{{{" * 100, "t": "\\\"[[[[" * 50}).encode())  # brackets in strings
     assert not too_deep(b"[" + b"[]," * 10_000 + b"[]]")  # many brackets, shallow
     assert too_deep(b'{"a": "' + b"[" * 1000)  # an unterminated string: refused rather than parsed
+
+
+@pytest.mark.fast
+def test_password_checks_queue_a_little_then_refuse_at_once() -> None:
+    """One hash at a time, one waiting; a third caller is refused (503) at once, not after a wait."""
+    import threading
+
+    from common import accounts, errors
+
+    gate = accounts._PasswordGate(running=1, waiting=1)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.enter():
+            inside.set()
+            release.wait(5)
+
+    def wait_turn(done: list[str]) -> None:
+        with gate.enter():
+            done.append("ran")
+
+    holder, done = threading.Thread(target=hold), list[str]()
+    holder.start()
+    inside.wait(5)
+    waiter = threading.Thread(target=wait_turn, args=(done,))
+    waiter.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    with pytest.raises(errors.Unavailable), gate.enter():
+        pass
+    assert time.monotonic() - started < 0.1
+    release.set()
+    holder.join()
+    waiter.join()
+    assert done == ["ran"]
