@@ -59,6 +59,9 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     backend = Backend(name, api, storage_client(bucket_env))
     if name == "local":
         api.env.update(WORKER_URL=api.url("sort_worker", "/"), DEAD_LETTER_URL=api.url("sort_dead_letter", "/"))
+        # the worker publishes too (the fit, after the last chunk): restart it so it knows where its queue delivers
+        api.restart("sort_worker")
+        api.restart("sort_dead_letter")
     elif name == "gcp":
         pubsub = request.getfixturevalue("pubsub_server")
         topic = f"train-{uuid.uuid4().hex[:8]}"

@@ -111,7 +111,8 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                    AUTOSORT_CLASSES="food,cat", **bucket_env)
     backend = Backend(name, api, storage_client(bucket_env))
     if name == "local":
-        api.env["WORKER_URL"] = api.url("sort_worker", "/")
+        api.env.update(WORKER_URL=api.url("sort_worker", "/"), DEAD_LETTER_URL=api.url("sort_dead_letter", "/"))
+        api.restart("sort_worker")  # started before the URLs were known: now with them
         stop = threading.Event()
         from infra.watcher import watch
 
