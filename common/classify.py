@@ -43,27 +43,33 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
     chargeable = [item for item in req.items if item.refusal is None]
     if not chargeable:
         raise req.items[0].refusal or errors.BadRequest("Nothing to classify.")
-    reservation = billing.reserve(account, len(chargeable), idempotency_key, _fingerprint(req))
+    fingerprint = _fingerprint(req) if idempotency_key is not None else ""  # hashing images only when it is used
+    reservation = billing.reserve(account, len(chargeable), idempotency_key, fingerprint)
     if reservation.replay is not None:
         return int(reservation.replay["status"]), reservation.replay["body"]
     outcomes: list[Outcome] = []
     try:
         outcomes = _classify_all(model, req, account.username)
     except BaseException:
-        reservation.abandon(used=sum(not isinstance(o, errors.AppError) for o in outcomes))
+        reservation.abandon(used=_classified(outcomes))
         raise
     status, body = _reply(model.name, req.batch, outcomes)
-    used = sum(not isinstance(o, errors.AppError) for o in outcomes)
+    used = _classified(outcomes)
     body["tokens_remaining"] = reservation.settle(used)
     logs.annotate(images=used)
     reservation.remember(status, body)
     return status, body
 
 
+def _classified(outcomes: list[Outcome]) -> int:
+    """How many images were classified (each costs one token; a failed one costs nothing)."""
+    return sum(not isinstance(o, errors.AppError) for o in outcomes)
+
+
 def _fingerprint(req: ClassifyRequest) -> str:
     items = [(i.kind, hashlib.sha256(i.value).hexdigest() if isinstance(i.value, bytes) else i.value,
               i.refusal.code if i.refusal else None) for i in req.items]
-    return billing.fingerprint("classify", items, req.batch, req.top_k, req.min_score, req.model)
+    return billing.fingerprint("classify", items, req.batch, req.top_k, req.min_score, req.model, req.classes)
 
 
 def _classify_all(model: Any, req: ClassifyRequest, owner: str) -> list[Outcome]:

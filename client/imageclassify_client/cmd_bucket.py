@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from imageclassify_client import output
 from imageclassify_client.context import State, interval_option, json_option, min_score_option, model_option, pass_state
@@ -24,12 +22,7 @@ def upload_report(out: Output, result: Upload, prefix: str) -> None:
     out.say(f"{len(result.uploaded)} uploaded ({result.bytes_sent} bytes), {len(result.skipped)} already there, "
             f"{len(result.failures)} failed, under {prefix or '/'}")
     if result.failures:
-        table = Table(title="failed", title_justify="left")
-        table.add_column("file")
-        table.add_column("why")
-        for path, message in result.failures:
-            table.add_row(Text(path), Text(message))
-        out.show(table)
+        out.show(output.failures_table("failed", result.failures))
 
 
 def upload_to(state: State, folder: Path, prefix: str, report_json: bool = True) -> Upload:

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 from rich.table import Table
-from rich.text import Text
 
 from imageclassify_client import inputs, output
 from imageclassify_client.classifying import Outcome, classify_all
@@ -68,12 +67,7 @@ def summary_tables(summary: Summary, classes: list[str]) -> list[Table]:
     rows["already sorted (skipped)"] = summary.skipped
     tables = [output.counts_table("sorted", rows, str(sum(rows.values())))]
     if summary.failures:
-        failed = Table(title="failed (not charged)", title_justify="left")
-        failed.add_column("file")
-        failed.add_column("why")
-        for path, message in summary.failures:
-            failed.add_row(Text(path), Text(message))
-        tables.append(failed)
+        tables.append(output.failures_table("failed (not charged)", summary.failures))
     return tables
 
 

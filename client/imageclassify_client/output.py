@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from rich.console import Console
@@ -107,6 +107,16 @@ def counts_table(title: str, rows: Mapping[str, Any], total: str | None = None) 
     if total is not None:
         table.add_section()
         table.add_row("total", total)
+    return table
+
+
+def failures_table(title: str, failures: Iterable[tuple[str, str]]) -> Table:
+    """Files that failed and the server's reason for each (as text, never markup)."""
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("file")
+    table.add_column("why")
+    for path, message in failures:
+        table.add_row(Text(path), Text(message))
     return table
 
 
