@@ -118,7 +118,7 @@ def test_head_round_trip_and_cache(tmp_path: Path) -> None:
     head.save(tmp_path, "pets")
     started = time.perf_counter()
     loaded = load_head(tmp_path, "pets")
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 0.5  # an npz read, not a rebuild
     assert np.array_equal(loaded.weights, head.weights) and loaded.labels == head.labels
     assert loaded.meta == head.meta
     assert load_head(tmp_path, "pets") is loaded  # cached

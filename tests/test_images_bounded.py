@@ -36,7 +36,7 @@ def test_slivers_are_refused_before_decoding(size: tuple[int, int]) -> None:
     started = time.perf_counter()
     with pytest.raises(errors.Unprocessable) as refused:
         images.prepare(data)
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 0.2  # decoding the 65000x1 one took 45 s
     assert refused.value.code == "bad_aspect_ratio" and refused.value.status == 422
     assert f"{size[0]}x{size[1]}" in refused.value.message and "Crop" in refused.value.message
 
@@ -106,6 +106,6 @@ def test_slivers_and_long_images_over_http(bounded_api: Api) -> None:
         assert r.status_code == 422 and r.json()["error"]["code"] == "bad_aspect_ratio", r.text
     started = time.monotonic()  # 20:1 and 39 million pixels: the widest and largest image accepted
     r = requests.post(url, data=png(28000, 1400), headers=auth, timeout=30)
-    assert r.status_code == 200 and time.monotonic() - started < 3.0, r.text
+    assert r.status_code == 200 and time.monotonic() - started < 10.0, r.text  # bounded: ~1 s here
     assert peak_rss_mb(bounded_api.servers["classify"].proc.pid) < PEAK_RSS_MB
     assert bounded_api.balance(user["api_key"]) == 3
