@@ -32,6 +32,7 @@ from werkzeug.datastructures import Headers
 from common import logs, metrics
 from common.clientaddr import client_address
 from common.config import settings
+from common.events import guard_current_app
 
 log = logging.getLogger("imageclassify.request")
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -124,9 +125,11 @@ Event = Any
 
 def events(handler: Callable[[Event], None]) -> Callable[[Event], None]:
     """Wrap a CloudEvent function: its lines carry its name, and each event gets one line with its outcome.
-    An exception still propagates (functions-framework answers 500, so the queue delivers again)."""
+    An exception still propagates (functions-framework answers 500, so the queue delivers again); a body that
+    is no CloudEvent at all is refused 400 before the framework reads it (`common.events.guard_current_app`)."""
     logs.configure()
     name = handler.__name__
+    guard_current_app(name)
 
     @functools.wraps(handler)
     def wrapper(event: Event) -> None:

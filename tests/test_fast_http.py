@@ -20,6 +20,7 @@ from typing import Any
 import functions_framework
 import pytest
 
+from common import events
 from infra.targets import TARGETS
 from tests.conftest import configure
 
@@ -103,6 +104,32 @@ def test_deep_pubsub_payload_is_dropped_not_a_500(client: Any) -> None:
              "data": {"message": {"data": inner}}}
     r = client("sort_worker").post("/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"})
     assert r.status_code == 200, r.data  # acknowledged and dropped: redelivering would never succeed
+
+
+EVENT_TARGETS = sorted(name for name, t in TARGETS.items() if t.signature == "cloudevent")
+BINARY_MODE = {"ce-id": "1", "ce-source": "//x", "ce-type": "t", "ce-specversion": "1.0"}
+
+
+@pytest.mark.parametrize("target", EVENT_TARGETS)
+@pytest.mark.parametrize("body, kind", [
+    (b"[1, 2]", "application/json"), (b'"x"', "application/json"), (b"7", "application/json"),
+    (b"[1, 2]", "application/cloudevents+json"), (b"\xff\xfe", "application/cloudevents+json"),
+    (b"\xff", "application/json"), (b"{", "application/json"), (b"", ""), (b'{"context": 5, "data": 1}', "application/json"),
+    (b'{"specversion": "9", "id": "1", "source": "s", "type": "t"}', "application/cloudevents+json"),
+])
+def test_bodies_that_are_no_cloudevent_are_a_400(client: Any, target: str, body: bytes, kind: str) -> None:
+    """functions-framework fails on these before the function runs (a 500, and a queue would deliver again)."""
+    r = client(target).post("/", data=body, headers={"Content-Type": kind} if kind else {})
+    assert "send a JSON object" in envelope(r, 400, "bad_event")["message"]
+
+
+@pytest.mark.parametrize("target", EVENT_TARGETS)
+@pytest.mark.parametrize("data, kind", [(b"[1, 2]", "t"), (b"\xff", "t"), (b'{"message": 5}', events.PUBSUB_TYPE),
+                                        (b'{"message": {"data": "!!"}}', events.PUBSUB_TYPE)])
+def test_binary_mode_events_with_hostile_data_are_dropped(client: Any, target: str, data: bytes, kind: str) -> None:
+    """A real CloudEvent whose data makes no sense: acknowledged and dropped, never retried, nothing done."""
+    r = client(target).post("/", data=data, headers={**BINARY_MODE, "ce-type": kind, "Content-Type": "application/json"})
+    assert r.status_code == 200, r.data
 
 
 @pytest.mark.parametrize("header", [
