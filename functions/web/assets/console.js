@@ -14,20 +14,9 @@
   const FINAL_MODEL = new Set(["ready", "failed"]);
   const state = { endpoints: {}, key: sessionStorage.getItem(KEY), user: sessionStorage.getItem(USER),
                   job: null, filesNext: null, confusionUrl: null };
-  const $ = (id) => document.getElementById(id);
+  const { $, el } = ImageClassifyDom;  // dom.js
 
   /* -- small DOM helpers ------------------------------------------------------------ */
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(props || {})) {
-      if (name === "text") node.textContent = value;
-      else if (name === "className") node.className = value;
-      else node.setAttribute(name, String(value));
-    }
-    for (const child of children) node.append(child);  // strings become text nodes
-    return node;
-  }
 
   function say(id, text, kind) {
     const node = $(id);

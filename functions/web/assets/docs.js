@@ -3,19 +3,8 @@
 "use strict";
 
 (() => {
-  const $ = (id) => document.getElementById(id);
+  const { $, el } = ImageClassifyDom;  // dom.js
   const METHODS = ["get", "put", "post", "delete", "patch"];
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(props || {})) {
-      if (name === "text") node.textContent = value;
-      else if (name === "className") node.className = value;
-      else node.setAttribute(name, String(value));
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
 
   const refName = (ref) => ref.split("/").pop();
   const json = (value) => el("pre", { text: JSON.stringify(value, null, 2) });
