@@ -2,8 +2,8 @@
 
 - A spend is one atomic change: the balance never goes below zero, and the
   spend record is created in the same commit.
-- A spend id that exists already is a replay: nothing is charged again, and
-  the stored reply (if any) comes back.
+- Requests spend through reservations (`reservations.py`): charged up front,
+  the unused part refunded when they settle or their lease expires.
 - A refund is applied at most once (its id is recorded with it) and the
   refunds of a spend never add up to more than the spend.
 """
@@ -17,7 +17,6 @@ from common import errors
 from common.store.accounts import ACCOUNTS, read_account
 from common.store.metered import tally
 from common.store.port import DocumentStore, Tx
-from common.store.records import Spend
 
 SPENDS, REFUNDS = "spends", "refunds"
 
@@ -29,8 +28,8 @@ def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> i
     if balance < amount:
         raise errors.InsufficientTokens(balance, amount)
     tx.put(ACCOUNTS, username, {**account, "tokens": balance - amount})
-    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "response": None,
-                              "created": time.time(), **extra})
+    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": time.time(),
+                              **extra})
     tally(tx, spent=amount)
     return balance - amount
 
@@ -54,17 +53,6 @@ def apply_refund(tx: Tx, username: str, spend_id: str, amount: int, refund_id: s
 class Ledger:
     docs: DocumentStore
 
-    def spend(self, username: str, amount: int, spend_id: str, **extra: Any) -> Spend:
-        def work(tx: Tx) -> Spend:
-            prior = tx.get(SPENDS, spend_id)
-            if prior is not None:
-                balance = int(read_account(tx, username)["tokens"])
-                return Spend(spend_id, balance, replayed=True, response=prior.get("response"),
-                             fingerprint=prior.get("fingerprint"))
-            return Spend(spend_id, charge(tx, username, amount, spend_id, **extra))
-
-        return self.docs.transact(work)
-
     def refund(self, username: str, spend_id: str, amount: int, refund_id: str) -> int:
         return self.docs.transact(lambda tx: apply_refund(tx, username, spend_id, amount, refund_id))
 
@@ -76,11 +64,3 @@ class Ledger:
             return balance
 
         return self.docs.transact(work)
-
-    def save_response(self, spend_id: str, response: dict[str, Any]) -> None:
-        def work(tx: Tx) -> None:
-            spend = tx.get(SPENDS, spend_id)
-            if spend is not None:
-                tx.put(SPENDS, spend_id, {**spend, "response": response})
-
-        self.docs.transact(work)

@@ -20,17 +20,6 @@ class Account:
         return cls(doc["username"], doc["password_hash"], int(doc["tokens"]), bool(doc.get("is_admin")))
 
 
-@dataclass(frozen=True)
-class Spend:
-    """The outcome of `spend`: a fresh charge, or the replay of an earlier one with the same key."""
-
-    spend_id: str
-    balance: int
-    replayed: bool = False
-    response: dict[str, Any] | None = None
-    fingerprint: str | None = None
-
-
 @dataclass
 class Job:
     id: str
