@@ -337,3 +337,26 @@ def test_the_console_knows_where_every_public_route_is() -> None:
     expected = {route: t.name for t in TARGETS.values() if t.name != "web" and not t.internal for route in t.routes}
     assert routes == expected
     assert "API_ENDPOINTS" in (TF / "functions.tf").read_text()
+
+
+# Resource type prefix -> the APIs it needs enabled on a fresh project.
+APIS_FOR = {
+    "google_cloudfunctions2_": {"cloudfunctions", "run", "cloudbuild", "artifactregistry"},
+    "google_cloud_run_": {"run"}, "google_pubsub_": {"pubsub"}, "google_eventarc_": {"eventarc"},
+    "google_cloud_scheduler_": {"cloudscheduler"}, "google_secret_manager_": {"secretmanager"},
+    "google_firestore_": {"firestore"}, "google_logging_": {"logging"}, "google_monitoring_": {"monitoring"},
+    "google_storage_": {"storage"}, "google_service_account": {"iam"},
+}
+
+
+def test_the_deployment_enables_every_api_it_uses() -> None:
+    """`terraform apply` on a fresh project: each service the resources use is enabled by the deployment."""
+    enabled = set(re.findall(r'"([a-z]+)\.googleapis\.com"', (TF / "apis.tf").read_text()))
+    needed = {api for kind in load()["resource"] for prefix, apis in APIS_FOR.items() if kind.startswith(prefix)
+              for api in apis}
+    assert needed and needed <= enabled, sorted(needed - enabled)
+    service = load()["resource"]["google_project_service"]["api"]
+    assert service["disable_on_destroy"] is False  # other things in the project may use them
+    for kind, name in [("google_cloudfunctions2_function", "fn"), ("google_firestore_database", "default"),
+                       ("google_pubsub_topic", "topic"), ("google_secret_manager_secret", "secret")]:
+        assert "${google_project_service.api}" in load()["resource"][kind][name]["depends_on"], (kind, name)

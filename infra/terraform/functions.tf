@@ -62,6 +62,7 @@ resource "google_cloudfunctions2_function" "fn" {
   }
 
   depends_on = [
+    google_project_service.api,
     google_secret_manager_secret_version.admin_password,
     google_secret_manager_secret_version.internal_secret,
     google_secret_manager_secret_iam_member.access,

@@ -4,6 +4,8 @@ resource "google_service_account" "fn" {
   for_each     = local.functions
   account_id   = "icf-${replace(each.key, "_", "-")}"
   display_name = "ImageClassify ${each.key} function"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_project_iam_member" "firestore" {

@@ -10,6 +10,7 @@
 #   storage.tf     Firestore, the images, sources and access-log buckets
 #   secrets.tf     ADMIN_PASSWORD and INTERNAL_SECRET
 #   monitoring.tf  log-based metrics (errors, latency, dead letters) and the dead-letter alert
+#   apis.tf        the Google APIs it enables
 
 terraform {
   required_version = ">= 1.5"

@@ -24,6 +24,8 @@ resource "google_secret_manager_secret" "secret" {
   replication {
     auto {}
   }
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_secret_manager_secret_version" "admin_password" {

@@ -7,6 +7,8 @@ resource "google_firestore_database" "default" {
   type                              = "FIRESTORE_NATIVE"
   point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
   delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+
+  depends_on = [google_project_service.api]
 }
 
 # The users' files, job outputs, labels and custom models. Versioning keeps what a buggy job or a mistaken

@@ -14,6 +14,8 @@ resource "google_service_account" "trigger" {
   for_each     = local.trigger_accounts
   account_id   = each.value
   display_name = "ImageClassify ${each.key} trigger: invokes the internal functions"
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_cloud_run_service_iam_member" "trigger_invokes" {
@@ -30,6 +32,8 @@ resource "google_pubsub_topic" "topic" {
   # checkov:skip=CKV_GCP_83: Google-managed encryption; messages carry only a job id and an object name, signed with INTERNAL_SECRET
   for_each = local.topics
   name     = each.key
+
+  depends_on = [google_project_service.api]
 }
 
 resource "google_pubsub_subscription" "push" {
@@ -145,4 +149,6 @@ resource "google_cloud_scheduler_job" "schedule" {
       audience              = google_cloudfunctions2_function.fn[each.key].service_config[0].uri
     }
   }
+
+  depends_on = [google_project_service.api]
 }
