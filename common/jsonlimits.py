@@ -27,6 +27,7 @@ BLOCK = 1 << 16
 STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 STEP = tuple(1 if b in b"[{" else -1 for b in range(256))
+MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -54,6 +55,13 @@ def loads(raw: bytes | str) -> Any:
     if too_deep(data):
         raise refusal()
     try:
-        return json.loads(data)
+        parsed = json.loads(data)
     except RecursionError:  # a parser that recurses more than the scan counted: still the client's fault
         raise refusal() from None
+    if MAYBE_SURROGATE.search(data):
+        try:  # pairs that form one character are fine; a lone half cannot be encoded
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise errors.BadRequest("The JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is "
+                                    "not a character. Send valid Unicode text.", code="invalid_unicode") from None
+    return parsed

@@ -171,6 +171,26 @@ def test_cors_for_configured_origins_only(client: Any, monkeypatch: pytest.Monke
     assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
+LONE_SURROGATES = [b'"\\ud800"', b'"ok\\udfffok"', b'"\xed\xa0\x80"']
+
+
+@pytest.mark.parametrize("target, path", [*JSON_ROUTES, ("models", "/models"), ("tokens", "/token")])
+@pytest.mark.parametrize("text", LONE_SURROGATES)
+def test_a_lone_surrogate_is_a_400(client: Any, target: str, path: str, text: bytes) -> None:
+    """JSON lets a lone UTF-16 surrogate through; bcrypt, SQLite and storage keys cannot encode one (was a 500)."""
+    for field in (b"username", b"password", b"source", b"uri", b"name"):
+        body = b'{"username": "alice", "password": "long enough", "classes": ["dog"], "source": "a/", "%s": %s}' % (
+            field, text)
+        r = client(target).post(path, data=body, headers={"Content-Type": "application/json"})
+        assert "lone UTF-16 surrogate" in envelope(r, 400, "invalid_unicode")["message"]
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_fine() -> None:
+    from common.jsonlimits import loads
+
+    assert loads(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}
+
+
 def test_json_depth_scan() -> None:
     from common.jsonlimits import MAX_DEPTH, too_deep
 
