@@ -2,8 +2,9 @@
 
 Only images go in (recognised by their first bytes, before anything is
 stored): the space feeds sort jobs and training. The quota is counted in the
-store as files pass through here; files an operator drops straight into the
-bucket folder are not counted.
+store as files pass through here and as sort jobs write their outputs
+(`common/sorting.py`); files an operator drops straight into the bucket folder
+are not counted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from common import errors, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
-from common.storage.port import Object
+from common.storage.port import stat
 from common.store.records import Account
 
 MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
@@ -32,18 +33,13 @@ def image_type(data: bytes) -> str:
                                       "or TIFF file as the raw request body.", code="not_an_image")
 
 
-def _existing(key: str) -> Object | None:
-    found, _ = get_storage().list(key, None, 1)
-    return found[0] if found and found[0].key == key else None
-
-
 def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
     if not data:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
     if path.endswith("/"):
         raise errors.BadRequest("Name a file, not a folder: PUT /files/<folder>/<name>.", code="invalid_path")
     key, media_type = spaces.key(account.username, path), image_type(data)
-    old = _existing(key)
+    old = stat(get_storage(), key)
     s, store = settings(), get_store()
     store.change_usage(account.username, len(data) - (old.size if old else 0), 0 if old else 1,
                        s.space_max_bytes, s.space_max_files)
@@ -73,7 +69,7 @@ def read(account: Account, path: str) -> tuple[bytes, str]:
 
 def delete(account: Account, path: str) -> None:
     key = spaces.key(account.username, path)
-    old = _existing(key)
+    old = stat(get_storage(), key)
     if old is None:
         raise errors.NotFound(f"There is no file {path[:200]!r} in your space.", code="unknown_object")
     get_storage().delete(key)

@@ -3,6 +3,7 @@ per thread. Written once here; the bucket folder, the model files, the store and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import tempfile
@@ -16,10 +17,15 @@ def write_atomic(path: Path, data: bytes, prefix: str | None = None) -> None:
     """Write to a temporary name beside `path`, then rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):  # never leave the temporary file behind
+            os.unlink(tmp)
+        raise
 
 
 class ThreadSqlite:

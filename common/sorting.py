@@ -1,10 +1,12 @@
 """The queue worker's work: sort one image of a job into its class folder, exactly once in effect.
 
-Classify the object, score the job's classes by WordNet ancestry, copy the
-object to `<class>/<path>` or `unmatched/<path>` in the owner's space, then
-record the outcome. Recording is idempotent (one record per image) and copying
-the same bytes to the same place again is harmless, so a redelivered message
-changes nothing.
+Classify the object, score the job's classes by WordNet ancestry, record the
+outcome (with the bytes its output adds to the owner's space), then copy the
+object to `<class>/<path>` or `unmatched/<path>` there. Recording is idempotent
+(one record per image) and copying the same bytes to the same place again is
+harmless, so a redelivered message changes nothing. A copy that can never be
+written (a file where its folder should be) turns the record into a failure,
+refunded; so does a dead letter for an image whose copy is missing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from common import errors, signing, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
+from common.storage.port import stat
 from common.store.records import ImageOutcome, Job
 
 log = logging.getLogger("imageclassify.sorting")
@@ -49,16 +52,22 @@ def handle_image(message: Any) -> bool:
     (job, key), store, storage = named, get_store(), get_storage()
     try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
         model = by_reference(job.model)
-        probs = model.predict(storage.read(key, settings().max_body_bytes))
+        data = storage.read(key, settings().max_body_bytes)
+        probs = model.predict(data)
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
+    replaced = stat(storage, destination)  # its output counts in the owner's space (once: with the record)
+    usage = (len(data) - replaced.size, 0) if replaced else (len(data), 1)
     # recorded first, copied after: a job cancelled meanwhile gets no file, and a crash between the two is mended
     # by the redelivery, which finds the record and copies again (the same bytes to the same place)
-    recorded, new = store.record_image_once(job.id, ImageOutcome(key, chosen, destination))
+    recorded, new = store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage))
     if recorded is not None and recorded.destination:
-        storage.copy(key, recorded.destination)
+        try:
+            storage.copy(key, recorded.destination)
+        except errors.Conflict as exc:  # e.g. a file where its folder should be: no retry can write it
+            store.fail_recorded_image(job.id, key, exc.message)
     return new
 
 
@@ -67,6 +76,9 @@ def handle_dead_letter(message: Any) -> bool:
     named = _job_and_object(message)
     if named is None:
         return False
-    job, key = named
-    return get_store().record_image(job.id, ImageOutcome(
-        key, "failed", detail="The image could not be processed after several attempts."))
+    (job, key), store = named, get_store()
+    detail = "The image could not be processed after several attempts."
+    recorded, new = store.record_image_once(job.id, ImageOutcome(key, "failed", detail=detail))
+    if not new and recorded is not None and recorded.destination and stat(get_storage(), recorded.destination) is None:
+        return store.fail_recorded_image(job.id, key, detail)  # classified, but its copy was never written
+    return new

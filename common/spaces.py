@@ -19,8 +19,12 @@ def space(username: str) -> str:
     return f"{ROOT}{username}/"
 
 
+MAX_SEGMENT_BYTES = 255  # a file name on every file system the local bucket may live on
+
+
 def clean_path(path: str, *, folder: bool = False, what: str = "path") -> str:
-    """A relative path inside a space: no leading '/', no '.', '..' or empty segments; folders end with '/'."""
+    """A relative path inside a space: no leading '/', no empty segments and none that starts with '.' (the
+    storage keeps its temporary files under dot names, and listings do not show them); folders end with '/'."""
     if not isinstance(path, str):
         raise errors.BadRequest(f"{what} must be a string such as \"all/\".", code=f"invalid_{what}")
     path = path.strip().lstrip("/")
@@ -28,10 +32,12 @@ def clean_path(path: str, *, folder: bool = False, what: str = "path") -> str:
         path += "/"
     if not path:
         return path
+    parts = path.rstrip("/").split("/")
     if "\\" in path or "\x00" in path or any(c < " " for c in path) or len(path.encode()) > 900 or any(
-            part in ("", ".", "..") for part in path.rstrip("/").split("/")):
-        raise errors.BadRequest(f"{what} {path[:100]!r} is not allowed: use a relative path of folder names "
-                                "separated by '/', without '.', '..' or empty segments.", code=f"invalid_{what}")
+            not part or part.startswith(".") or len(part.encode()) > MAX_SEGMENT_BYTES for part in parts):
+        raise errors.BadRequest(f"{what} {path[:100]!r} is not allowed: use a relative path of names separated by "
+                                f"'/', none empty, none starting with '.', each at most {MAX_SEGMENT_BYTES} bytes.",
+                                code=f"invalid_{what}")
     return path
 
 

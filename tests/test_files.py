@@ -65,7 +65,10 @@ def test_another_users_files_are_404(files_api: Api) -> None:
     ("/folder/", PNG, 400, "invalid_path"),
     ("/a/%2E%2E/%2E%2E/b.png", PNG, 400, "invalid_path"),
     ("/a//b.png", PNG, 400, "invalid_path"),
-], ids=["text", "empty", "folder", "dot-dot", "empty-segment"])
+    ("/.hidden.png", PNG, 400, "invalid_path"),
+    ("/a/.tmp-evil", PNG, 400, "invalid_path"),
+    ("/" + "a" * 252 + ".png", PNG, 400, "invalid_path"),
+], ids=["text", "empty", "folder", "dot-dot", "empty-segment", "hidden", "temp-name", "long-name"])
 def test_bad_uploads(files_api: Api, path: str, body: bytes, status: int, code: str) -> None:
     user = files_api.register()
     r = requests.put(url(files_api, path), data=body, headers=bearer(user))
@@ -89,3 +92,19 @@ def test_quota(files_api: Api, tmp_path: Path) -> None:
     assert requests.put(url(files_api, "/q/0.png"), data=PNG, headers=bearer(user)).status_code == 201  # replace
     assert requests.delete(url(files_api, "/q/0.png"), headers=bearer(user)).status_code == 204
     assert requests.put(url(files_api, "/q/3.png"), data=PNG, headers=bearer(user)).status_code == 201
+
+
+def test_a_file_and_a_folder_of_one_name(files_api: Api) -> None:
+    """A bucket holds `x.png` and `x.png/y.png` side by side; a folder on disk cannot: 409, nothing left behind."""
+    user = files_api.register()
+    assert requests.put(url(files_api, "/x/y.png"), data=PNG, headers=bearer(user)).status_code == 201
+    for path in ("/x/y.png/z.png", "/x"):
+        r = requests.put(url(files_api, path), data=PNG, headers=bearer(user))
+        if files_api.env.get("STORAGE_BACKEND") == "local":
+            assert r.status_code == 409 and r.json()["error"]["code"] == "path_conflict", r.text
+        else:
+            assert r.status_code == 201, r.text
+    if files_api.env.get("STORAGE_BACKEND") == "local":
+        assert not [p for p in Path(files_api.env["BUCKET_DIR"]).rglob(".tmp-*")]  # no temporary file leaked
+        for i in range(2):  # the refused writes took no room: the quota (3 files of this size) still has two
+            assert requests.put(url(files_api, f"/q{i}.png"), data=PNG, headers=bearer(user)).status_code == 201

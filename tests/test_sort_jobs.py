@@ -353,3 +353,23 @@ def test_forged_messages_change_nothing(backend: Backend) -> None:
     after = wait_done(backend, job_id, user)
     assert after == before and after["processed"] == 1
     assert backend.api.balance(user["api_key"]) == 4
+
+
+def test_an_output_that_cannot_be_written_is_failed_and_refunded(backend: Backend) -> None:
+    """The user left a folder where an output goes (`unmatched/a.png/`): a bucket holds both, a disk cannot."""
+    folder = f"blocked-{uuid.uuid4().hex[:6]}"
+    user = backend.api.user_with(5)
+    backend.put_in(user, f"{folder}/a.png", photos.data("camera.png"))
+    backend.put_in(user, "unmatched/a.png/blocker.png", photos.data("coffee.png"))
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
+                      json={"classes": ["food"], "source": folder, "min_score": 0.99})
+    assert r.status_code == 202, r.text
+    job = wait_done(backend, r.json()["id"], user)
+    if backend.name == "local":
+        assert (job["status"], job["unmatched"], job["failed"]) == ("done", 0, 1), job
+        assert backend.api.balance(user["api_key"]) == 5
+        bucket = Path(backend.api.env["BUCKET_DIR"])
+        assert not list(bucket.rglob(".tmp-*"))  # the failed copies left no temporary file
+    else:
+        assert (job["status"], job["unmatched"], job["failed"]) == ("done", 1, 0), job
+        assert backend.api.balance(user["api_key"]) == 4

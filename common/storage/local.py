@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import errors
 from common.localfiles import write_atomic
 from common.storage.port import PAGE, Object, check_key, missing, too_large
+
+
+@contextlib.contextmanager
+def _placing(key: str) -> Iterator[None]:
+    """A key whose folder is a file, or which names a folder, cannot be written on a file system (a bucket
+    would hold both): a 409 that says so, not an OSError."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise errors.Conflict(f"{key.rsplit('/', 1)[-1][:100]!r} cannot be written: a file and a folder of the same "
+                              "name would meet there. Rename one of them.", code="path_conflict") from None
 
 
 class LocalStorage:
@@ -22,6 +35,8 @@ class LocalStorage:
         self.bucket = bucket
 
     def path(self, key: str) -> Path:
+        if any(len(part.encode()) > 255 for part in key.split("/")):  # NAME_MAX of the file system
+            raise errors.BadRequest(f"{key[:100]!r} has a name longer than 255 bytes.", code="invalid_key")
         path = (self.root / check_key(key)).resolve()
         if path != self.root and self.root not in path.parents:
             raise errors.BadRequest(f"{key[:100]!r} escapes the bucket.", code="invalid_key")
@@ -56,7 +71,8 @@ class LocalStorage:
             raise missing(key) from None
 
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        write_atomic(self.path(key), data, prefix=".tmp-")
+        with _placing(key):
+            write_atomic(self.path(key), data, prefix=".tmp-")
 
     def delete(self, key: str) -> None:
         try:
@@ -68,9 +84,15 @@ class LocalStorage:
         src, dst = self.path(source), self.path(destination)
         if not src.is_file():
             raise missing(source)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
-        os.close(fd)
-        shutil.copyfile(src, tmp)
-        shutil.copymode(src, tmp)  # the output keeps the source's permissions
-        os.replace(tmp, dst)
+        with _placing(destination):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
+            os.close(fd)
+            try:
+                shutil.copyfile(src, tmp)
+                shutil.copymode(src, tmp)  # the output keeps the source's permissions
+                os.replace(tmp, dst)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise

@@ -52,6 +52,13 @@ def list_all(storage: Storage, prefix: str) -> Iterator[str]:
     return (o.key for o in list_objects(storage, prefix))
 
 
+def stat(storage: Storage, key: str) -> Object | None:
+    """The object `key` with its size, or None when it is not there (one listing call on every adapter: the
+    key itself sorts first among the keys it prefixes)."""
+    page, _ = storage.list(key, page_size=1)
+    return page[0] if page and page[0].key == key else None
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could escape the bucket root or confuse a file system."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key or len(key.encode()) > 1024:

@@ -17,6 +17,7 @@ from common import errors, metrics
 from common.store.ledger import apply_refund, charge
 from common.store.port import DocumentStore, Tx
 from common.store.records import ImageOutcome, Job
+from common.store.usage import add_usage
 
 JOBS, IMAGES = "jobs", "job_images"
 
@@ -84,9 +85,12 @@ class JobRecords:
             if job.finished:
                 return None, False
             tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
-                                        "destination": outcome.destination, "detail": outcome.detail})
+                                        "destination": outcome.destination, "detail": outcome.detail,
+                                        "usage": list(outcome.usage)})
             if outcome.outcome == "failed":
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
+            elif outcome.usage != (0, 0):  # its output counts in the owner's space, as an upload would
+                add_usage(tx, job.owner, *outcome.usage)
             count(job, outcome.outcome)
             tx.put(JOBS, job_id, job.doc())
             counted.append(job)
@@ -98,6 +102,32 @@ class JobRecords:
             if counted[0].finished:
                 metrics.finished("job", counted[0].status, counted[0].created, job=job_id, images=counted[0].total)
         return recorded
+
+    def fail_recorded_image(self, job_id: str, obj: str, detail: str) -> bool:
+        """Turn an image's recorded class into a failure, refunding its token once: its copy could never be
+        written (the worker records before it copies). False when it was failed already, or never recorded."""
+
+        def work(tx: Tx) -> bool:
+            doc, record_key = tx.get(JOBS, job_id), f"{job_id}/{obj}"
+            prior = tx.get(IMAGES, record_key)
+            if doc is None or prior is None or prior["outcome"] == "failed":
+                return False
+            job = Job.from_doc(doc)
+            if prior["outcome"] == "unmatched":
+                job.unmatched -= 1
+            else:
+                job.matched[prior["outcome"]] = max(0, job.matched.get(prior["outcome"], 0) - 1)
+            job.failed += 1
+            job.updated = time.time()
+            tx.put(IMAGES, record_key, {**prior, "outcome": "failed", "destination": None, "detail": detail,
+                                        "usage": [0, 0]})
+            apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, obj))
+            added_bytes, added_files = prior.get("usage") or (0, 0)
+            add_usage(tx, job.owner, -added_bytes, -added_files)  # the output it counted was never written
+            tx.put(JOBS, job_id, job.doc())
+            return True
+
+        return self.docs.transact(work)
 
     def finish_job(self, job_id: str, status: str, error: str | None = None) -> Job:
         """End a job that is not finished (cancelled by its owner, or closed by the sweeper): the images not yet

@@ -81,6 +81,7 @@ class ImageOutcome:
     outcome: str
     destination: str | None = None
     detail: str | None = None
+    usage: tuple[int, int] = (0, 0)  # bytes and files its output adds to the owner's space
 
 
 @dataclass
