@@ -11,26 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import errors, spaces
+from common import errors, imagetypes, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
 from common.storage.port import stat
 from common.store.records import Account
 
-MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
-         (b"GIF89a", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
 PAGE_MAX = 1000
 
 
 def image_type(data: bytes) -> str:
     """The media type of image bytes, or a 415 that says what can be stored."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, media_type in MAGIC:
-        if data.startswith(magic):
-            return media_type
-    raise errors.UnsupportedMediaType("Only images can be stored in your space: send a JPEG, PNG, GIF, WebP, BMP "
-                                      "or TIFF file as the raw request body.", code="not_an_image")
+    kind = imagetypes.media_type(data)
+    if kind is None:
+        raise errors.UnsupportedMediaType("Only images can be stored in your space: send a JPEG, PNG, GIF, WebP, "
+                                          "BMP or TIFF file as the raw request body.", code="not_an_image")
+    return kind
 
 
 def put(account: Account, path: str, data: bytes) -> dict[str, Any]:

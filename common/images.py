@@ -20,7 +20,7 @@ import math
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from common import errors
+from common import errors, imagetypes
 from common.config import settings
 
 # Longest side over shortest side past which an image is refused (see `check_aspect_ratio`).
@@ -63,6 +63,11 @@ def open_image(data: bytes) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
             raise too_many_pixels(None, max_pixels) from None
+        kind = imagetypes.media_type(data)
+        if kind is not None:  # an image's signature, then a header no reader can make sense of
+            raise errors.Unprocessable(f"The file starts like {kind.split('/')[1].upper()} but its header cannot be "
+                                       "read: it may be truncated or damaged. Send the complete file.",
+                                       code="undecodable_image") from None
         raise errors.UnsupportedMediaType(
             f"This is not an image we can read: it looks like {describe(data)}. "
             f"Send a JPEG, PNG, GIF, WebP, BMP or TIFF file.", code="not_an_image") from None

@@ -219,6 +219,16 @@ def test_ssrf_matrix_with_loopback_not_allowed(strict_api: Api, target: str) -> 
     assert strict_api.balance(user["api_key"]) == 5
 
 
+@pytest.mark.parametrize("target", ["http://a b/x.png", "http://a..b/x.png", "http://-x.example/x.png",
+                                    "http://" + "a" * 64 + ".example/x.png", "http://exa%41mple.com/x.png"])
+def test_malformed_host_names_are_400(strict_api: Api, target: str) -> None:
+    """Not a name DNS could answer: the URL is wrong (400), not the remote server (was a 502 fetch_failed)."""
+    user = strict_api.register()
+    r = requests.post(strict_api.url("classify", "/classify"), json={"url": target}, headers=bearer(user))
+    assert_error(r, 400, "invalid_url")
+    assert strict_api.balance(user["api_key"]) == 5
+
+
 def test_loopback_setting_is_off_by_default(strict_api: Api, image_server: str) -> None:
     user = strict_api.register()
     r = requests.post(strict_api.url("classify", "/classify"), json={"url": f"{image_server}/photo/coffee.png"},

@@ -109,3 +109,19 @@ def test_slivers_and_long_images_over_http(bounded_api: Api) -> None:
     assert r.status_code == 200 and time.monotonic() - started < 10.0, r.text  # bounded: ~1 s here
     assert peak_rss_mb(bounded_api.servers["classify"].proc.pid) < PEAK_RSS_MB
     assert bounded_api.balance(user["api_key"]) == 3
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("data, status, code", [
+    (photos.data("grace_hopper.jpg")[:300], 422, "undecodable_image"),  # a JPEG cut inside its header
+    (b"GIF89a\xff\xff\xff\xff", 422, "undecodable_image"),  # a GIF header and nothing after
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, 422, "undecodable_image"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", 422, "undecodable_image"),
+    (b"BMW is a car, not a bitmap.", 415, "not_an_image"),  # 'BM' alone is no BMP (its reserved bytes are not 0)
+    (b"\x00\x01\x02\x03 binary", 415, "not_an_image"),
+    (b"%PDF-1.7", 415, "not_an_image"),
+])
+def test_a_damaged_image_is_422_and_a_non_image_415(data: bytes, status: int, code: str) -> None:
+    with pytest.raises(errors.AppError) as refused:
+        images.prepare(data)
+    assert (refused.value.status, refused.value.code) == (status, code), refused.value.message
