@@ -32,8 +32,6 @@ def image_type(data: bytes) -> str:
 def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
     if not data:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
-    if path.endswith("/"):
-        raise errors.BadRequest("Name a file, not a folder: PUT /files/<folder>/<name>.", code="invalid_path")
     key, media_type = spaces.key(account.username, path), image_type(data)
     old = stat(get_storage(), key)
     s, store = settings(), get_store()

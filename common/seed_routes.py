@@ -36,6 +36,9 @@ def parse(request: flask.Request, route: str) -> ClassifyRequest:
     upload = request.files.get(field)
     if upload is None:
         raise errors.BadRequest(f"No file in the field '{field}'. {how}", code="missing_field")
+    if sum(len(parts) for _, parts in request.files.lists()) > 1:  # as /classify: one image, one answer
+        raise errors.BadRequest(f"Send exactly one file, in the field '{field}'. For several images use POST "
+                                "/classify with a JSON list of images.", code="invalid_source")
     data = upload.read()
     if not data:
         raise errors.BadRequest("The uploaded file is empty (0 bytes).", code="empty_image")

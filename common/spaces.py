@@ -42,7 +42,9 @@ def clean_path(path: str, *, folder: bool = False, what: str = "path") -> str:
 
 
 def key(username: str, path: str) -> str:
-    """The bucket key of a path in a user's space."""
+    """The bucket key of a file's path in a user's space (a path ending in '/' names a folder: a 400)."""
+    if isinstance(path, str) and path.strip().endswith("/"):
+        raise errors.BadRequest(f"{path[:100]!r} names a folder; name a file: <folder>/<name>.", code="invalid_path")
     return check_key(space(username) + clean_path(path))
 
 

@@ -89,6 +89,21 @@ def path_is(request: flask.Request, *names: str) -> bool:
     return any(path == f"/{n}" or path.endswith(f"/{n}") for n in names)
 
 
+def route(request: flask.Request, *groups: str, most: int) -> tuple[str, list[str]]:
+    """(the group, the segments after it) of a path `[/prefix]/<group>[/<segment>...]` with at most `most`
+    segments after the group, none empty; anything else is a 404 naming the routes (functions may be mounted
+    under a prefix, so the group is looked for along the path)."""
+    segments = request.path.strip("/").split("/")
+    for i, segment in enumerate(segments):
+        if segment in groups:
+            rest = segments[i + 1:]
+            if len(rest) <= most and all(rest):
+                return segment, rest
+            break
+    raise errors.NotFound(f"No such endpoint: use {' or '.join('/' + g for g in groups)}, followed by at most "
+                          f"{most} path segment{'s' if most != 1 else ''} (see /docs).")
+
+
 def require_method(request: flask.Request, *methods: str) -> None:
     if request.method not in methods:
         raise errors.MethodNotAllowed(

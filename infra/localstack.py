@@ -48,8 +48,13 @@ class Dispatcher:
         self.apps, self.internal_token = apps, internal_token
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        first = environ.get("PATH_INFO", "/").strip("/").split("/", 1)[0]
-        if first in ("healthz", "metrics"):  # every function's health checks at once; Prometheus text
+        path = environ.get("PATH_INFO", "/").strip("/")
+        first = path.split("/", 1)[0]
+        if first in ("healthz", "metrics") and path == first:  # every function's checks at once; Prometheus text
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                return self._json(start_response, "405 Method Not Allowed", {"error": {
+                    "status": 405, "code": "method_not_allowed", "message": f"/{first} answers GET only."}},
+                    [("Allow", "GET, HEAD")])
             from infra.prometheus import serve
 
             return serve(first, sorted(self.apps), start_response)
@@ -70,9 +75,11 @@ class Dispatcher:
         return hmac.compare_digest(offered.encode(), self.internal_token.encode())
 
     @staticmethod
-    def _json(start_response: Any, status: str, body: dict[str, Any]) -> list[bytes]:
+    def _json(start_response: Any, status: str, body: dict[str, Any],
+              headers: list[tuple[str, str]] | None = None) -> list[bytes]:
         data = json.dumps(body).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                                *(headers or [])])
         return [data]
 
 

@@ -76,6 +76,14 @@ def test_werkzeug_and_framework_refusals_become_the_envelope(client: Any) -> Non
     assert envelope(r, 405, "method_not_allowed")["message"].endswith("use POST.") and r.headers["Allow"] == "POST"
 
 
+@pytest.mark.parametrize("method, path", [("POST", "/jobs/anything/jobs"), ("GET", "/jobs/abc/extra"),
+                                          ("GET", "/jobs//abc"), ("DELETE", "/classification-job/a/b"),
+                                          ("POST", "/elsewhere")])
+def test_job_routes_are_exact(client: Any, method: str, path: str) -> None:
+    """A job is created at /jobs and read at /jobs/<id>: longer paths name nothing (one created a job)."""
+    envelope(client("sort_job").open(path, method=method, json={"classes": ["dog"], "source": "a/"}), 404)
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_body_limits_decided_from_the_headers(client: Any, target: str) -> None:
     app = client(target)

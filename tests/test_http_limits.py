@@ -196,6 +196,12 @@ def test_stack_refusals(stack: processes.Server) -> None:
     refused(exchange(port, deep)[0], 400, "json_too_deep")
     ok = requests.get(f"{stack.url}/healthz")
     assert ok.status_code == 200 and "Server" not in ok.headers and ok.headers["X-Content-Type-Options"] == "nosniff"
+    for page in ("healthz", "metrics"):  # the stack's own pages: GET (and HEAD) on the exact path only
+        r = requests.put(f"{stack.url}/{page}", data=b"x")
+        assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD" and r.json()["error"]["code"] == \
+            "method_not_allowed"
+        assert requests.get(f"{stack.url}/{page}/x").status_code == 404
+        assert requests.head(f"{stack.url}/{page}").status_code == 200
 
 
 def read_to_end(sock: socket.socket, deadline: float) -> bytes:

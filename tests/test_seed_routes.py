@@ -3,6 +3,8 @@ answered in their seed's shape, metered and refused exactly like /classify."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from common import seed_routes
@@ -13,7 +15,7 @@ from tests.test_classify import assert_error, bearer, refill
 ROUTES = {"upload": "image", "predict": "file"}
 
 
-def post(api: Api, route: str, user: dict, files: dict, headers: dict | None = None,
+def post(api: Api, route: str, user: dict, files: Any, headers: dict | None = None,
          data: dict | None = None) -> requests.Response:
     return requests.post(api.url("classify", f"/{route}"), files=files, data=data,
                          headers={**bearer(user), **(headers or {})})
@@ -69,6 +71,9 @@ def test_refusals_use_the_envelope_and_cost_nothing(classify_api: Api) -> None:
         assert_error(r, 400, "missing_field")
         assert f"'{field}'" in r.json()["error"]["message"]
         assert_error(post(classify_api, route, user, {field: ("empty.png", b"", "image/png")}), 400, "empty_image")
+        for second in (wrong, field):  # one image, one answer: as /classify
+            two = [(field, ("a.png", png, "image/png")), (second, ("b.png", png, "image/png"))]
+            assert_error(post(classify_api, route, user, two), 400, "invalid_source")
         text = post(classify_api, route, user, {field: ("notes.txt", b"just some text, not a picture", "text/plain")})
         assert_error(text, 415, "not_an_image")
         assert_error(requests.post(url, json={"url": "http://example.com/x.jpg"}, headers=bearer(user)), 415)

@@ -24,13 +24,13 @@ log = logging.getLogger("imageclassify.sort_job")
 @functions_framework.http
 @web.endpoint
 def sort_job(request: flask.Request) -> flask.Response:
-    path = request.path.rstrip("/")
-    if web.path_is(request, "jobs", "classification-job"):
+    _, rest = web.route(request, "jobs", "classification-job", most=1)
+    if not rest:
         web.require_method(request, "POST")
         job = jobs.create_job(httpauth.authenticate(request), web.json_body(request))
-        return web.respond(job.public(), 202, {"Location": f"{path}/{job.id}"})
+        return web.respond(job.public(), 202, {"Location": f"{request.path.rstrip('/')}/{job.id}"})
     web.require_method(request, "GET", "DELETE")
-    account, job_id = httpauth.authenticate(request), path.rsplit("/", 1)[-1]
+    account, job_id = httpauth.authenticate(request), rest[0]
     if request.method == "DELETE":
         return web.respond(jobs.cancel_job(account, job_id).public())
     return web.respond(jobs.get_job(account, job_id).public())
