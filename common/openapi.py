@@ -24,7 +24,7 @@ ERRORS = {
     402: "Not enough tokens (`insufficient_tokens`, with `balance` and `needed`).",
     403: "Not allowed (e.g. refill by a non-admin, `quota_exceeded`).",
     404: "No such user, job, model or file (another user's is a 404 too).",
-    409: "Conflict: a name already taken, or `model_not_ready`.",
+    409: "Conflict: a name already taken, `model_not_ready`, or `path_conflict` (a file and a folder of one name).",
     413: "The body is larger than the limit.",
     415: "Not an accepted Content-Type, or not an image (`not_an_image`).",
     422: "Undecodable image, too many pixels, or an Idempotency-Key reused for a different request.",
@@ -154,11 +154,11 @@ def _paths() -> dict[str, Any]:
             {"name": "next", "in": "query", "schema": {"type": "string"}, "description": "From the previous page."}])},
         "/files/{path}": {
             "put": op("put_file", "files", "Store an image in your space (raw body; free, quota)", {
-                201: reply("Stored", ref("File"))}, (400, 401, 403, 413, 415), {"image/*": IMAGE_BODY},
+                201: reply("Stored", ref("File"))}, (400, 401, 403, 409, 413, 415), {"image/*": IMAGE_BODY},
                 params=[FILE]),
             "get": op("get_file", "files", "Read a file of your space", {
-                200: reply("The bytes", {"type": "string"}, "application/octet-stream")}, (401, 404), params=[FILE]),
-            "delete": op("delete_file", "files", "Delete a file of your space", {204: reply("Deleted")}, (401, 404),
+                200: reply("The bytes", {"type": "string"}, "application/octet-stream")}, (400, 401, 404), params=[FILE]),
+            "delete": op("delete_file", "files", "Delete a file of your space", {204: reply("Deleted")}, (400, 401, 404),
                          params=[FILE]),
         },
         **_web_paths(),
