@@ -116,14 +116,24 @@ def _item(obj: Any) -> Item:
     return Item(kind, value)
 
 
+def one_upload(request: flask.Request, fields: tuple[str, ...]) -> Any:
+    """The one file a multipart form carries, when it is in one of `fields` (else None); a form with more than
+    one file is a 400. A part a browser sends for a file input left empty (no file name) is no file."""
+    sent = [(name, part) for name, parts in request.files.lists() for part in parts if part.filename]
+    if len(sent) > 1:
+        raise errors.BadRequest(f"Send exactly one file in a form (this one has {len(sent)}); for several images "
+                                "POST /classify with a JSON list of images.", code="invalid_source")
+    return next((part for name, part in sent if name in fields), None)
+
+
 def parse(request: flask.Request) -> ClassifyRequest:
     """Everything the request asks for, validated before a token is reserved."""
     mimetype = request.mimetype or ""
     if mimetype == "multipart/form-data":
-        files = [request.files[n] for n in ("file", "image") if n in request.files]
-        if len(files) != 1:
+        upload = one_upload(request, ("file", "image"))
+        if upload is None:
             raise errors.BadRequest(FORMS, code="invalid_source")
-        data = files[0].read()
+        data = upload.read()
         if not data:
             raise errors.BadRequest("The uploaded file is empty (0 bytes).", code="empty_image")
         req, body = ClassifyRequest([Item("bytes", data)], batch=False), dict(request.form)

@@ -8,7 +8,9 @@ and S3 event notifications relayed from SQS.
 `guard_current_app` refuses, with the JSON envelope and 400, a body that
 functions-framework itself cannot turn into a CloudEvent (a JSON array, a
 string, bytes that are not UTF-8): the framework fails on those before the
-function runs and would answer 500, which a queue takes as "deliver again".
+function runs and would answer its own 500. No queue of ours sends such a
+body; a sender that does learns what is wrong (Pub/Sub would redeliver on any
+failure status and, after its attempts, dead-letter it).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def event_data(event: Any) -> tuple[Any, dict[str, str]]:
             raise errors.BadRequest("The event data is not JSON.") from None
     if event["type"] == PUBSUB_TYPE and isinstance(data, dict) and "message" in data:
         message = data["message"]
-        if not isinstance(message, dict):
-            raise errors.BadRequest("The Pub/Sub message is not an object.")
+        if not isinstance(message, dict) or not isinstance(message.get("data", ""), str) \
+                or not isinstance(message.get("attributes") or {}, dict):
+            raise errors.BadRequest("The Pub/Sub message is not an object with string data and object attributes.")
         try:
             raw = base64.b64decode(message.get("data", ""))
             return (jsonlimits.loads(raw) if raw else {}), dict(message.get("attributes") or {})

@@ -14,7 +14,6 @@ from typing import Any
 from common import errors, imagetypes, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
-from common.storage.port import stat
 from common.store.records import Account
 
 PAGE_MAX = 1000
@@ -33,7 +32,7 @@ def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
     if not data:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
     key, media_type = spaces.key(account.username, path), image_type(data)
-    old = stat(get_storage(), key)
+    old = get_storage().stat(key)
     s, store = settings(), get_store()
     store.change_usage(account.username, len(data) - (old.size if old else 0), 0 if old else 1,
                        s.space_max_bytes, s.space_max_files)
@@ -54,7 +53,7 @@ def listing(account: Account, prefix: str, page_token: str | None, limit: int) -
 
 
 def read(account: Account, path: str) -> tuple[bytes, str]:
-    data = get_storage().read(spaces.key(account.username, path), settings().max_body_bytes)
+    data = get_storage().read(spaces.key(account.username, path, existing=True), settings().max_body_bytes)
     try:
         return data, image_type(data)
     except errors.UnsupportedMediaType:
@@ -62,8 +61,8 @@ def read(account: Account, path: str) -> tuple[bytes, str]:
 
 
 def delete(account: Account, path: str) -> None:
-    key = spaces.key(account.username, path)
-    old = stat(get_storage(), key)
+    key = spaces.key(account.username, path, existing=True)
+    old = get_storage().stat(key)
     if old is None:
         raise errors.NotFound(f"There is no file {path[:200]!r} in your space.", code="unknown_object")
     get_storage().delete(key)

@@ -87,7 +87,7 @@ class Target:
     address: str
 
 
-HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+HOST_LABEL = re.compile(r"[a-z0-9_-]{1,63}")  # hyphens at either end too: such names exist and resolve
 
 
 def _well_formed(host: str) -> bool:

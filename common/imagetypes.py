@@ -9,6 +9,7 @@ from __future__ import annotations
 
 SIGNATURES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
               (b"GIF89a", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}  # the DIB headers Pillow reads
 
 
 def media_type(data: bytes) -> str | None:
@@ -16,6 +17,11 @@ def media_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     for magic, kind in SIGNATURES:
-        if data.startswith(magic) and (magic != b"BM" or data[6:10] == b"\0\0\0\0"):  # BMP: reserved, zero
+        if data.startswith(magic) and (magic != b"BM" or _bmp_header(data)):
             return kind
     return None
+
+
+def _bmp_header(data: bytes) -> bool:
+    """'BM' is two letters any text may start with; a bitmap follows them with a DIB header of a known size."""
+    return int.from_bytes(data[14:18], "little") in BMP_HEADER_SIZES

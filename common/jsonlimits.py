@@ -27,7 +27,7 @@ BLOCK = 1 << 16
 STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 STEP = tuple(1 if b in b"[{" else -1 for b in range(256))
-MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -50,16 +50,23 @@ def refusal() -> errors.BadRequest:
 
 
 def loads(raw: bytes | str) -> Any:
-    """`json.loads` with the depth bound: a 400 for deep nesting, ValueError for text that is not JSON."""
+    """`json.loads` with the depth bound: a 400 for deep nesting or text that is not UTF-8 Unicode (RFC 8259
+    allows nothing else; Python's parser would also take UTF-16 and UTF-32), ValueError for text that is not
+    JSON."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if too_deep(data):
         raise refusal()
     try:
-        parsed = json.loads(data)
+        text = data.decode("utf-8")  # strict: encoded surrogates and other encodings end here
+    except UnicodeDecodeError:
+        raise errors.BadRequest("The JSON body is not UTF-8 text. Send it encoded as UTF-8.",
+                                code="invalid_unicode") from None
+    try:
+        parsed = json.loads(text)
     except RecursionError:  # a parser that recurses more than the scan counted: still the client's fault
         raise refusal() from None
-    if MAYBE_SURROGATE.search(data):
-        try:  # pairs that form one character are fine; a lone half cannot be encoded
+    if SURROGATE_ESCAPE.search(text):
+        try:  # escaped pairs that form one character are fine; a lone half cannot be encoded
             json.dumps(parsed, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise errors.BadRequest("The JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is "

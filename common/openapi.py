@@ -157,9 +157,10 @@ def _paths() -> dict[str, Any]:
                 201: reply("Stored", ref("File"))}, (400, 401, 403, 409, 413, 415), {"image/*": IMAGE_BODY},
                 params=[FILE]),
             "get": op("get_file", "files", "Read a file of your space", {
-                200: reply("The bytes", {"type": "string"}, "application/octet-stream")}, (400, 401, 404), params=[FILE]),
-            "delete": op("delete_file", "files", "Delete a file of your space", {204: reply("Deleted")}, (400, 401, 404),
-                         params=[FILE]),
+                200: reply("The bytes", {"type": "string"}, "application/octet-stream")}, (400, 401, 404),
+                params=[FILE]),
+            "delete": op("delete_file", "files", "Delete a file of your space", {204: reply("Deleted")},
+                         (400, 401, 404), params=[FILE]),
         },
         **_web_paths(),
     }

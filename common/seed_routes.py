@@ -15,7 +15,7 @@ from typing import Any
 import flask
 
 from common import errors, web
-from common.classify_request import ClassifyRequest, Item
+from common.classify_request import ClassifyRequest, Item, one_upload
 
 FIELDS = {"upload": "image", "predict": "file"}  # route -> the one multipart field its seed reads
 TOP = 3  # both seeds answer with their model's top three
@@ -33,12 +33,9 @@ def parse(request: flask.Request, route: str) -> ClassifyRequest:
     if request.mimetype != "multipart/form-data":
         sent = request.mimetype or "an empty body"
         raise errors.UnsupportedMediaType(f"/{route} takes multipart/form-data, not {sent}. {how}")
-    upload = request.files.get(field)
+    upload = one_upload(request, (field,))
     if upload is None:
         raise errors.BadRequest(f"No file in the field '{field}'. {how}", code="missing_field")
-    if sum(len(parts) for _, parts in request.files.lists()) > 1:  # as /classify: one image, one answer
-        raise errors.BadRequest(f"Send exactly one file, in the field '{field}'. For several images use POST "
-                                "/classify with a JSON list of images.", code="invalid_source")
     data = upload.read()
     if not data:
         raise errors.BadRequest("The uploaded file is empty (0 bytes).", code="empty_image")

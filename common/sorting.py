@@ -11,13 +11,13 @@ refunded; so does a dead letter for an image whose copy is missing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from common import errors, signing, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
-from common.storage.port import stat
 from common.store.records import ImageOutcome, Job
 
 log = logging.getLogger("imageclassify.sorting")
@@ -43,42 +43,63 @@ def source_prefix(job: Job) -> str:
 
 def handle_image(message: Any) -> bool:
     """Sort one image of a job; False when there was nothing to do."""
-    from common.model import best_class
-    from common.models_registry import by_reference
-
     named = _job_and_object(message)
     if named is None:
         return False
-    (job, key), store, storage = named, get_store(), get_storage()
+    (job, key), store = named, get_store()
+    recorded, new = store.image_record(job.id, key), False
+    if recorded is None:  # not classified yet; a redelivery of a classified image only finishes its copy
+        recorded, new = _classify(job, key)
+    if recorded is not None and recorded.outcome != "failed" and recorded.destination and not recorded.written:
+        _place(job, key, recorded.destination)
+    return new
+
+
+def _classify(job: Job, key: str) -> tuple[ImageOutcome | None, bool]:
+    """Classify an image and record its outcome (with the bytes its output adds to the owner's space).
+    Recorded first, copied after: a job cancelled meanwhile gets no file, and a crash between the two is
+    mended by the redelivery, which finds the record and copies."""
+    from common.model import best_class
+    from common.models_registry import by_reference
+
+    store, storage = get_store(), get_storage()
     try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
         model = by_reference(job.model)
         data = storage.read(key, settings().max_body_bytes)
         probs = model.predict(data)
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
-        return store.record_image(job.id, ImageOutcome(key, "failed", detail=exc.message))
+        return store.record_image_once(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
-    replaced = stat(storage, destination)  # its output counts in the owner's space (once: with the record)
+    replaced = storage.stat(destination)
     usage = (len(data) - replaced.size, 0) if replaced else (len(data), 1)
-    # recorded first, copied after: a job cancelled meanwhile gets no file, and a crash between the two is mended
-    # by the redelivery, which finds the record and copies again (the same bytes to the same place)
-    recorded, new = store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage))
-    if recorded is not None and recorded.destination:
-        try:
-            storage.copy(key, recorded.destination)
-        except errors.Conflict as exc:  # e.g. a file where its folder should be: no retry can write it
-            store.fail_recorded_image(job.id, key, exc.message)
-    return new
+    return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage))
+
+
+def _place(job: Job, key: str, destination: str) -> None:
+    """Copy a classified image to its class folder (again, harmlessly, after a crash). A copy that can never
+    be made (the source deleted since, a folder where the file goes) fails the image and refunds it."""
+    store, storage = get_store(), get_storage()
+    try:
+        storage.copy(key, destination)
+    except (errors.NotFound, errors.Conflict) as exc:
+        store.fail_recorded_image(job.id, key, exc.message)
+        return
+    if not store.mark_written(job.id, key):  # failed meanwhile (a dead letter): this file is not the job's
+        with contextlib.suppress(errors.NotFound):
+            storage.delete(destination)
 
 
 def handle_dead_letter(message: Any) -> bool:
-    """A message that exhausted its deliveries: count its image failed and refund its token, so the job ends."""
+    """A message that exhausted its deliveries: count its image failed and refund its token, so the job ends.
+    An image classified already gets its copy tried once more here, and is failed only if it cannot be made."""
     named = _job_and_object(message)
     if named is None:
         return False
     (job, key), store = named, get_store()
     detail = "The image could not be processed after several attempts."
     recorded, new = store.record_image_once(job.id, ImageOutcome(key, "failed", detail=detail))
-    if not new and recorded is not None and recorded.destination and stat(get_storage(), recorded.destination) is None:
-        return store.fail_recorded_image(job.id, key, detail)  # classified, but its copy was never written
+    if not new and recorded is not None and recorded.outcome != "failed" and recorded.destination \
+            and not recorded.written:
+        _place(job, key, recorded.destination)
     return new

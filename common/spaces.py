@@ -22,7 +22,7 @@ def space(username: str) -> str:
 MAX_SEGMENT_BYTES = 255  # a file name on every file system the local bucket may live on
 
 
-def clean_path(path: str, *, folder: bool = False, what: str = "path") -> str:
+def clean_path(path: str, *, folder: bool = False, what: str = "path", hidden: bool = False) -> str:
     """A relative path inside a space: no leading '/', no empty segments and none that starts with '.' (the
     storage keeps its temporary files under dot names, and listings do not show them); folders end with '/'."""
     if not isinstance(path, str):
@@ -34,18 +34,21 @@ def clean_path(path: str, *, folder: bool = False, what: str = "path") -> str:
         return path
     parts = path.rstrip("/").split("/")
     if "\\" in path or "\x00" in path or any(c < " " for c in path) or len(path.encode()) > 900 or any(
-            not part or part.startswith(".") or len(part.encode()) > MAX_SEGMENT_BYTES for part in parts):
+            part in ("", ".", "..") or (part.startswith(".") and not hidden) or len(part.encode()) > MAX_SEGMENT_BYTES
+            for part in parts):
         raise errors.BadRequest(f"{what} {path[:100]!r} is not allowed: use a relative path of names separated by "
                                 f"'/', none empty, none starting with '.', each at most {MAX_SEGMENT_BYTES} bytes.",
                                 code=f"invalid_{what}")
     return path
 
 
-def key(username: str, path: str) -> str:
-    """The bucket key of a file's path in a user's space (a path ending in '/' names a folder: a 400)."""
+def key(username: str, path: str, *, existing: bool = False) -> str:
+    """The bucket key of a file's path in a user's space (a path ending in '/' names a folder: a 400). A file
+    that is `existing` (read or deleted, not created) may have a name starting with '.': a bucket may hold
+    such files from before the rule or from elsewhere, and their owner must be able to remove them."""
     if isinstance(path, str) and path.strip().endswith("/"):
         raise errors.BadRequest(f"{path[:100]!r} names a folder; name a file: <folder>/<name>.", code="invalid_path")
-    return check_key(space(username) + clean_path(path))
+    return check_key(space(username) + clean_path(path, hidden=existing))
 
 
 def relative(username: str, key: str) -> str:
@@ -65,4 +68,4 @@ def key_from_uri(uri: str, username: str, storage: Storage) -> str:
     if scheme != storage.scheme or bucket != storage.bucket or not name.startswith(prefix):
         raise errors.NotFound(f"There is no object {uri[:200]!r} in your space ({storage.scheme}://{storage.bucket}/"
                               f"{prefix}).", code="unknown_object")
-    return key(username, name[len(prefix):])
+    return key(username, name[len(prefix):], existing=True)

@@ -219,7 +219,7 @@ def test_ssrf_matrix_with_loopback_not_allowed(strict_api: Api, target: str) -> 
     assert strict_api.balance(user["api_key"]) == 5
 
 
-@pytest.mark.parametrize("target", ["http://a b/x.png", "http://a..b/x.png", "http://-x.example/x.png",
+@pytest.mark.parametrize("target", ["http://a b/x.png", "http://a..b/x.png", "http://a%2Fb.example/x.png",
                                     "http://" + "a" * 64 + ".example/x.png", "http://exa%41mple.com/x.png"])
 def test_malformed_host_names_are_400(strict_api: Api, target: str) -> None:
     """Not a name DNS could answer: the URL is wrong (400), not the remote server (was a 502 fetch_failed)."""

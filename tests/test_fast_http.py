@@ -133,7 +133,10 @@ def test_bodies_that_are_no_cloudevent_are_a_400(client: Any, target: str, body:
 
 @pytest.mark.parametrize("target", EVENT_TARGETS)
 @pytest.mark.parametrize("data, kind", [(b"[1, 2]", "t"), (b"\xff", "t"), (b'{"message": 5}', events.PUBSUB_TYPE),
-                                        (b'{"message": {"data": "!!"}}', events.PUBSUB_TYPE)])
+                                        (b'{"message": {"data": "!!"}}', events.PUBSUB_TYPE),
+                                        (b'{"message": {"data": 5}}', events.PUBSUB_TYPE),
+                                        (b'{"message": {"data": null}}', events.PUBSUB_TYPE),
+                                        (b'{"message": {"data": "", "attributes": 5}}', events.PUBSUB_TYPE)])
 def test_binary_mode_events_with_hostile_data_are_dropped(client: Any, target: str, data: bytes, kind: str) -> None:
     """A real CloudEvent whose data makes no sense: acknowledged and dropped, never retried, nothing done."""
     r = client(target).post("/", data=data, headers={**BINARY_MODE, "ce-type": kind, "Content-Type": "application/json"})
@@ -190,7 +193,17 @@ def test_a_lone_surrogate_is_a_400(client: Any, target: str, path: str, text: by
         body = b'{"username": "alice", "password": "long enough", "classes": ["dog"], "source": "a/", "%s": %s}' % (
             field, text)
         r = client(target).post(path, data=body, headers={"Content-Type": "application/json"})
-        assert "lone UTF-16 surrogate" in envelope(r, 400, "invalid_unicode")["message"]
+        message = envelope(r, 400, "invalid_unicode")["message"]
+        assert "lone UTF-16 surrogate" in message or "not UTF-8" in message
+
+
+@pytest.mark.parametrize("target, path", [*JSON_ROUTES, ("tokens", "/token")])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_json_in_another_encoding_is_a_400(client: Any, target: str, path: str, encoding: str) -> None:
+    """Python's parser takes UTF-16/32 (raw surrogates included) where JSON is UTF-8 only (was a 500)."""
+    body = '{"username": "alice", "password": "long enough \ud800"}'.encode(encoding, "surrogatepass")
+    r = client(target).post(path, data=body, headers={"Content-Type": "application/json"})
+    assert envelope(r, 400)["code"] in ("invalid_unicode", "bad_request")
 
 
 def test_surrogate_pairs_and_escaped_backslashes_are_fine() -> None:

@@ -111,3 +111,18 @@ def test_a_file_and_a_folder_of_one_name(files_api: Api) -> None:
         assert not [p for p in Path(files_api.env["BUCKET_DIR"]).rglob(".tmp-*")]  # no temporary file leaked
         for i in range(2):  # the refused writes took no room: the quota (3 files of this size) still has two
             assert requests.put(url(files_api, f"/q{i}.png"), data=PNG, headers=bearer(user)).status_code == 201
+
+
+def test_an_existing_hidden_file_can_be_read_and_deleted(files_api: Api) -> None:
+    """Names starting with '.' cannot be created here, but a bucket may hold some (from before the rule, or
+    written elsewhere): their owner can still read and remove them."""
+    from tests.test_sort_jobs import storage_client
+
+    user = files_api.register()
+    storage_client(files_api.env).write(f"users/{user['username']}/old/.hidden.png", PNG)
+    assert requests.get(url(files_api, "/old/.hidden.png"), headers=bearer(user)).content == PNG
+    assert requests.delete(url(files_api, "/old/.hidden.png"), headers=bearer(user)).status_code == 204
+    assert requests.get(url(files_api, "/old/.hidden.png"), headers=bearer(user)).status_code == 404
+    r = requests.put(url(files_api, "/old/.hidden.png"), data=PNG, headers=bearer(user))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_path"
+    assert requests.get(url(files_api, "/old/../x.png"), headers=bearer(user)).status_code in (400, 404)

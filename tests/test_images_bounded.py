@@ -117,7 +117,8 @@ def test_slivers_and_long_images_over_http(bounded_api: Api) -> None:
     (b"GIF89a\xff\xff\xff\xff", 422, "undecodable_image"),  # a GIF header and nothing after
     (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, 422, "undecodable_image"),
     (b"RIFF\x00\x00\x00\x00WEBPVP8 ", 422, "undecodable_image"),
-    (b"BMW is a car, not a bitmap.", 415, "not_an_image"),  # 'BM' alone is no BMP (its reserved bytes are not 0)
+    (b"BMW is a car, not a bitmap.", 415, "not_an_image"),  # 'BM' alone is no BMP (no DIB header size after it)
+    (b"BM" + b"\x00" * 12 + (40).to_bytes(4, "little"), 422, "undecodable_image"),
     (b"\x00\x01\x02\x03 binary", 415, "not_an_image"),
     (b"%PDF-1.7", 415, "not_an_image"),
 ])

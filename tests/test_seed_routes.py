@@ -47,7 +47,10 @@ def test_predict_answers_seed_002s_shape_and_spends_a_token(classify_api: Api) -
     named = post(classify_api, "predict", user, {"file": ("cam.png", photos.data("camera.png"), "image/png")},
                  data={"model": "efficientnet_lite0"})
     assert named.status_code == 200 and isinstance(named.json(), list)
-    assert classify_api.balance(user["api_key"]) == 3
+    # a browser form with a second file input left empty sends a part with no file name: no second file
+    form = [("file", ("cam.png", photos.data("camera.png"), "image/png")), ("extra", ("", b"", "application/octet-stream"))]
+    assert post(classify_api, "predict", user, form).status_code == 200
+    assert classify_api.balance(user["api_key"]) == 2
 
 
 def test_seed_credentials_in_the_form_work_too(classify_api: Api) -> None:

@@ -17,6 +17,16 @@ def test_write_read_copy(storage) -> None:
     assert storage.read("all/a.jpg", 100) == b"beta"
 
 
+def test_stat(storage) -> None:
+    storage.write("users/a/x.png", b"12345")
+    storage.write("users/a/x.png2", b"1")
+    storage.write("users/a/.hidden", b"123")  # listings of the local folder skip dot names; stat does not
+    assert storage.stat("users/a/x.png") == ("users/a/x.png", 5)
+    assert storage.stat("users/a/.hidden") == ("users/a/.hidden", 3)
+    assert storage.stat("users/a/x.pn") is None and storage.stat("users/a") is None
+    assert storage.stat("users/b/x.png") is None
+
+
 def test_delete(storage) -> None:
     storage.write("users/a/x.png", b"x")
     storage.delete("users/a/x.png")

@@ -63,6 +63,12 @@ def test_outputs_count_in_the_space_and_an_unwritable_one_is_failed_and_refunded
         ("done", 2, {"dog": 1}, 0, 1)
     assert store.usage("owner") == (140, 2) and store.get_account("owner").tokens == 4  # type: ignore[union-attr]
     assert [i.outcome for i in store.job_images("job1")] == ["dog", "failed"]
+    assert store.mark_written("job1", "all/a.png") and store.mark_written("job1", "all/a.png")
+    assert not store.fail_recorded_image("job1", "all/a.png", "late")  # a written output stays the job's
+    assert not store.mark_written("job1", "all/b.png")  # failed: its file would not be the job's
+    assert store.image_record("job1", "all/a.png") == ImageOutcome("all/a.png", "dog", "dog/a.png", None, (40, 1),
+                                                                   written=True)
+    assert store.image_record("job1", "all/none.png") is None
 
 
 def test_concurrent_records_add_up(store: Store) -> None:

@@ -32,6 +32,10 @@ class GcsStorage:
         objects = [Object(blob.name, int(blob.size or 0)) for blob in page if not blob.name.endswith("/")]
         return objects, blobs.next_page_token or None
 
+    def stat(self, key: str) -> Object | None:
+        blob = self._bucket.get_blob(check_key(key))
+        return None if blob is None else Object(key, int(blob.size or 0))
+
     def read(self, key: str, max_bytes: int) -> bytes:
         blob = self._bucket.get_blob(check_key(key))
         if blob is None:

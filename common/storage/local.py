@@ -61,6 +61,10 @@ class LocalStorage:
         page = [Object(k, (self.root / k).stat().st_size) for k in found[:page_size]]
         return page, (page[-1].key if len(found) > page_size else None)
 
+    def stat(self, key: str) -> Object | None:
+        path = self.path(key)
+        return Object(key, path.stat().st_size) if path.is_file() else None
+
     def read(self, key: str, max_bytes: int) -> bytes:
         path = self.path(key)
         try:

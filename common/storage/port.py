@@ -30,6 +30,10 @@ class Storage(Protocol):
         """One page of objects under `prefix`, in key order, and the token of the next page (None at the end)."""
         ...
 
+    def stat(self, key: str) -> Object | None:
+        """The object `key` with its size, or None when there is none."""
+        ...
+
     def read(self, key: str, max_bytes: int) -> bytes: ...
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
     def copy(self, source: str, destination: str) -> None: ...
@@ -50,13 +54,6 @@ def list_objects(storage: Storage, prefix: str) -> Iterator[Object]:
 
 def list_all(storage: Storage, prefix: str) -> Iterator[str]:
     return (o.key for o in list_objects(storage, prefix))
-
-
-def stat(storage: Storage, key: str) -> Object | None:
-    """The object `key` with its size, or None when it is not there (one listing call on every adapter: the
-    key itself sorts first among the keys it prefixes)."""
-    page, _ = storage.list(key, page_size=1)
-    return page[0] if page and page[0].key == key else None
 
 
 def check_key(key: str) -> str:

@@ -30,6 +30,15 @@ class S3Storage:
         objects = [Object(o["Key"], int(o["Size"])) for o in page.get("Contents", []) if not o["Key"].endswith("/")]
         return objects, page.get("NextContinuationToken") if page.get("IsTruncated") else None
 
+    def stat(self, key: str) -> Object | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return Object(key, int(head["ContentLength"]))
+
     def read(self, key: str, max_bytes: int) -> bytes:
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=check_key(key))
@@ -46,12 +55,8 @@ class S3Storage:
         self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data, ContentType=content_type)
 
     def delete(self, key: str) -> None:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=check_key(key))
-        except ClientError as exc:
-            if _not_found(exc):
-                raise missing(key) from None
-            raise
+        if self.stat(key) is None:
+            raise missing(key)
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def copy(self, source: str, destination: str) -> None:

@@ -81,7 +81,7 @@ class JobRecords:
             record_key = f"{job_id}/{outcome.object}"
             prior = tx.get(IMAGES, record_key)
             if prior is not None:  # a redelivered message: already accounted for
-                return ImageOutcome(prior["object"], prior["outcome"], prior["destination"], prior["detail"]), False
+                return ImageOutcome.from_doc(prior), False
             if job.finished:
                 return None, False
             tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
@@ -105,13 +105,14 @@ class JobRecords:
 
     def fail_recorded_image(self, job_id: str, obj: str, detail: str) -> bool:
         """Turn an image's recorded class into a failure, refunding its token once: its copy could never be
-        written (the worker records before it copies). False when it was failed already, or never recorded."""
+        written (the worker records before it copies). False when it was failed already, was written, or was
+        never recorded."""
 
         def work(tx: Tx) -> bool:
             doc, record_key = tx.get(JOBS, job_id), f"{job_id}/{obj}"
             prior = tx.get(IMAGES, record_key)
-            if doc is None or prior is None or prior["outcome"] == "failed":
-                return False
+            if doc is None or prior is None or prior["outcome"] == "failed" or prior.get("written"):
+                return False  # a written output stays the job's, whatever happens to the file later
             job = Job.from_doc(doc)
             if prior["outcome"] == "unmatched":
                 job.unmatched -= 1
@@ -158,8 +159,26 @@ class JobRecords:
 
     def job_images(self, job_id: str, limit: int = 20_000) -> list[ImageOutcome]:
         """The images of a job recorded so far (an operator re-drives the others)."""
-        return [ImageOutcome(doc["object"], doc["outcome"], doc.get("destination"), doc.get("detail"))
-                for _, doc in self.docs.find(IMAGES, "job_id", job_id, limit)]
+        return [ImageOutcome.from_doc(doc) for _, doc in self.docs.find(IMAGES, "job_id", job_id, limit)]
+
+    def image_record(self, job_id: str, obj: str) -> ImageOutcome | None:
+        """What was recorded for one image of a job, if anything."""
+        doc = self.docs.get(IMAGES, f"{job_id}/{obj}")
+        return None if doc is None else ImageOutcome.from_doc(doc)
+
+    def mark_written(self, job_id: str, obj: str) -> bool:
+        """Note that an image's output is in place; False when the image was failed meanwhile (its file is then
+        not the job's) or never recorded."""
+
+        def work(tx: Tx) -> bool:
+            prior = tx.get(IMAGES, f"{job_id}/{obj}")
+            if prior is None or prior["outcome"] == "failed":
+                return False
+            if not prior.get("written"):
+                tx.put(IMAGES, f"{job_id}/{obj}", {**prior, "written": True})
+            return True
+
+        return self.docs.transact(work)
 
     def touch_job(self, job_id: str) -> Job | None:
         """Mark an unfinished job as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""

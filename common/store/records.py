@@ -82,6 +82,12 @@ class ImageOutcome:
     destination: str | None = None
     detail: str | None = None
     usage: tuple[int, int] = (0, 0)  # bytes and files its output adds to the owner's space
+    written: bool = False  # its output is in place (after that, nothing can fail it)
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> ImageOutcome:
+        return cls(doc["object"], doc["outcome"], doc.get("destination"), doc.get("detail"),
+                   tuple(doc.get("usage") or (0, 0)), bool(doc.get("written")))
 
 
 @dataclass

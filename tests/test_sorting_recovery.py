@@ -1,0 +1,76 @@
+"""The worker's recovery paths between recording an image and copying it, on SQLite and the bucket folder.
+
+The worker records an image's class before it copies the image (so a cancelled job gets no file); these
+are the states a crash, a deleted source or a dead letter can leave between the two, set up through the
+store and then handed to the worker as its queue would.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from common import signing, sorting
+from common.backends import get_storage, get_store
+from common.store.records import ImageOutcome, Job
+from tests.conftest import configure
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 92  # 100 bytes; no image is decoded here
+SOURCE, OUTPUT = "users/ann/all/a.png", "users/ann/cat/a.png"
+
+
+@pytest.fixture
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
+    """A job of one image that the worker classified as `cat` and recorded, then crashed before copying."""
+    configure(monkeypatch, DATA_DIR=str(tmp_path), SQLITE_PATH=str(tmp_path / "a.db"), STORE_BACKEND="sqlite",
+              STORAGE_BACKEND="local", BUCKET_DIR=str(tmp_path / "bucket"), INTERNAL_SECRET="s" * 32)
+    store = get_store()
+    store.create_account("ann", "hash", "key-ann", 5)
+    job = store.create_job(Job(id="j1", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=1,
+                               created=time.time()), 1, "ann:job:j1")
+    get_storage().write(SOURCE, PNG)
+    store.record_image_once("j1", ImageOutcome(SOURCE, "cat", OUTPUT, usage=(len(PNG), 1)))
+    return job
+
+
+def state() -> tuple[dict, int, tuple[int, int], bool]:
+    store = get_store()
+    job = store.get_job("j1")
+    assert job is not None
+    counts = {"matched": job.matched, "failed": job.failed, "status": job.status}
+    tokens = store.get_account("ann").tokens  # type: ignore[union-attr]
+    return counts, tokens, store.usage("ann"), Path(get_storage().path(OUTPUT)).exists()  # type: ignore[attr-defined]
+
+
+MESSAGE = {"job_id": "j1", "object": SOURCE}
+
+
+def test_a_redelivery_finishes_the_copy_without_classifying_again(job: Job) -> None:
+    assert not sorting.handle_image(signing.sign(MESSAGE))  # no model is loaded: the record is used
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
+    assert get_store().image_record("j1", SOURCE).written  # type: ignore[union-attr]
+    get_storage().delete(OUTPUT)  # the owner deletes the output later: it stays the job's, paid for
+    get_store().change_usage("ann", -100, -1, 10**9, 10**6)
+    sorting.handle_image(signing.sign(MESSAGE))
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
+
+
+def test_a_source_deleted_before_the_copy_fails_and_refunds_the_image(job: Job) -> None:
+    get_storage().delete(SOURCE)
+    sorting.handle_image(signing.sign(MESSAGE))
+    assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
+    sorting.handle_dead_letter(signing.sign(MESSAGE))  # and a dead letter after that changes nothing
+    assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
+
+
+def test_a_dead_letter_makes_the_copy_when_it_can(job: Job) -> None:
+    assert not sorting.handle_dead_letter(signing.sign(MESSAGE))
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
+
+
+def test_a_copy_that_lands_after_its_image_was_failed_is_removed(job: Job) -> None:
+    get_store().fail_recorded_image("j1", SOURCE, "a dead letter got there first")
+    sorting._place(job, SOURCE, OUTPUT)  # the slow attempt that outlived its lease finishes its copy
+    assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
