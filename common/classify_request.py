@@ -85,7 +85,10 @@ def _options(req: ClassifyRequest, request: flask.Request, body: dict[str, Any])
 def _decode_base64(value: Any) -> bytes:
     if not isinstance(value, str):
         raise errors.BadRequest("image must be a base64 string.", code="invalid_base64")
-    text = DATA_URL.sub("", value.strip(), count=1)
+    text = value.strip()
+    prefix = DATA_URL.match(text)  # only at the start: a search would scan every image's whole text
+    if prefix:
+        text = text[prefix.end():]
     try:
         data = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
