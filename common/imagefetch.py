@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 import socket
 import threading
 import time
@@ -41,7 +40,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from common import errors
+from common import errors, hostnames
 from common.config import settings
 
 MAX_REDIRECTS = 3
@@ -87,23 +86,6 @@ class Target:
     address: str
 
 
-HOST_LABEL = re.compile(r"[a-z0-9_-]{1,63}")  # hyphens at either end too: such names exist and resolve
-
-
-def _well_formed(host: str) -> bool:
-    """An IP literal, or a DNS name (international ones in their IDNA form) of at most 253 characters."""
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    return len(ascii_host) <= 253 and all(HOST_LABEL.fullmatch(label) for label in ascii_host.split("."))
-
-
 def check_url(url: str) -> Target:
     """Parse and vet a URL; the returned target names the one address it is allowed to connect to."""
     refused = errors.UrlNotAllowed
@@ -117,7 +99,7 @@ def check_url(url: str) -> Target:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise errors.BadRequest("The URL has no host name.", code="invalid_url")
-    if not _well_formed(host):
+    if not hostnames.well_formed(host):
         raise errors.BadRequest(f"{host[:100]!r} is not a host name or an IP address. Check the URL.",
                                 code="invalid_url")
     if parts.username or parts.password:
