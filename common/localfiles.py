@@ -13,10 +13,11 @@ from pathlib import Path
 FILE_MODE = 0o644  # mkstemp makes 0600; a file we publish is readable like any other
 
 
-def write_atomic(path: Path, data: bytes, prefix: str | None = None) -> None:
-    """Write to a temporary name beside `path`, then rename: a reader never sees half a file."""
+def write_atomic(path: Path, data: bytes, prefix: str | None = None, tmp_dir: Path | None = None) -> None:
+    """Write to a temporary name (beside `path`, or in `tmp_dir` on the same file system), then rename: a reader
+    never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=prefix or f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

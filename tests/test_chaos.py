@@ -61,7 +61,7 @@ def test_sort_job_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
         space = tmp_path / "data" / "bucket" / "users" / "chaos"
         outputs = Counter(p.name for folder in ("food", "cat", "unmatched") for p in (space / folder).glob("*"))
         assert len(outputs) == 100 and set(outputs.values()) == {1}  # every image once, none twice
-        assert not list(space.rglob(".tmp-*"))
+        assert not list(space.rglob(".*"))  # temporary files live in the bucket's .tmp/, never in a space
         assert stack.balance(user) == 150 - 100
     finally:
         stack.stop()

@@ -72,6 +72,27 @@ def test_hostile_keys(storage, key: str) -> None:
         storage.read(key, 10)
 
 
+def test_local_temporary_files_stay_out_of_the_spaces_and_stale_ones_go(tmp_path) -> None:
+    """A write killed midway leaves its temporary file in the bucket's .tmp/, never in a user's folder; the next
+    process to open the bucket removes it once it is an hour old."""
+    import os
+    import time
+
+    from common.storage.local import LocalStorage
+
+    local = LocalStorage(tmp_path / "bucket", "b")
+    stale, fresh = local.tmp / "w-killed", local.tmp / "w-in-flight"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    LocalStorage(tmp_path / "bucket", "b")
+    assert not stale.exists() and fresh.exists()
+    local.write("users/a/x.png", b"1")
+    local.copy("users/a/x.png", "users/a/cat/x.png")
+    assert list(local.tmp.iterdir()) == [fresh] and local.list("users/") == (
+        [("users/a/cat/x.png", 1), ("users/a/x.png", 1)], None)
+
+
 def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:
     from common.storage.local import LocalStorage
 

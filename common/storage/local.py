@@ -1,4 +1,11 @@
-"""The embedded object store: a folder on disk standing in for a bucket."""
+"""The embedded object store: a folder on disk standing in for a bucket.
+
+Writes and copies go to a temporary file in `<root>/.tmp/` (outside every
+space, on the same file system) and are renamed into place, so a reader never
+sees half a file and a process killed mid-write leaves nothing in anyone's
+folders; what such a kill leaves in `.tmp/` is removed when a later process
+opens the bucket, once it is `STALE_SECONDS` old.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,24 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from common import errors
 from common.localfiles import write_atomic
 from common.storage.port import PAGE, Object, check_key, missing, too_large
+
+TMP = ".tmp"
+STALE_SECONDS = 3600  # no write takes this long: an older temporary file is a killed process's
+
+
+def _remove_stale(folder: Path) -> None:
+    cutoff = time.time() - STALE_SECONDS
+    for entry in os.scandir(folder):
+        with contextlib.suppress(FileNotFoundError):  # another process may be removing it too
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
 
 
 @contextlib.contextmanager
@@ -31,8 +50,10 @@ class LocalStorage:
 
     def __init__(self, root: Path, bucket: str) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.root / TMP
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.bucket = bucket
+        _remove_stale(self.tmp)
 
     def path(self, key: str) -> Path:
         if any(len(part.encode()) > 255 for part in key.split("/")):  # NAME_MAX of the file system
@@ -76,7 +97,7 @@ class LocalStorage:
 
     def write(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         with _placing(key):
-            write_atomic(self.path(key), data, prefix=".tmp-")
+            write_atomic(self.path(key), data, prefix="w-", tmp_dir=self.tmp)
 
     def delete(self, key: str) -> None:
         try:
@@ -90,7 +111,7 @@ class LocalStorage:
             raise missing(source)
         with _placing(destination):
             dst.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
+            fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="c-")
             os.close(fd)
             try:
                 shutil.copyfile(src, tmp)
