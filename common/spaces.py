@@ -24,7 +24,7 @@ MAX_SEGMENT_BYTES = 255  # a file name on every file system the local bucket may
 
 def clean_path(path: str, *, folder: bool = False, what: str = "path", hidden: bool = False) -> str:
     """A relative path inside a space: no leading '/', no empty segments and none that starts with '.' (the
-    storage keeps its temporary files under dot names, and listings do not show them); folders end with '/'."""
+    laptop's bucket folder lists no dot names, so such a file would be invisible); folders end with '/'."""
     if not isinstance(path, str):
         raise errors.BadRequest(f"{what} must be a string such as \"all/\".", code=f"invalid_{what}")
     path = path.strip().lstrip("/")
