@@ -50,8 +50,8 @@ def handle_image(message: Any) -> bool:
     recorded, new = store.image_record(job.id, key), False
     if recorded is None:  # not classified yet; a redelivery of a classified image only finishes its copy
         recorded, new = _classify(job, key)
-    if recorded is not None and recorded.outcome != "failed" and recorded.destination and not recorded.written:
-        _place(job, key, recorded.destination)
+    if recorded is not None and recorded.awaiting_copy:
+        _place(job, key, str(recorded.destination))
     return new
 
 
@@ -99,7 +99,6 @@ def handle_dead_letter(message: Any) -> bool:
     (job, key), store = named, get_store()
     detail = "The image could not be processed after several attempts."
     recorded, new = store.record_image_once(job.id, ImageOutcome(key, "failed", detail=detail))
-    if not new and recorded is not None and recorded.outcome != "failed" and recorded.destination \
-            and not recorded.written:
-        _place(job, key, recorded.destination)
+    if not new and recorded is not None and recorded.awaiting_copy:
+        _place(job, key, str(recorded.destination))
     return new

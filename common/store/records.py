@@ -84,6 +84,11 @@ class ImageOutcome:
     usage: tuple[int, int] = (0, 0)  # bytes and files its output adds to the owner's space
     written: bool = False  # its output is in place (after that, nothing can fail it)
 
+    @property
+    def awaiting_copy(self) -> bool:
+        """Classified, with an output that is not in place yet (the worker records before it copies)."""
+        return self.outcome != "failed" and bool(self.destination) and not self.written
+
     @classmethod
     def from_doc(cls, doc: Doc) -> ImageOutcome:
         return cls(doc["object"], doc["outcome"], doc.get("destination"), doc.get("detail"),
