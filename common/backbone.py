@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import images, parallel
+from common import images, model_layout, parallel
 from common.config import settings
 from common.interpreters import Pool
 
@@ -29,7 +29,7 @@ _lock = threading.Lock()
 
 
 def features_path(models_dir: Path, model: str = DEFAULT) -> Path:
-    return models_dir / f"{model}_features.tflite"
+    return model_layout.features(models_dir, model)
 
 
 @dataclass

@@ -51,10 +51,17 @@ def _open_queue() -> Queue:
         from common.queue.sqs import SqsQueue
 
         return SqsQueue(s.sqs_queue_url)
+    return local_queue()
+
+
+def local_queue(deliver: bool = True) -> Queue:
+    """The embedded queue as configured; `deliver=False` only stores messages (for a short-lived process
+    such as `common.admin`, while the running stack delivers them)."""
     from common.queue.local import LocalQueue
 
+    s = settings()
     return LocalQueue(s.queue_path, s.worker_url, s.dead_letter_url, headers=internal_headers(),
-                      lease=s.queue_lease, max_attempts=s.queue_max_attempts)
+                      lease=s.queue_lease, max_attempts=s.queue_max_attempts, deliver=deliver)
 
 
 def internal_headers() -> dict[str, str]:

@@ -47,11 +47,10 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
     reservation = billing.reserve(account, len(chargeable), idempotency_key, fingerprint)
     if reservation.replay is not None:
         return int(reservation.replay["status"]), reservation.replay["body"]
-    outcomes: list[Outcome] = []
     try:
-        outcomes = _classify_all(model, req, account.username)
+        outcomes = _classify_all(model, req, chargeable, account.username)
     except BaseException:
-        reservation.abandon(used=_classified(outcomes))
+        reservation.abandon(used=0)  # nothing was classified: the outcomes come all at once or not at all
         raise
     status, body = _reply(model.name, req.batch, outcomes)
     used = _classified(outcomes)
@@ -72,9 +71,9 @@ def _fingerprint(req: ClassifyRequest) -> str:
     return billing.fingerprint("classify", items, req.batch, req.top_k, req.min_score, req.model, req.classes)
 
 
-def _classify_all(model: Any, req: ClassifyRequest, owner: str) -> list[Outcome]:
-    """Every item's outcome, in order; a batch's images are read, decoded and inferred side by side."""
-    todo = [item for item in req.items if item.refusal is None]
+def _classify_all(model: Any, req: ClassifyRequest, todo: list[Item], owner: str) -> list[Outcome]:
+    """Every item's outcome, in order; the `todo` ones (not refused already) are read, decoded and inferred side
+    by side."""
     results = iter(model.predict_many([functools.partial(load, item, owner) for item in todo]))
     return [item.refusal or _classify(model, next(results), req) for item in req.items]
 

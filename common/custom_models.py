@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from common import errors, model_files, signing, spaces
+from common import errors, messages, model_files, spaces
 from common.backends import get_queue, get_storage, get_store
 from common.config import settings
 from common.models_registry import NAME, builtin_names
@@ -71,8 +71,7 @@ def create(account: Account, body: dict[str, Any]) -> ModelRecord:
     store.create_model(record)
     try:
         model_files.write_dataset(storage, record, found)
-        get_queue().publish([signing.sign({"kind": "embed", "owner": record.owner, "name": name,
-                                           "version": version, "chunk": i}) for i in range(record.chunks)])
+        get_queue().publish([messages.training(record, "embed", chunk=i) for i in range(record.chunks)])
     except Exception as exc:
         log.exception("queueing model %s failed", record.reference)
         store.fail_model(record.owner, name, version, "The training could not be queued; every token was refunded.")
@@ -130,4 +129,4 @@ def delete(account: Account, name: str) -> None:
         raise unknown_model(name)
     record = get_store().delete_model(account.username, name)
     model_files.delete_all(get_storage(), model_files.folder(record))
-    heads.forget(f"{record.owner}/{record.name}")
+    heads.forget(record.key)  # as models_registry cached it

@@ -176,5 +176,4 @@ def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
     if isinstance(exc, AppError):
         return exc.body(), exc.status, exc.headers
     log.exception("unexpected error", exc_info=exc)
-    internal = AppError("Something went wrong on our side. Retry later; if it persists, report it.")
-    return internal.body(), 500, {}
+    return refusal(500).body(), 500, {}

@@ -10,6 +10,7 @@ milliseconds and is cached per process by the file's identity.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from common import model_layout
 from common.classnames import normalise_class
 from common.localfiles import write_atomic
 
@@ -51,8 +53,13 @@ class Head:
             raise HeadError(f"inconsistent head: W {w.shape}, b {b.shape}, {len(self.labels)} labels")
         if w.dtype != np.float32 or b.dtype != np.float32 or not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise HeadError("head weights must be finite float32")
-        if len({normalise_class(label) for label in self.labels}) != len(self.labels):
+        if len(self.index) != len(self.labels):
             raise HeadError("head labels must be distinct")
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Class index by normalised label, built once: a sort job asks for every class of every image."""
+        return {normalise_class(label): i for i, label in enumerate(self.labels)}
 
     @property
     def width(self) -> int:
@@ -118,7 +125,7 @@ class Head:
 
 
 def head_paths(directory: Path, name: str) -> tuple[Path, Path]:
-    return directory / f"{name}.head.npz", directory / f"{name}.head.json"
+    return model_layout.head(directory, name)
 
 
 def cached(key: str, version: str, load: Callable[[], Head]) -> Head:
@@ -131,8 +138,7 @@ def cached(key: str, version: str, load: Callable[[], Head]) -> Head:
             return head
     head = load()
     with _cache_lock:
-        for stale in [k for k in _cache if k[0] == key]:
-            del _cache[stale]
+        _drop(key)
         _cache[(key, version)] = head
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
@@ -142,8 +148,13 @@ def cached(key: str, version: str, load: Callable[[], Head]) -> Head:
 def forget(key: str) -> None:
     """Drop a head from the cache (its model was deleted)."""
     with _cache_lock:
-        for stale in [k for k in _cache if k[0] == key]:
-            del _cache[stale]
+        _drop(key)
+
+
+def _drop(key: str) -> None:
+    """Every cached version of `key` (the caller holds the lock)."""
+    for stale in [k for k in _cache if k[0] == key]:
+        del _cache[stale]
 
 
 def load_head(directory: Path, name: str) -> Head:

@@ -74,14 +74,13 @@ def _queue() -> dict[str, Any]:
 def _model() -> dict[str, Any]:
     """The default model's files, as `common.model.available` wants them: its labels, and either the whole
     classifier or the backbone and its head (read here without importing numpy or LiteRT)."""
+    from common import model_layout
+
     s = settings()
     name, folder = s.default_model, s.models_dir
-    whole = [f"{name}.labels.json", f"{name}.tflite"]
-    split = [f"{name}.labels.json", f"{name}_features.tflite", f"{name}.head.npz", f"{name}.head.json"]
-    for files in (split, whole):
-        if all((folder / f).is_file() for f in files):
-            return {"model": name}
-    missing = [f for f in split if not (folder / f).is_file()]
+    if model_layout.servable(folder, name):
+        return {"model": name}
+    missing = [p.name for p in model_layout.split(folder, name) if not p.is_file()]
     raise Unhealthy(f"model files missing: {', '.join(missing)}")
 
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from common import classnames, errors, signing, spaces
+from common import classnames, errors, messages, spaces
 from common.backends import get_queue, get_storage, get_store
 from common.config import settings
 from common.storage.port import list_all
@@ -23,9 +23,8 @@ MAX_CLASSES = 20
 MAX_IMAGES = 10_000
 
 
-def validate_classes(classes: Any, model: Any = None) -> list[str]:
+def validate_classes(classes: Any, model: Any) -> list[str]:
     """The job's classes, canonical; with a custom model they default to all its labels and must be its labels."""
-    from common.model import get_model
     from common.models_registry import CustomModel
 
     custom = isinstance(model, CustomModel)
@@ -39,7 +38,6 @@ def validate_classes(classes: Any, model: Any = None) -> list[str]:
         raise errors.BadRequest(f"At most {limit} classes per job ({len(classes)} given).",
                                 code="invalid_classes")
     canonical = classnames.unique(classes)
-    model = model or get_model()
     for name in canonical:
         model.resolve(name)  # unknown names are a 400 listing near matches
     return canonical
@@ -82,7 +80,7 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
               created=time.time(), model=reference(model))
     get_store().create_job(job, len(objects), f"{account.username}:job:{job.id}")
     try:
-        get_queue().publish([signing.sign({"job_id": job.id, "object": key}) for key in objects])
+        get_queue().publish([messages.image(job.id, key) for key in objects])
     except Exception as exc:
         log.exception("publishing job %s failed", job.id)
         get_store().finish_job(job.id, "failed", "The job could not be queued.")  # refunds every image

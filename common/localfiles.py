@@ -8,25 +8,37 @@ import os
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 FILE_MODE = 0o644  # mkstemp makes 0600; a file we publish is readable like any other
 
 
-def write_atomic(path: Path, data: bytes, prefix: str | None = None, tmp_dir: Path | None = None) -> None:
-    """Write to a temporary name (beside `path`, or in `tmp_dir` on the same file system), then rename: a reader
-    never sees half a file."""
+def place_atomic(path: Path, fill: Callable[[str], None], prefix: str | None = None,
+                 tmp_dir: Path | None = None) -> None:
+    """Fill a temporary file (beside `path`, or in `tmp_dir` on the same file system), then rename it to `path`:
+    a reader never sees half a file, and a failure leaves no temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=prefix or f".{path.name}.")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, FILE_MODE)
+        fill(tmp)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):  # never leave the temporary file behind
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_atomic(path: Path, data: bytes, prefix: str | None = None, tmp_dir: Path | None = None) -> None:
+    """`data` at `path`, readable like any published file, through `place_atomic`."""
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, FILE_MODE)
+
+    place_atomic(path, fill, prefix, tmp_dir)
 
 
 class ThreadSqlite:

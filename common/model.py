@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common import errors, images, parallel
+from common import errors, images, model_layout, parallel
 from common.classnames import normalise_class
 from common.config import settings
 from common.interpreters import Pool
@@ -67,7 +67,7 @@ class Model:
 
     @classmethod
     def load(cls, name: str, models_dir: Path) -> Model:
-        labels = json.loads((models_dir / f"{name}.labels.json").read_text())
+        labels = json.loads(model_layout.labels(models_dir, name).read_text())
         classes = labels["classes"]
         backbone, head = _backbone_and_head(name, models_dir, [c["label"] for c in classes])
         config = settings()
@@ -162,10 +162,10 @@ def _warmup_image() -> bytes:
 
 def _backbone_and_head(name: str, models_dir: Path, labels: list[str]) -> tuple[Backbone | None, Head | None]:
     """The shared backbone and this model's head, when both are built and the head's labels are this model's."""
-    from common.backbone import features_path, get_backbone
-    from common.heads import head_paths, load_head
+    from common.backbone import get_backbone
+    from common.heads import load_head
 
-    if not (features_path(models_dir, name).is_file() and all(p.is_file() for p in head_paths(models_dir, name))):
+    if not all(p.is_file() for p in model_layout.split(models_dir, name)):
         return None, None
     head = load_head(models_dir, name)
     if head.labels != labels:  # built at different times: serve the whole classifier
@@ -176,13 +176,9 @@ def _backbone_and_head(name: str, models_dir: Path, labels: list[str]) -> tuple[
 def available() -> list[str]:
     """Built-in models with a labels file and either a whole classifier or the backbone and a head (a bundle
     carries only the latter: the backbone is shared by every head)."""
-    from common.backbone import features_path
-    from common.heads import head_paths
-
     directory = settings().models_dir
     names = (p.name[: -len(".labels.json")] for p in directory.glob("*.labels.json"))
-    return sorted(n for n in names if (directory / f"{n}.tflite").is_file() or (
-        features_path(directory, n).is_file() and all(p.is_file() for p in head_paths(directory, n))))
+    return sorted(n for n in names if model_layout.servable(directory, n))
 
 
 def get_model(name: str | None = None) -> Model:

@@ -64,10 +64,9 @@ class CustomModel:
 
     def resolve(self, name: str) -> int:
         """The class index a user's class name stands for; a name that is not one of the labels is a 400."""
-        wanted = normalise_class(name)
-        for i, label in enumerate(self.labels):
-            if normalise_class(label) == wanted:
-                return i
+        found = self.head.index.get(normalise_class(name))
+        if found is not None:
+            return found
         shown = ", ".join(self.labels[:20]) + (" ..." if len(self.labels) > 20 else "")
         raise errors.BadRequest(f"Unknown class {name[:80]!r}: the model {self.name!r} knows {shown}.",
                                 code="unknown_class")
@@ -88,7 +87,7 @@ def _custom(record: ModelRecord) -> CustomModel:
     def load() -> Head:
         return heads.Head.from_files(*model_files.read_head_files(get_storage(), record))
 
-    head = heads.cached(f"{record.owner}/{record.name}", f"{record.version}:{record.artefacts}", load)
+    head = heads.cached(record.key, f"{record.version}:{record.artefacts}", load)
     return CustomModel(record.name, record, head, get_backbone())
 
 

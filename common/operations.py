@@ -19,8 +19,8 @@ import os
 import time
 from typing import Any
 
-from common import errors, signing, spaces
-from common.backends import get_queue, get_storage, get_store
+from common import errors, messages, spaces
+from common.backends import get_queue, get_storage, get_store, local_queue
 from common.config import settings
 from common.queue.port import Queue
 from common.storage.port import list_all
@@ -61,13 +61,7 @@ def _model_row(record: ModelRecord, now: float) -> dict[str, Any]:
 def _publisher() -> Queue:
     """The configured queue; the embedded one only stores the messages (the running stack delivers them: this
     process exits at once, and would otherwise hold leases on what it began to deliver)."""
-    s = settings()
-    if s.queue_backend == "local":
-        from common.backends import internal_headers
-        from common.queue.local import LocalQueue
-
-        return LocalQueue(s.queue_path, s.worker_url, s.dead_letter_url, headers=internal_headers(), deliver=False)
-    return get_queue()
+    return local_queue(deliver=False) if settings().queue_backend == "local" else get_queue()
 
 
 def redrive(work_id: str) -> dict[str, Any]:
@@ -90,7 +84,7 @@ def redrive_job(job_id: str) -> dict[str, Any]:
     prefix = spaces.space(job.owner) + job.source
     missing = [key for key in list_all(get_storage(), prefix) if key not in skip][:max(0, job.total - job.processed)]
     store.touch_job(job.id)
-    _publisher().publish([signing.sign({"job_id": job.id, "object": key}) for key in missing])
+    _publisher().publish([messages.image(job.id, key) for key in missing])
     return {"kind": "job", "id": job.id, "status": job.status, "published": len(missing)}
 
 
@@ -102,16 +96,15 @@ def redrive_training(owner: str, name: str) -> dict[str, Any]:
     if record.status not in ModelRecord.ACTIVE:
         raise errors.Conflict(f"Model {record.owner}/{record.name} is {record.status} already; there is nothing to "
                               "re-drive.")
-    base = {"owner": record.owner, "name": record.name, "version": record.version}
     if record.status == "training":
-        messages = [signing.sign({"kind": "fit", **base})]
+        missing = [messages.training(record, "fit")]
     else:
-        messages = [signing.sign({"kind": "embed", **base, "chunk": chunk}) for chunk in range(record.chunks)
-                    if not store.chunk_recorded(record, chunk)]
+        missing = [messages.training(record, "embed", chunk=chunk) for chunk in range(record.chunks)
+                   if not store.chunk_recorded(record, chunk)]
     store.touch_model(record.owner, record.name)
-    _publisher().publish(messages)
+    _publisher().publish(missing)
     return {"kind": "training", "id": f"{record.owner}/{record.name}", "status": record.status,
-            "published": len(messages)}
+            "published": len(missing)}
 
 
 def local_secret() -> None:

@@ -67,7 +67,6 @@ class RequestScope:
         self.function, self.request = function, request
 
     def __enter__(self) -> RequestScope:
-        logs.configure()
         self.started = time.perf_counter()
         try:
             trace = trace_fields(self.request.headers)

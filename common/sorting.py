@@ -48,6 +48,8 @@ def handle_image(message: Any) -> bool:
         return False
     (job, key), store = named, get_store()
     recorded, new = store.image_record(job.id, key), False
+    if recorded is None and job.finished:  # cancelled or closed meanwhile: nothing to classify or charge
+        return False
     if recorded is None:  # not classified yet; a redelivery of a classified image only finishes its copy
         recorded, new = _classify(job, key)
     if recorded is not None and recorded.awaiting_copy:

@@ -10,16 +10,13 @@ every space.
 from __future__ import annotations
 
 from common import errors
-from common.storage.port import Storage, check_key
+from common.storage.port import MAX_NAME_BYTES, Storage, check_key
 
 ROOT = "users/"
 
 
 def space(username: str) -> str:
     return f"{ROOT}{username}/"
-
-
-MAX_SEGMENT_BYTES = 255  # a file name on every file system the local bucket may live on
 
 
 def clean_path(path: str, *, folder: bool = False, what: str = "path", hidden: bool = False) -> str:
@@ -34,10 +31,10 @@ def clean_path(path: str, *, folder: bool = False, what: str = "path", hidden: b
         return path
     parts = path.rstrip("/").split("/")
     if "\\" in path or "\x00" in path or any(c < " " for c in path) or len(path.encode()) > 900 or any(
-            part in ("", ".", "..") or (part.startswith(".") and not hidden) or len(part.encode()) > MAX_SEGMENT_BYTES
+            part in ("", ".", "..") or (part.startswith(".") and not hidden) or len(part.encode()) > MAX_NAME_BYTES
             for part in parts):
         raise errors.BadRequest(f"{what} {path[:100]!r} is not allowed: use a relative path of names separated by "
-                                f"'/', none empty, none starting with '.', each at most {MAX_SEGMENT_BYTES} bytes.",
+                                f"'/', none empty, none starting with '.', each at most {MAX_NAME_BYTES} bytes.",
                                 code=f"invalid_{what}")
     return path
 

@@ -24,19 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from common import errors, model_files, signing
+from common import errors, messages, model_files, signing
 from common.backends import get_queue, get_storage, get_store
 from common.config import settings
 from common.store.records import ModelRecord
 
 log = logging.getLogger("imageclassify.training")
-KINDS = ("embed", "fit")
 
 
 def _model(message: Any) -> ModelRecord | None:
     """The model a training message names, when we signed it and the model still exists in that version."""
-    if not isinstance(message, dict) or not signing.verified(message) or message.get("kind") not in KINDS or \
-            not all(isinstance(message.get(f), str) for f in ("owner", "name", "version")):
+    if not isinstance(message, dict) or not signing.verified(message) \
+            or message.get("kind") not in messages.TRAINING_KINDS \
+            or not all(isinstance(message.get(f), str) for f in ("owner", "name", "version")):
         log.error("dropping a training message that is malformed or not signed by us")
         return None
     record = get_store().get_model_record(message["owner"], message["name"])
@@ -44,11 +44,6 @@ def _model(message: Any) -> ModelRecord | None:
         log.warning("dropping a message for a model that is gone")
         return None
     return record
-
-
-def _message(record: ModelRecord, kind: str, **extra: Any) -> dict[str, Any]:
-    return signing.sign({"kind": kind, "owner": record.owner, "name": record.name, "version": record.version,
-                         **extra})
 
 
 def handle(message: Any) -> bool:
@@ -66,7 +61,7 @@ def handle(message: Any) -> bool:
 
 
 def _publish_fit(record: ModelRecord) -> None:
-    get_queue().publish([_message(record, "fit")])
+    get_queue().publish([messages.training(record, "fit")])
 
 
 def embed(record: ModelRecord, chunk: int) -> bool:

@@ -18,9 +18,9 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from common import errors, health, httpguard, jsonlimits, logs, requestlog
-from common.config import settings
 
 Handler = Callable[[flask.Request], flask.Response]
+PARSED = "imageclassify.json"  # the request's JSON object, once parsed
 
 
 def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -41,7 +41,7 @@ def error_response(exc: BaseException) -> flask.Response:
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Wrap an HTTP handler: body size limit on, every exception rendered as JSON, one log line per request
+    """Wrap an HTTP handler: every exception rendered as JSON, one log line per request
     (common/requestlog.py), and `GET /healthz` answered before routing (common/health.py).
 
     Also installs the request guard (limits before the body is read, security headers, CORS) on the app
@@ -58,29 +58,13 @@ def endpoint(handler: Handler) -> Handler:
     @functools.wraps(handler)
     def wrapper(request: flask.Request) -> flask.Response:
         with requestlog.RequestScope(name, request) as scope:  # one log line per request, see common/requestlog.py
-            try:
-                check_length(request)
+            try:  # the body's size was refused from its headers already, by the guard (common/httpguard.py)
                 probe = health.probe(name, request)  # GET /healthz, before any routing
                 return scope.finish(respond(*probe) if probe else handler(request))
             except Exception as exc:  # noqa: BLE001 - this is the one place errors are rendered
                 return scope.finish(error_response(exc))
 
     return wrapper
-
-
-def check_length(request: flask.Request) -> None:
-    """Refuse an oversized body before reading it.
-
-    A body without Content-Length (chunked) is refused with 411: its size cannot
-    be known up front, and functions-framework drains every body after the
-    handler returns, so a size limit has to be decided from the header.
-    """
-    if request.content_length is not None:
-        if request.content_length > settings().max_body_bytes:
-            raise errors.PayloadTooLarge(
-                f"The request body is larger than {settings().max_body_bytes} bytes. Send a smaller image.")
-    elif "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        raise errors.LengthRequired("Send the body with a Content-Length header; chunked uploads are not accepted.")
 
 
 def path_is(request: flask.Request, *names: str) -> bool:
@@ -113,7 +97,7 @@ def require_method(request: flask.Request, *methods: str) -> None:
 
 
 def read_body(request: flask.Request) -> bytes:
-    """The raw body; its size was checked against the limit by `endpoint`."""
+    """The raw body; its size was checked against the limit by the guard before anything read it."""
     return request.get_data(cache=True)
 
 
@@ -132,10 +116,13 @@ def json_body(request: flask.Request, *, required: bool = True) -> dict[str, Any
         raise errors.UnsupportedMediaType(
             f"Expected Content-Type application/json, got {request.mimetype}. Send the body as JSON."
         )
+    if PARSED in request.environ:  # the handler and the credentials both read it: one parse a request
+        return dict(request.environ[PARSED])
     try:
         data = jsonlimits.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("The body is not valid JSON. Send a JSON object such as {\"username\": ...}.") from None
     if not isinstance(data, dict):
         raise errors.BadRequest(f"The body must be a JSON object, not a JSON {type(data).__name__}.")
-    return data
+    request.environ[PARSED] = data
+    return dict(data)

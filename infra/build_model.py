@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from common import model_layout
 from common.localfiles import write_atomic
 from infra import photos
 from infra.keras_models import SPECS, efficientnet_lite0, keras_application
@@ -156,12 +157,12 @@ def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False,
         if agree != len(crops):
             raise SystemExit(f"The .tflite top-5 differs from Keras on {len(crops) - agree} of {len(crops)} photos.")
     if name == "efficientnet_lite0":
-        served = tflite or read_if_exists(out_dir / f"{name}.tflite")
+        served = tflite or read_if_exists(model_layout.classifier(out_dir, name))
         report["backbone"] = build_backbone(model, out_dir, fp16, crops, keras_logits, labels, served)
-    write_atomic(out_dir / f"{name}.labels.json", json.dumps(labels, separators=(",", ":")).encode())
+    write_atomic(model_layout.labels(out_dir, name), json.dumps(labels, separators=(",", ":")).encode())
     if tflite is not None:
-        write_atomic(out_dir / f"{name}.tflite", tflite)
-        report.update(path=str(out_dir / f"{name}.tflite"), bytes=len(tflite))
+        write_atomic(model_layout.classifier(out_dir, name), tflite)
+        report.update(path=str(model_layout.classifier(out_dir, name)), bytes=len(tflite))
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -191,7 +192,7 @@ def build_backbone(model: Any, out_dir: Path, fp16: bool, crops: np.ndarray, ker
               "features": int(head.width), "classes": len(head.labels)}
     if classifier is not None:  # and against the .tflite classifier that serves today
         report["max_abs_diff_vs_tflite_classifier"] = float(np.abs(logits - tflite_logits(classifier, crops)).max())
-    write_atomic(out_dir / f"{FEATURES.format(name=model.name)}.tflite", tflite)
+    write_atomic(model_layout.features(out_dir, model.name), tflite)
     head.save(out_dir, model.name)
     return report
 
@@ -220,17 +221,16 @@ def main() -> None:
 
 def expected_files(name: str, out_dir: Path) -> list[Path]:
     """What a complete build of `name` leaves in `out_dir`."""
-    files = [out_dir / f"{name}.tflite", out_dir / f"{name}.labels.json"]
+    files = model_layout.whole(out_dir, name)
     if name == "efficientnet_lite0":
-        files += [out_dir / f"{FEATURES.format(name=name)}.tflite", out_dir / f"{name}.head.npz",
-                  out_dir / f"{name}.head.json"]
+        files += model_layout.split(out_dir, name)[1:]  # the backbone and head beside it
     return files
 
 
 def stale_labels(name: str, out_dir: Path) -> bool:
     """A labels file that differs from what this build writes (e.g. from before labels were made unique):
     the labels and the head that carries them are rebuilt, the classifier is kept."""
-    labels = out_dir / f"{name}.labels.json"
+    labels = model_layout.labels(out_dir, name)
     return labels.exists() and json.loads(labels.read_text()) != labels_file(name)
 
 

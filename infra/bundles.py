@@ -17,6 +17,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from common import model_layout
 from infra.targets import REPO, TARGETS
 
 
@@ -29,8 +30,7 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
     shutil.copytree(REPO / "common", dest / "common", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if TARGETS[target].model:
         (dest / "models").mkdir()
-        for name in (f"{model}_features.tflite", f"{model}.head.npz", f"{model}.head.json", f"{model}.labels.json"):
-            model_file = models_dir / name
+        for model_file in model_layout.split(models_dir, model):
             if not model_file.exists():
                 raise SystemExit(f"{model_file} is missing: build the model first (nox -s model).")
             shutil.copy2(model_file, dest / "models" / model_file.name)

@@ -107,6 +107,8 @@ class LocalQueue:
 
     def _claim(self) -> tuple[int, str, int, bool] | None:
         db, now = self._db(), time.time()
+        if db.execute("SELECT 1 FROM messages WHERE available_at <= ? LIMIT 1", (now,)).fetchone() is None:
+            return None  # a plain read (WAL): an idle queue takes no write lock from its publishers
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT id, body, attempts, dead FROM messages WHERE available_at <= ? "

@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from common import errors
-from common.localfiles import write_atomic
-from common.storage.port import PAGE, Object, check_key, missing, too_large
+from common.localfiles import place_atomic, write_atomic
+from common.storage.port import MAX_NAME_BYTES, PAGE, Object, check_key, missing, too_large
 
 TMP = ".tmp"
 STALE_SECONDS = 3600  # no write takes this long: an older temporary file is a killed process's
@@ -56,8 +55,8 @@ class LocalStorage:
         _remove_stale(self.tmp)
 
     def path(self, key: str) -> Path:
-        if any(len(part.encode()) > 255 for part in key.split("/")):  # NAME_MAX of the file system
-            raise errors.BadRequest(f"{key[:100]!r} has a name longer than 255 bytes.", code="invalid_key")
+        if any(len(part.encode()) > MAX_NAME_BYTES for part in key.split("/")):
+            raise errors.BadRequest(f"{key[:100]!r} has a name longer than {MAX_NAME_BYTES} bytes.", code="invalid_key")
         path = (self.root / check_key(key)).resolve()
         if path != self.root and self.root not in path.parents:
             raise errors.BadRequest(f"{key[:100]!r} escapes the bucket.", code="invalid_key")
@@ -109,15 +108,9 @@ class LocalStorage:
         src, dst = self.path(source), self.path(destination)
         if not src.is_file():
             raise missing(source)
+        def fill(tmp: str) -> None:
+            shutil.copyfile(src, tmp)
+            shutil.copymode(src, tmp)  # the output keeps the source's permissions
+
         with _placing(destination):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="c-")
-            os.close(fd)
-            try:
-                shutil.copyfile(src, tmp)
-                shutil.copymode(src, tmp)  # the output keeps the source's permissions
-                os.replace(tmp, dst)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            place_atomic(dst, fill, prefix="c-", tmp_dir=self.tmp)

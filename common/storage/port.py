@@ -16,6 +16,9 @@ from common import errors
 PAGE = 1000
 
 
+MAX_NAME_BYTES = 255  # one segment of a key: a file name on every file system the local bucket may live on
+
+
 class Object(NamedTuple):
     key: str
     size: int

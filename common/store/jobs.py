@@ -30,17 +30,22 @@ def unknown_job(job_id: str) -> errors.NotFound:
     return errors.NotFound(f"There is no job {job_id[:80]!r}.", code="unknown_job")
 
 
+def _add_outcome(job: Job, outcome: str, step: int = 1) -> None:
+    """Add (or, with step -1, take back) one image's outcome in a job's counters."""
+    if outcome == "failed":
+        job.failed += step
+    elif outcome == "unmatched":
+        job.unmatched += step
+    else:
+        job.matched[outcome] = max(0, job.matched.get(outcome, 0) + step)
+    job.updated = time.time()
+
+
 def count(job: Job, outcome: str) -> None:
     """Add one image's outcome to a job's counters and move it to done when the last one is in."""
     job.processed += 1
-    if outcome == "failed":
-        job.failed += 1
-    elif outcome == "unmatched":
-        job.unmatched += 1
-    else:
-        job.matched[outcome] = job.matched.get(outcome, 0) + 1
+    _add_outcome(job, outcome)
     job.status = "done" if job.processed >= job.total else "running"
-    job.updated = time.time()
 
 
 class JobRecords:
@@ -89,7 +94,7 @@ class JobRecords:
                                         "usage": list(outcome.usage)})
             if outcome.outcome == "failed":
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
-            elif outcome.usage != (0, 0):  # its output counts in the owner's space, as an upload would
+            else:  # its output counts in the owner's space, as an upload would
                 add_usage(tx, job.owner, *outcome.usage)
             count(job, outcome.outcome)
             tx.put(JOBS, job_id, job.doc())
@@ -114,12 +119,8 @@ class JobRecords:
             if doc is None or prior is None or prior["outcome"] == "failed" or prior.get("written"):
                 return False  # a written output stays the job's, whatever happens to the file later
             job = Job.from_doc(doc)
-            if prior["outcome"] == "unmatched":
-                job.unmatched -= 1
-            else:
-                job.matched[prior["outcome"]] = max(0, job.matched.get(prior["outcome"], 0) - 1)
-            job.failed += 1
-            job.updated = time.time()
+            _add_outcome(job, prior["outcome"], -1)
+            _add_outcome(job, "failed")
             tx.put(IMAGES, record_key, {**prior, "outcome": "failed", "destination": None, "detail": detail,
                                         "usage": [0, 0]})
             apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, obj))

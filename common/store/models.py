@@ -15,11 +15,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from common import errors, metrics
 from common.store.ledger import SPENDS, apply_refund, charge
 from common.store.port import DocumentStore, Tx
 from common.store.records import ModelRecord, model_key
+
+T = TypeVar("T")
 
 MODELS, CHUNKS = "models", "model_chunks"
 
@@ -57,14 +61,28 @@ def _fail(tx: Tx, record: ModelRecord, error: str) -> None:
     tx.put(MODELS, record.key, record.doc())
 
 
-def _finished(owner: str, name: str, status: str, record: ModelRecord | None) -> None:
+def _finished(record: ModelRecord) -> None:
     """A training run reached its final state: its duration for the metrics and the log."""
-    metrics.finished("training", status, record.created if record else 0.0, model=f"{owner}/{name}",
-                     images=record.images if record else None)
+    metrics.finished("training", record.status, record.created, model=f"{record.owner}/{record.name}",
+                     images=record.images)
 
 
 class ModelRecords:
     docs: DocumentStore
+
+    def _ending(self, work: Callable[[Tx, list[ModelRecord]], T]) -> T:
+        """Run `work` in a transaction; a run it ends (the record it appends to the list it is given) is counted
+        for the metrics once, after the attempt that committed, without reading the record again."""
+        ended: list[ModelRecord] = []
+
+        def attempt(tx: Tx) -> T:
+            ended.clear()
+            return work(tx, ended)
+
+        outcome = self.docs.transact(attempt)
+        for record in ended:
+            _finished(record)
+        return outcome
 
     def create_model(self, record: ModelRecord) -> ModelRecord:
         """Store a new model and charge one token per image, atomically (409 for a name in use, 402 short)."""
@@ -98,7 +116,7 @@ class ModelRecords:
         fit lost between this commit and its publication is published again), `failed` when the run ended
         with no usable image, `gone` for a deleted model, else `recorded` or `duplicate`."""
 
-        def work(tx: Tx) -> str:
+        def work(tx: Tx, ended: list[ModelRecord]) -> str:
             record = _current(tx, owner, name, version)
             if record is None:
                 return "gone"
@@ -123,15 +141,13 @@ class ModelRecords:
                 _fail(tx, record, "No image of " + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
                       + " could be read, so the model cannot learn it. Check those folders hold images; every "
                       "token was refunded.")
+                ended.append(record)
                 return "failed"
             record.status, record.fit_chunk = "training", chunk
             tx.put(MODELS, record.key, record.doc())
             return "fit"
 
-        outcome = self.docs.transact(work)
-        if outcome == "failed":
-            _finished(owner, name, "failed", self.get_model_record(owner, name))
-        return outcome
+        return self._ending(work)
 
     def start_fit(self, owner: str, name: str, version: str) -> ModelRecord | None:
         """Count a fit starting, when the model is training; the record (its `fit_runs` numbers this run)."""
@@ -152,7 +168,7 @@ class ModelRecords:
         """Mark the model ready with this fit's files: `ready`, or `already` (another fit finished first, or
         the run ended) or `gone` (deleted); in both of those the caller's files are not the model's."""
 
-        def work(tx: Tx) -> str:
+        def work(tx: Tx, ended: list[ModelRecord]) -> str:
             record = _current(tx, owner, name, version)
             if record is None:
                 return "gone"
@@ -161,27 +177,23 @@ class ModelRecords:
             record.status, record.artefacts, record.updated = "ready", artefacts, time.time()
             record.accuracy, record.macro_f1 = accuracy, macro_f1
             tx.put(MODELS, record.key, record.doc())
+            ended.append(record)
             return "ready"
 
-        outcome = self.docs.transact(work)
-        if outcome == "ready":
-            _finished(owner, name, "ready", self.get_model_record(owner, name))
-        return outcome
+        return self._ending(work)
 
     def fail_model(self, owner: str, name: str, version: str, error: str) -> bool:
         """End an unfinished run as failed and refund every token not refunded yet; False if there was none."""
 
-        def work(tx: Tx) -> bool:
+        def work(tx: Tx, ended: list[ModelRecord]) -> bool:
             record = _current(tx, owner, name, version)
             if record is None or record.status not in ModelRecord.ACTIVE:
                 return False
             _fail(tx, record, error)
+            ended.append(record)
             return True
 
-        failed = self.docs.transact(work)
-        if failed:
-            _finished(owner, name, "failed", self.get_model_record(owner, name))
-        return failed
+        return self._ending(work)
 
     def delete_model(self, owner: str, name: str) -> ModelRecord:
         """Remove a model and its chunk records; one not yet ready is refunded in full. 404 if there is none."""

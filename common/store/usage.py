@@ -13,6 +13,8 @@ def add_usage(tx: Tx, username: str, bytes_delta: int, files_delta: int,
               limits: tuple[int, int] | None = None) -> None:
     """Add to an account's usage inside `tx`; with `limits` (bytes, files), growing past them is a 403
     `quota_exceeded` and changes nothing. A job's outputs are counted without limits: they were paid for."""
+    if bytes_delta == files_delta == 0:
+        return
     usage = tx.get(USAGE, username) or {"bytes": 0, "files": 0}
     new_bytes = max(0, usage["bytes"] + bytes_delta)
     new_files = max(0, usage["files"] + files_delta)

@@ -14,10 +14,8 @@ from common import custom_models, errors, httpauth, web
 @functions_framework.http
 @web.endpoint
 def models(request: flask.Request) -> flask.Response:
-    _, mounted, rest = request.path.partition("/models")
-    parts = rest.strip("/").split("/") if rest.strip("/") else []
-    if not mounted or (rest and not rest.startswith("/")) or len(parts) > 2 or \
-            (len(parts) == 2 and parts[1] != "confusion.png"):
+    _, parts = web.route(request, "models", most=2)
+    if len(parts) == 2 and parts[1] != "confusion.png":
         raise errors.NotFound("No such endpoint: use /models, /models/<name> or /models/<name>/confusion.png.")
     if not parts:
         web.require_method(request, "GET", "POST")
