@@ -6,7 +6,9 @@ that was only slow, and now arrives twice, changes nothing.
 
 - A sort job: one message per image of its source that has no record yet, at
   most as many as the job still misses (the job was charged for `total` images
-  when it was created; its source is listed again, since the job keeps no list).
+  when it was created; its source is listed again, since the job keeps no list),
+  and one per image classified whose output is not in place yet (its worker
+  only copies it).
 - A training run (`owner/name`): an embed message per chunk not yet in; while
   the run is `training`, the fit message.
 
@@ -83,6 +85,7 @@ def redrive_job(job_id: str) -> dict[str, Any]:
     skip = {o.object for o in recorded} | {o.destination for o in recorded if o.destination}
     prefix = spaces.space(job.owner) + job.source
     missing = [key for key in list_all(get_storage(), prefix) if key not in skip][:max(0, job.total - job.processed)]
+    missing += [o.object for o in recorded if o.awaiting_copy]
     store.touch_job(job.id)
     _publisher().publish([messages.image(job.id, key) for key in missing])
     return {"kind": "job", "id": job.id, "status": job.status, "published": len(missing)}

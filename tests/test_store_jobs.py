@@ -39,8 +39,12 @@ def test_record_counts_once_and_refunds_failures(store: Store) -> None:
     assert store.get_job("job1").status == "running"  # type: ignore[union-attr]
     assert store.record_image("job1", ImageOutcome("all/c.txt", "failed", detail="not an image"))
     assert not store.record_image("job1", ImageOutcome("all/c.txt", "failed"))
+    job = store.get_job("job1")  # every image recorded, two outputs still being copied: not done yet
+    assert job is not None and (job.status, job.processed, job.writing) == ("running", 3, 2)
+    assert store.mark_written("job1", "all/a.png") and store.mark_written("job1", "all/b.png")
+    assert store.mark_written("job1", "all/a.png")  # a redelivered copy settles nothing twice
     job = store.get_job("job1")
-    assert job is not None
+    assert job is not None and job.writing == 0
     assert (job.status, job.processed, job.matched, job.unmatched, job.failed) == ("done", 3, {"dog": 1}, 1, 1)
     assert job.public()["percentage"] == 100.0 and job.public()["matched"] == {"dog": 1, "cat": 0}
     assert store.get_account("owner").tokens == 3  # type: ignore[union-attr]
@@ -58,12 +62,13 @@ def test_outputs_count_in_the_space_and_an_unwritable_one_is_failed_and_refunded
     assert store.fail_recorded_image("job1", "all/b.png", "a file where its folder should be")
     assert not store.fail_recorded_image("job1", "all/b.png", "again")  # refunded once
     assert not store.fail_recorded_image("job1", "all/never.png", "never recorded")
-    job = store.get_job("job1")
+    job = store.get_job("job1")  # a.png's output is still being copied
     assert job is not None and (job.status, job.processed, job.matched, job.unmatched, job.failed) == \
-        ("done", 2, {"dog": 1}, 0, 1)
+        ("running", 2, {"dog": 1}, 0, 1)
     assert store.usage("owner") == (140, 2) and store.get_account("owner").tokens == 4  # type: ignore[union-attr]
     assert [i.outcome for i in store.job_images("job1")] == ["dog", "failed"]
     assert store.mark_written("job1", "all/a.png") and store.mark_written("job1", "all/a.png")
+    assert store.get_job("job1").status == "done"  # type: ignore[union-attr]
     assert not store.fail_recorded_image("job1", "all/a.png", "late")  # a written output stays the job's
     assert not store.mark_written("job1", "all/b.png")  # failed: its file would not be the job's
     assert store.image_record("job1", "all/a.png") == ImageOutcome("all/a.png", "dog", "dog/a.png", None, (40, 1),
@@ -100,3 +105,12 @@ def test_empty_job(store: Store) -> None:
     assert store.get_job("empty").status == "done"  # type: ignore[union-attr]
     store.set_job_status("empty", "failed")
     assert store.get_job("empty").status == "failed"  # type: ignore[union-attr]
+
+
+def test_a_finished_job_stays_finished_when_its_last_copies_land(store: Store) -> None:
+    make_job(store, total=2)
+    assert store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a.png"))
+    assert store.finish_job("job1", "cancelled").status == "cancelled"
+    assert store.mark_written("job1", "all/a.png")  # the copy of an image classified before the cancel
+    job = store.get_job("job1")
+    assert job is not None and (job.status, job.processed, job.writing) == ("cancelled", 1, 0)

@@ -5,13 +5,16 @@
   message changes nothing.
 - A failed image is refunded in the same commit that records it, under one
   refund id per image, so it can never be refunded twice.
-- A job is done when every image is recorded; a finished job (done, failed,
-  cancelled) records nothing more.
+- A job is done when every image is recorded and every output it classified
+  is in place (written, or failed and refunded): a user who sees `done` finds
+  every file. A finished job (done, failed, cancelled) records nothing more.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from common import errors, metrics
 from common.store.ledger import apply_refund, charge
@@ -20,6 +23,7 @@ from common.store.records import ImageOutcome, Job
 from common.store.usage import add_usage
 
 JOBS, IMAGES = "jobs", "job_images"
+T = TypeVar("T")
 
 
 def image_refund_id(job_id: str, key: str) -> str:
@@ -41,15 +45,52 @@ def _add_outcome(job: Job, outcome: str, step: int = 1) -> None:
     job.updated = time.time()
 
 
-def count(job: Job, outcome: str) -> None:
-    """Add one image's outcome to a job's counters and move it to done when the last one is in."""
+def count(job: Job, outcome: ImageOutcome) -> bool:
+    """Add one image's outcome to a job's counters (and its output to those being written). True when that
+    made the job done."""
     job.processed += 1
-    _add_outcome(job, outcome)
-    job.status = "done" if job.processed >= job.total else "running"
+    job.writing += int(outcome.awaiting_copy)
+    _add_outcome(job, outcome.outcome)
+    job.status = "running"
+    return settle(job)
+
+
+def output_settled(job: Job) -> bool:
+    """One output that was being written is in place, or failed: it no longer holds the job open. True when
+    that made the job done."""
+    job.writing = max(0, job.writing - 1)  # a job recorded before `writing` existed counts none
+    return settle(job)
+
+
+def settle(job: Job) -> bool:
+    """Move a running job to done once every image is recorded and no output is still being written; True
+    when this call did (the caller then reports the job finished)."""
+    if job.status == "running" and job.processed >= job.total and job.writing == 0:
+        job.status = "done"
+        return True
+    return False
+
+
+def report_finished(job: Job) -> None:
+    metrics.finished("job", job.status, job.created, job=job.id, images=job.total)
 
 
 class JobRecords:
     docs: DocumentStore
+
+    def _transact(self, work: Callable[[Tx, list[Job]], T]) -> T:
+        """Run `work` in a transaction; the jobs it finished (in the attempt that committed: a retried attempt
+        starts with an empty list) are reported once it has committed."""
+        finished: list[Job] = []
+
+        def attempt(tx: Tx) -> T:
+            finished.clear()
+            return work(tx, finished)
+
+        result = self.docs.transact(attempt)
+        for job in finished:
+            report_finished(job)
+        return result
 
     def create_job(self, job: Job, spend_amount: int, spend_id: str) -> Job:
         job.spend_id = spend_id
@@ -75,10 +116,7 @@ class JobRecords:
         """(the image's recorded outcome, whether this call recorded it). The outcome recorded first stands, so a
         redelivery gets the same answer; a job that finished before the image was recorded gives (None, False)."""
 
-        counted: list[Job] = []  # the job as the committing attempt left it
-
-        def work(tx: Tx) -> tuple[ImageOutcome | None, bool]:
-            counted.clear()
+        def work(tx: Tx, finished: list[Job]) -> tuple[ImageOutcome | None, bool]:
             doc = tx.get(JOBS, job_id)
             if doc is None:
                 raise unknown_job(job_id)
@@ -96,24 +134,22 @@ class JobRecords:
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
             else:  # its output counts in the owner's space, as an upload would
                 add_usage(tx, job.owner, *outcome.usage)
-            count(job, outcome.outcome)
+            if count(job, outcome):
+                finished.append(job)
             tx.put(JOBS, job_id, job.doc())
-            counted.append(job)
             return outcome, True
 
-        recorded = self.docs.transact(work)
-        if counted:
+        recorded, new = self._transact(work)
+        if new:
             metrics.count("images_classified", int(outcome.outcome != "failed"), via="sort_worker")
-            if counted[0].finished:
-                metrics.finished("job", counted[0].status, counted[0].created, job=job_id, images=counted[0].total)
-        return recorded
+        return recorded, new
 
     def fail_recorded_image(self, job_id: str, obj: str, detail: str) -> bool:
         """Turn an image's recorded class into a failure, refunding its token once: its copy could never be
         written (the worker records before it copies). False when it was failed already, was written, or was
         never recorded."""
 
-        def work(tx: Tx) -> bool:
+        def work(tx: Tx, finished: list[Job]) -> bool:
             doc, record_key = tx.get(JOBS, job_id), f"{job_id}/{obj}"
             prior = tx.get(IMAGES, record_key)
             if doc is None or prior is None or prior["outcome"] == "failed" or prior.get("written"):
@@ -121,6 +157,8 @@ class JobRecords:
             job = Job.from_doc(doc)
             _add_outcome(job, prior["outcome"], -1)
             _add_outcome(job, "failed")
+            if output_settled(job):
+                finished.append(job)
             tx.put(IMAGES, record_key, {**prior, "outcome": "failed", "destination": None, "detail": detail,
                                         "usage": [0, 0]})
             apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, obj))
@@ -129,23 +167,20 @@ class JobRecords:
             tx.put(JOBS, job_id, job.doc())
             return True
 
-        return self.docs.transact(work)
+        return self._transact(work)
 
     def finish_job(self, job_id: str, status: str, error: str | None = None) -> Job:
         """End a job that is not finished (cancelled by its owner, or closed by the sweeper): the images not yet
         processed are counted failed and their tokens refunded, once; later messages change nothing."""
 
-        ended: list[Job] = []
-
-        def work(tx: Tx) -> Job:
-            ended.clear()
+        def work(tx: Tx, finished: list[Job]) -> Job:
             doc = tx.get(JOBS, job_id)
             if doc is None:
                 raise unknown_job(job_id)
             job = Job.from_doc(doc)
             if job.finished:
                 return job
-            ended.append(job)
+            finished.append(job)
             remaining = job.total - job.processed
             apply_refund(tx, job.owner, job.spend_id, remaining, f"{job_id}:finish")
             job.failed += remaining if status != "cancelled" else 0
@@ -153,10 +188,7 @@ class JobRecords:
             tx.put(JOBS, job_id, job.doc())
             return job
 
-        finished = self.docs.transact(work)
-        if ended:
-            metrics.finished("job", finished.status, finished.created, job=job_id, images=finished.total)
-        return finished
+        return self._transact(work)
 
     def job_images(self, job_id: str, limit: int = 20_000) -> list[ImageOutcome]:
         """The images of a job recorded so far (an operator re-drives the others)."""
@@ -168,18 +200,24 @@ class JobRecords:
         return None if doc is None else ImageOutcome.from_doc(doc)
 
     def mark_written(self, job_id: str, obj: str) -> bool:
-        """Note that an image's output is in place; False when the image was failed meanwhile (its file is then
-        not the job's) or never recorded."""
+        """Note that an image's output is in place (the job is done when the last one is); False when the image
+        was failed meanwhile (its file is then not the job's) or never recorded."""
 
-        def work(tx: Tx) -> bool:
-            prior = tx.get(IMAGES, f"{job_id}/{obj}")
+        def work(tx: Tx, finished: list[Job]) -> bool:
+            prior, doc = tx.get(IMAGES, f"{job_id}/{obj}"), tx.get(JOBS, job_id)
             if prior is None or prior["outcome"] == "failed":
                 return False
-            if not prior.get("written"):
-                tx.put(IMAGES, f"{job_id}/{obj}", {**prior, "written": True})
+            if prior.get("written"):
+                return True
+            tx.put(IMAGES, f"{job_id}/{obj}", {**prior, "written": True})
+            if doc is not None:
+                job = Job.from_doc(doc)
+                if output_settled(job):
+                    finished.append(job)
+                tx.put(JOBS, job_id, job.doc())
             return True
 
-        return self.docs.transact(work)
+        return self._transact(work)
 
     def touch_job(self, job_id: str) -> Job | None:
         """Mark an unfinished job as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""

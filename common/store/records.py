@@ -38,6 +38,7 @@ class Job:
     spend_id: str = ""
     updated: float = 0.0
     error: str | None = None
+    writing: int = 0  # outputs recorded but not yet in place: the job is done only when none is left
 
     FINAL = ("done", "failed", "cancelled")
 
