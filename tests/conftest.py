@@ -72,7 +72,8 @@ def firestore_server() -> Iterator[servers.Server]:
 
 
 def clear_firestore(server: servers.Server) -> None:
-    requests.delete(f"{server.url}/emulator/v1/projects/{PROJECT}/databases/(default)/documents", timeout=10)
+    r = requests.delete(f"{server.url}/emulator/v1/projects/{PROJECT}/databases/(default)/documents", timeout=30)
+    assert r.status_code == 200, f"the Firestore emulator kept its documents: {r.status_code} {r.text[:200]}"
 
 
 @pytest.fixture(params=["sqlite", "firestore"])

@@ -251,10 +251,11 @@ def test_concurrent_requests_never_oversell(classify_api: Api) -> None:
     user = classify_api.register()
     img = base64.b64encode(photos.data("coffee.png")).decode()
     statuses: list[int] = []
+    url = classify_api.url("classify", "/classify")  # the server started once, before the threads
 
     def call() -> None:
         for _ in range(100):
-            r = requests.post(classify_api.url("classify", "/classify"), json={"image": img}, headers=bearer(user))
+            r = requests.post(url, json={"image": img}, headers=bearer(user))
             if r.status_code != 503:
                 statuses.append(r.status_code)
                 return

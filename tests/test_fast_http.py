@@ -246,11 +246,14 @@ def test_password_checks_queue_a_little_then_refuse_at_once() -> None:
     inside.wait(5)
     waiter = threading.Thread(target=wait_turn, args=(done,))
     waiter.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while gate.waiting < 1:  # the waiter is queued: the next one finds the queue full
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
     started = time.monotonic()
     with pytest.raises(errors.Unavailable), gate.enter():
         pass
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1  # not after the holder's 5 s
     release.set()
     holder.join()
     waiter.join()

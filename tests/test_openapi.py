@@ -30,7 +30,7 @@ NOT_YET = ("/files", "/models")  # being built by the lead: fuzzed once they exi
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("openapi-data")
-    server = stack.start(data, models_dir)
+    server = stack.start(data, models_dir, FETCH_DEADLINE="2")  # generated URLs are fetched: bound each one
     yield {"url": server.url, "data": data}
     server.stop()
 
@@ -92,7 +92,7 @@ def test_real_replies_validate(live: dict[str, Any]) -> None:
     folder.mkdir(parents=True)
     shutil.copy(photos.path("coffee.png"), folder / "c.png")
     job = check(post(f"{base}/jobs", headers=auth, json={"classes": ["food"], "source": source}), "/jobs", "POST")
-    for _ in range(100):
+    for _ in range(300):
         polled = check(get(f"{base}/jobs/{job['id']}", headers=auth), "/jobs/{id}", "GET")
         if polled["status"] == "done":
             break
@@ -115,7 +115,7 @@ def test_real_replies_validate(live: dict[str, Any]) -> None:
 
 
 def test_schemathesis_finds_no_server_error(live: dict[str, Any]) -> None:
-    """Bounded: at most 25 examples per operation and 90 s in all, on the endpoints that exist now.
+    """Bounded: at most 25 examples per operation and 180 s in all, on the endpoints that exist now.
     No 5xx except the documented 502/504 of an unfetchable image URL; every reply as described."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
@@ -140,6 +140,7 @@ def test_schemathesis_finds_no_server_error(live: dict[str, Any]) -> None:
 
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+                  derandomize=True,  # the same examples every run: a red CI names a case that reproduces
                   suppress_health_check=list(HealthCheck))
         def fuzz(case: Any) -> None:
             response = case.call_and_validate(base_url=base, headers=headers, checks=checks, timeout=20)
@@ -151,7 +152,7 @@ def test_schemathesis_finds_no_server_error(live: dict[str, Any]) -> None:
 
         fuzz()
         ran.append(operation.label)
-        assert time.monotonic() - started < 90, f"schemathesis took too long (after {ran})"
+        assert time.monotonic() - started < 180, f"schemathesis took too long (after {ran})"
     assert len(ran) >= 15 and len(calls) >= 10 * len(ran), (ran, len(calls))
     print(f"schemathesis: {len(calls)} requests on {len(ran)} operations in {time.monotonic() - started:.1f} s, "
           f"statuses {sorted(set(calls))}")

@@ -23,9 +23,11 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
            "ADMIN_USERNAME": "boss", "ADMIN_PASSWORD": "boss-password"}
     for name in ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "SQLITE_PATH", "BUCKET_DIR"):
         env.pop(name, None)
-    stack = subprocess.Popen([sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir",
-                              str(tmp_path / "data")], cwd=REPO, env=env, start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "stack.log"  # a file, not a pipe: a pipe nobody reads would block the stack once full
+    with log.open("w") as out:
+        stack = subprocess.Popen([sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir",
+                                  str(tmp_path / "data")], cwd=REPO, env=env, start_new_session=True,
+                                 stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -71,10 +73,11 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
     finally:
         stack.send_signal(signal.SIGINT)
         try:
-            output, _ = stack.communicate(timeout=30)
+            stack.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(stack.pid, signal.SIGKILL)
             raise
+    output = log.read_text()
     assert stack.returncode == 0, output
     assert "serving on" in output and "create-admin" in output
     try:
