@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from common import errors, messages, model_files, signing
+from common import errors, messages, model_files, signing, spaces
 from common.backends import get_queue, get_storage, get_store
 from common.config import settings
 from common.store.records import ModelRecord
@@ -86,7 +86,9 @@ def embed(record: ModelRecord, chunk: int) -> bool:
         except (*errors.BAD_IMAGE, errors.NotFound):
             failed.append(key)
             continue
-        part = pipeline.embed_images(backbone, [(key, data)], record.augment if where[key] == "train" else 0,
+        named = key.removeprefix(spaces.space(record.owner)).removeprefix(record.source)  # its path in the dataset:
+        # augmentations are seeded by it, so the same folder trains the same model whoever owns it
+        part = pipeline.embed_images(backbone, [(named, data)], record.augment if where[key] == "train" else 0,
                                      record.seed)
         if part.failed:
             failed.append(key)

@@ -298,6 +298,23 @@ def test_every_image_corrupt_fails_and_refunds(deployed: Backend) -> None:
     assert deployed.api.balance(user["api_key"]) == 30 and model_files(deployed, user, "junk") == []
 
 
+def test_the_same_folder_trains_the_same_model_for_anyone(deployed: Backend,
+                                                         silhouettes: dict[str, list[bytes]]) -> None:
+    """Augmentations are seeded by each image's path in its dataset, not by its owner's name: the same folder,
+    uploaded by two users, trains the same model (and a test's accuracy does not hang on a random user name)."""
+    models = []
+    for _ in range(2):
+        user = deployed.api.user_with(20)
+        put_dataset(deployed, user, "pets", {c: silhouettes[c] for c in CLASSES[:2]}, per_class=6)
+        assert train(deployed, user, "same", "pets/", augment=2).status_code == 202
+        models.append(wait_model(deployed, user, "same"))
+    assert [m["status"] for m in models] == ["ready", "ready"], models
+    scores = [{k: v for k, v in m["metrics"].items() if k != "fit"} for m in models]
+    fits = [m["metrics"]["fit"] for m in models]
+    assert scores[0] == scores[1] and (fits[0]["l2"], fits[0]["iterations"]) == (fits[1]["l2"], fits[1]["iterations"])
+    assert fits[0]["validation_loss"] == pytest.approx(fits[1]["validation_loss"], rel=1e-4), fits  # was 3.27 vs 1e-6
+
+
 def test_delete_during_training_settles_and_late_messages_change_nothing(
         deployed: Backend, silhouettes: dict[str, list[bytes]]) -> None:
     user = deployed.api.user_with(40)

@@ -59,6 +59,7 @@ def output_settled(job: Job) -> bool:
     """One output that was being written is in place, or failed: it no longer holds the job open. True when
     that made the job done."""
     job.writing = max(0, job.writing - 1)  # a job recorded before `writing` existed counts none
+    job.updated = time.time()  # progress: the sweeper leaves a job alone while its copies land
     return settle(job)
 
 
