@@ -28,10 +28,6 @@ _backbones: dict[Path, Backbone] = {}
 _lock = threading.Lock()
 
 
-def features_path(models_dir: Path, model: str = DEFAULT) -> Path:
-    return model_layout.features(models_dir, model)
-
-
 @dataclass
 class Backbone:
     path: Path
@@ -73,7 +69,7 @@ class Backbone:
 
 def get_backbone(model: str = DEFAULT) -> Backbone:
     """The backbone of `model`, loaded on first use and kept for the life of the process."""
-    path = features_path(settings().models_dir, model)
+    path = model_layout.features(settings().models_dir, model)
     backbone = _backbones.get(path)
     if backbone is not None:
         return backbone

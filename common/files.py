@@ -28,19 +28,24 @@ def image_type(data: bytes) -> str:
     return kind
 
 
+def growth(key: str, size: int) -> tuple[int, int]:
+    """What writing `size` bytes at `key` adds to its owner's usage: (bytes, files); replacing a file adds no
+    file. Read before the write (the upload here, a sort job's output in `common/sorting.py`)."""
+    replaced = get_storage().stat(key)
+    return (size - replaced.size, 0) if replaced else (size, 1)
+
+
 def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
     if not data:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
     key, media_type = spaces.key(account.username, path), image_type(data)
-    old = get_storage().stat(key)
+    added_bytes, added_files = growth(key, len(data))
     s, store = settings(), get_store()
-    store.change_usage(account.username, len(data) - (old.size if old else 0), 0 if old else 1,
-                       s.space_max_bytes, s.space_max_files)
+    store.change_usage(account.username, added_bytes, added_files, s.space_max_bytes, s.space_max_files)
     try:
         get_storage().write(key, data, media_type)
     except BaseException:
-        store.change_usage(account.username, -(len(data) - (old.size if old else 0)), -1 if not old else 0,
-                           s.space_max_bytes, s.space_max_files)
+        store.change_usage(account.username, -added_bytes, -added_files, s.space_max_bytes, s.space_max_files)
         raise
     return {"path": spaces.relative(account.username, key), "size": len(data)}
 

@@ -120,12 +120,8 @@ class Head:
     def save(self, directory: Path, name: str) -> None:
         """Write both files atomically (temporary name, then rename), the sidecar last."""
         npz, sidecar = self.to_files()
-        for path, data in ((head_paths(directory, name)[0], npz), (head_paths(directory, name)[1], sidecar)):
+        for path, data in zip(model_layout.head(directory, name), (npz, sidecar), strict=True):
             write_atomic(path, data)
-
-
-def head_paths(directory: Path, name: str) -> tuple[Path, Path]:
-    return model_layout.head(directory, name)
 
 
 def cached(key: str, version: str, load: Callable[[], Head]) -> Head:
@@ -159,7 +155,7 @@ def _drop(key: str) -> None:
 
 def load_head(directory: Path, name: str) -> Head:
     """The head `name` in a local folder (the built-in heads live next to the models)."""
-    npz_path, json_path = head_paths(directory, name)
+    npz_path, json_path = model_layout.head(directory, name)
     stats = [os.stat(npz_path), os.stat(json_path)]
     version = ":".join(f"{s.st_mtime_ns}-{s.st_size}" for s in stats)
     return cached(str(npz_path), version, lambda: Head.from_files(npz_path.read_bytes(), json_path.read_bytes()))

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from typing import Any
 
-from common import errors, signing, spaces
+from common import errors, files, signing, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
 from common.store.records import ImageOutcome, Job
@@ -73,8 +73,7 @@ def _classify(job: Job, key: str) -> tuple[ImageOutcome | None, bool]:
         return store.record_image_once(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
-    replaced = storage.stat(destination)
-    usage = (len(data) - replaced.size, 0) if replaced else (len(data), 1)
+    usage = files.growth(destination, len(data))
     return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage))
 
 

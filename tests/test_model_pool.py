@@ -25,13 +25,14 @@ TOLERANCE = 1e-5  # max |Δprob| allowed between paths; in practice they are bit
 @pytest.fixture
 def pooled(models_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh built-in model (backbone + head) on a pool of 2 single-threaded interpreters."""
-    from common.backbone import Backbone, features_path
+    from common import model_layout
+    from common.backbone import DEFAULT, Backbone
     from common.model import Model
 
     configure(monkeypatch, MODELS_DIR=str(models_dir), MODEL_INTERPRETERS="2", MODEL_THREADS="1")
     model = Model.load("efficientnet_lite0", models_dir)
     assert model.backbone is not None
-    model.backbone = Backbone.load(features_path(models_dir))  # its own pool, not the process-wide one
+    model.backbone = Backbone.load(model_layout.features(models_dir, DEFAULT))  # its own pool, not the process-wide one
     return model
 
 

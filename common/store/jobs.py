@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from common import errors, metrics
 from common.store.ledger import apply_refund, charge
-from common.store.port import DocumentStore, Tx
+from common.store.port import DocumentStore, Tx, transact_then
 from common.store.records import ImageOutcome, Job
 from common.store.usage import add_usage
 
@@ -80,18 +80,8 @@ class JobRecords:
     docs: DocumentStore
 
     def _transact(self, work: Callable[[Tx, list[Job]], T]) -> T:
-        """Run `work` in a transaction; the jobs it finished (in the attempt that committed: a retried attempt
-        starts with an empty list) are reported once it has committed."""
-        finished: list[Job] = []
-
-        def attempt(tx: Tx) -> T:
-            finished.clear()
-            return work(tx, finished)
-
-        result = self.docs.transact(attempt)
-        for job in finished:
-            report_finished(job)
-        return result
+        """Run `work` in a transaction; the jobs it finished are reported once it has committed."""
+        return transact_then(self.docs, work, report_finished)
 
     def create_job(self, job: Job, spend_amount: int, spend_id: str) -> Job:
         job.spend_id = spend_id

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from common import errors, metrics
 from common.store.ledger import SPENDS, apply_refund, charge
-from common.store.port import DocumentStore, Tx
+from common.store.port import DocumentStore, Tx, transact_then
 from common.store.records import ModelRecord, model_key
 
 T = TypeVar("T")
@@ -72,17 +72,8 @@ class ModelRecords:
 
     def _ending(self, work: Callable[[Tx, list[ModelRecord]], T]) -> T:
         """Run `work` in a transaction; a run it ends (the record it appends to the list it is given) is counted
-        for the metrics once, after the attempt that committed, without reading the record again."""
-        ended: list[ModelRecord] = []
-
-        def attempt(tx: Tx) -> T:
-            ended.clear()
-            return work(tx, ended)
-
-        outcome = self.docs.transact(attempt)
-        for record in ended:
-            _finished(record)
-        return outcome
+        for the metrics once it has committed, without reading the record again."""
+        return transact_then(self.docs, work, _finished)
 
     def create_model(self, record: ModelRecord) -> ModelRecord:
         """Store a new model and charge one token per image, atomically (409 for a name in use, 402 short)."""

@@ -1,7 +1,7 @@
 """The store port: a few atomic document primitives that each adapter implements, nothing more.
 
 Every business rule (a spend never goes below zero, a refund is applied once
-and never exceeds its spend, a job is done when every image is recorded, ...)
+and never exceeds its spend, a job is done when its last image and output are in, ...)
 lives once in `common/store/accounts.py`, `ledger.py` and `jobs.py`, written
 against these primitives, like the persistence layer of AWS Powertools'
 idempotency utility: the adapter only knows how to read and write documents
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+E = TypeVar("E")
 Doc = dict[str, Any]
 
 
@@ -54,3 +55,19 @@ class DocumentStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def transact_then(docs: DocumentStore, work: Callable[[Tx, list[E]], T], after: Callable[[E], None]) -> T:
+    """Run `work` in a transaction, then `after` on each thing it appended to the list it is given (a job or a
+    training run it ended, reported to the metrics): once, for the attempt that committed only (a retried
+    attempt starts with an empty list), and outside the transaction, which must have no other effects."""
+    found: list[E] = []
+
+    def attempt(tx: Tx) -> T:
+        found.clear()
+        return work(tx, found)
+
+    result = docs.transact(attempt)
+    for item in found:
+        after(item)
+    return result

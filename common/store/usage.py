@@ -18,9 +18,8 @@ def add_usage(tx: Tx, username: str, bytes_delta: int, files_delta: int,
     usage = tx.get(USAGE, username) or {"bytes": 0, "files": 0}
     new_bytes = max(0, usage["bytes"] + bytes_delta)
     new_files = max(0, usage["files"] + files_delta)
-    grows_past = limits is not None and (
-        (bytes_delta > 0 and new_bytes > limits[0]) or (files_delta > 0 and new_files > limits[1]))
-    if limits is not None and grows_past:
+    if limits is not None and (
+            (bytes_delta > 0 and new_bytes > limits[0]) or (files_delta > 0 and new_files > limits[1])):
         raise errors.Forbidden(
             f"Your space is full: {usage['files']} files, {usage['bytes']:,} bytes of at most {limits[1]} "
             f"files and {limits[0]:,} bytes. Delete files (DELETE /files/<path>) to make room.",
