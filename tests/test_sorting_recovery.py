@@ -48,6 +48,7 @@ MESSAGE = {"job_id": "j1", "object": SOURCE}
 
 
 def test_a_redelivery_finishes_the_copy_without_classifying_again(job: Job) -> None:
+    assert state()[0]["status"] == "running"  # every image recorded, its output not in place: not done yet
     assert not sorting.handle_image(signing.sign(MESSAGE))  # no model is loaded: the record is used
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
     assert get_store().image_record("j1", SOURCE).written  # type: ignore[union-attr]
@@ -74,3 +75,10 @@ def test_a_copy_that_lands_after_its_image_was_failed_is_removed(job: Job) -> No
     get_store().fail_recorded_image("j1", SOURCE, "a dead letter got there first")
     sorting._place(job, SOURCE, OUTPUT)  # the slow attempt that outlived its lease finishes its copy
     assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
+
+
+def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:
+    from common import operations
+
+    assert operations.redrive_job("j1")["published"] == 1  # recorded, so not re-listed; its copy is what is missing
+    assert state()[0]["status"] == "running"
