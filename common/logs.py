@@ -130,13 +130,26 @@ def _short(value: Any) -> Any:
     return value if isinstance(value, int) and not isinstance(value, bool) else str(value)[:200]
 
 
+def _ids(message: Any) -> dict[str, Any]:
+    return {k: _short(message[k]) for k in ("job_id", "object", "owner", "name", "kind", "chunk")
+            if isinstance(message, dict) and k in message}
+
+
+def refused_dead_letter(message: Any) -> None:
+    """Something reached the dead-letter endpoint that we did not send (unsigned, or not one of our messages):
+    logged as refused, never as a dead letter, so that whoever can reach the endpoint cannot raise the alert."""
+    from common import metrics
+
+    metrics.count("dead_letters_refused")
+    log.warning("refused a message on the dead-letter endpoint: not signed by us, or not one of our messages",
+                extra={"event": "dead_letter_refused", "dead_letter": _ids(message)})
+
+
 def dead_letter(kind: str, message: Any) -> None:
     """A queue message exhausted its deliveries (`event: "dead_letter"`, WARNING: the log-based metric and alert
     of monitoring.tf count these). Only the message's identifiers are logged, cut short: it is not trusted yet."""
     from common import metrics
 
-    fields = {k: _short(message[k]) for k in ("job_id", "object", "owner", "name", "kind", "chunk")
-              if isinstance(message, dict) and k in message}
     metrics.count("dead_letters_handled", kind=kind)
     log.warning("a queue message (%s) exhausted its deliveries; its work is failed and refunded", kind,
-                extra={"event": "dead_letter", "dead_letter": fields})
+                extra={"event": "dead_letter", "dead_letter": _ids(message)})

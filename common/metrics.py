@@ -34,6 +34,7 @@ COUNTERS = {
     "tokens_spent": "Tokens charged (reserved, before any refund)",
     "tokens_refunded": "Tokens given back (failed images, unused reservations, failed runs)",
     "dead_letters_handled": "Queue messages that exhausted their deliveries and were failed and refunded, by kind",
+    "dead_letters_refused": "Messages on the dead-letter endpoint that we did not send (unsigned or unknown shape)",
 }
 # name -> (help, bucket upper bounds)
 HISTOGRAMS = {

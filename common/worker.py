@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import logs, messages, sorting
+from common import logs, messages, signing, sorting
 
 # common.training_worker is imported only for training messages: it brings numpy, which the other targets of the
 # sort_job function folder (sort_job, sweeper, the dead-letter handler for images) never need at cold start
@@ -28,7 +28,19 @@ def handle(message: Any) -> bool:
     return sorting.handle_image(message)
 
 
+def _ours(message: Any) -> bool:
+    """A message we signed, shaped as one of ours: only those are dead letters (the alert counts them)."""
+    if not isinstance(message, dict) or not signing.verified(message):
+        return False
+    if _training(message):
+        return all(isinstance(message.get(k), str) for k in ("owner", "name", "version"))
+    return isinstance(message.get("job_id"), str) and isinstance(message.get("object"), str)
+
+
 def handle_dead_letter(message: Any) -> bool:
+    if not _ours(message):
+        logs.refused_dead_letter(message)  # `event: "dead_letter_refused"`: junk must not raise the alert
+        return False
     logs.dead_letter("training" if _training(message) else "image", message)  # `event: "dead_letter"`, WARNING
     if _training(message):
         from common import training_worker

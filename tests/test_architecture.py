@@ -112,3 +112,16 @@ def test_light_functions_import_no_numpy() -> None:
                 todo.extend(imports(known[name]))
         heavy = {n for n in seen if n.split(".")[0] in HEAVY}
         assert not heavy, (target, heavy)
+
+
+def test_every_documented_module_command_exists() -> None:
+    """`python -m X` in the READMEs and docstrings names a module that exists (a docstring once named
+    `common.sqs_relay`, which never did)."""
+    import importlib.util
+    import re
+
+    sources = [REPO / "README.md", REPO / "client" / "README.md", REPO / "noxfile.py",
+               *[p for folder in ("common", "infra", "bench", "functions") for p in (REPO / folder).rglob("*.py")]]
+    named = {m for path in sources for m in re.findall(r"python3? -m ([a-zA-Z_][\w.]*)", path.read_text())}
+    missing = sorted(m for m in named if m != "pip" and importlib.util.find_spec(m) is None)
+    assert named and not missing, f"documented `python -m` commands with no module: {missing}"

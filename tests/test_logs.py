@@ -218,3 +218,30 @@ def test_every_line_is_json(api: Api) -> None:
         for raw in Path(api.servers[target].log_path).read_text().splitlines():
             entry = json.loads(raw)
             assert entry["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def test_only_real_dead_letters_count(api: Api) -> None:
+    """Junk posted to the dead-letter endpoint (unsigned, forged, not one of our shapes) is logged as refused: the
+    log-based metric and alert of monitoring.tf count `event: "dead_letter"` lines, so only real ones may write it."""
+    marker = uuid.uuid4().hex
+    junk = [{"job_id": marker, "object": "users/x/all/a.jpg"},                       # unsigned
+            {"job_id": marker, "object": "users/x/all/a.jpg", "sig": "0" * 64},      # forged
+            signed({"job_id": marker}),                                              # signed, no object
+            signed({"kind": "fit", "owner": marker}),                                # signed, not a training run
+            [marker], marker]
+    for message in junk:
+        assert post_event(api.url("sort_dead_letter"), message, timeout=30) == 200  # acknowledged: never redeliver
+    real = signed({"job_id": marker, "object": "users/x/all/b.jpg"})
+    assert post_event(api.url("sort_dead_letter"), real, timeout=30) == 200
+
+    def events(name: str) -> list[dict[str, Any]]:
+        return [e for e in lines(api, "sort_dead_letter") if e.get("event") == name
+                and marker in json.dumps(e.get("dead_letter", {}))]
+
+    for _ in range(100):  # the real one is posted last: once its line is there, every line before it is too
+        if events("dead_letter"):
+            break
+        time.sleep(0.1)
+    counted = events("dead_letter")
+    assert [e["dead_letter"]["object"] for e in counted] == ["users/x/all/b.jpg"]
+    assert len(events("dead_letter_refused")) == 4  # the two non-objects carry no identifiers to match on

@@ -1,6 +1,6 @@
 """Relay an SQS queue to a CloudEvent function: the SQS half of the queue port.
 
-    python -m common.sqs_relay --queue-url URL --target http://127.0.0.1:8080/_worker
+    python -m common.queue.sqs_relay --queue-url URL --target http://127.0.0.1:8080/_worker
 
 Long-polls the queue, POSTs each message body to the target as a binary-mode
 CloudEvent, deletes the message on a 2xx answer and otherwise leaves it: SQS
