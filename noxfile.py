@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -32,10 +33,30 @@ def install(session: nox.Session) -> None:
     session.env["PYTHONPATH"] = REPO
 
 
+def checkov_venv(session: nox.Session) -> None:
+    """The venv `nox -s checkov` uses (.nox/checkov), made here when missing: tests/test_terraform.py runs the scan,
+    so `nox -s tests` alone on a fresh clone has everything its tests need."""
+    venv = os.path.join(REPO, ".nox", "checkov")
+    if not os.path.exists(os.path.join(venv, "bin", "checkov")):
+        session.run("python", "-m", "venv", "--clear", venv)
+        session.run(os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet", CHECKOV, external=True)
+
+
+def chromium(session: nox.Session) -> None:
+    """Debian's chromium for the browser tests (playwright's own browser download cannot work offline): installed
+    here when missing and we are root; otherwise the browser tests fail saying how to get it."""
+    if shutil.which("chromium") or not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite; emulators, fake-gcs, moto and the functions are started by pytest fixtures."""
     install(session)
+    checkov_venv(session)
+    chromium(session)
     session.run("python", "-m", "infra.build_model", "--if-missing")
     session.run("pytest", *session.posargs)
 
