@@ -43,9 +43,9 @@ def ensure_admin(username: str, password: str | None) -> Account:
         if not password:
             raise errors.BadRequest(f"{username} does not exist yet: give a password to create it.")
         accounts.validate_credentials({"username": username, "password": password})
-        _, hashed_key = accounts.new_api_key()
+        key, hashed_key = accounts.new_api_key()
         return store.create_account(username, passwords.hash_password(password), hashed_key,
-                                    settings().initial_tokens, is_admin=True)
+                                    settings().initial_tokens, is_admin=True, prefix=accounts.key_prefix(key))
     if password:
         store.set_password(username, passwords.hash_password(password))
     store.set_admin(username, True)

@@ -1,10 +1,11 @@
-"""Store rules of the abuse limits, on SQLite and on the Firestore emulator."""
+"""Store rules of the abuse limits and of console session keys, on SQLite and on the Firestore emulator."""
 
 from __future__ import annotations
 
 import pytest
 
 from common import errors
+from common.store.accounts import KEYS, key_record
 from common.store.store import Store
 from common.store.throttles import FAILURES, MAX_LOCK, MEMORY
 
@@ -52,3 +53,27 @@ def test_the_global_sign_up_limit_counts_networks_not_sign_ups(store: Store) -> 
     assert refused.value.code == "rate_limited"
     store.admit_signup("192.0.2.5", 3, 4, now=1060.0)  # the next minute
 
+
+def test_session_keys_are_extra_keys_that_expire_and_are_revoked_by_id(store: Store) -> None:
+    store.create_account("alice", "hash", "key-alice", 5, prefix="icf_abcd")
+    store.create_account("bob", "hash", "key-bob", 5)
+    first, second = (key_record("alice", "icf_s", "session", expires=2000.0) for _ in range(2))
+    store.add_key("session-1", first)
+    store.add_key("session-2", second)
+    with pytest.raises(errors.NotFound):
+        store.add_key("session-x", key_record("nobody", "icf_s", "session", expires=2000.0))
+    for key in ("key-alice", "session-1", "session-2"):
+        assert store.account_by_key(key, now=1000.0).username == "alice"  # type: ignore[union-attr]
+    store.set_key("alice", "key-new")  # rotating the API key leaves the sessions alone
+    assert store.account_by_key("session-1", now=1000.0) is not None
+    assert not store.revoke_key("bob", first["id"], "session")  # another's session: not found
+    assert not store.revoke_key("alice", "no-such-id", "session")
+    assert store.revoke_key("alice", first["id"], "session")
+    assert store.account_by_key("session-1", now=1000.0) is None
+    assert store.account_by_key("session-2", now=1000.0) is not None
+    assert not store.revoke_key("alice", store.docs.get(KEYS, "key-new")["id"], "session")  # type: ignore[index]
+    assert store.account_by_key("session-2", now=2000.0) is None  # expired: refused before the sweeper runs
+    assert store.purge_expired(now=2000.5) == 1 and store.account_by_key("key-new") is not None
+    records = sorted(doc["name"] for _, doc in store.docs.find(KEYS, "username", "alice"))
+    assert records == ["default"]
+    assert {"id", "name", "prefix", "scope", "created"} <= set(store.docs.get(KEYS, "key-new") or {})
