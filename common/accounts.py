@@ -1,91 +1,37 @@
 """Accounts: sign-up rules, passwords and API keys.
 
-Passwords are bcrypt hashes. API keys are random, shown once, and stored only
+Passwords are bcrypt hashes (common/passwords.py). API keys are random, shown once, and stored only
 as a SHA-256 hash: a keyed request costs one hash and one look-up, no bcrypt.
 A key has 256 bits of entropy, so an unsalted fast hash is safe for it (it is
 not a password that could be guessed from a dictionary).
+
+Signing in to the web console opens a session: a key of its own, revocable at
+sign-out, so the account's API key (the CLI's, the scripts') keeps working.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import re
 import secrets
-import threading
-from collections.abc import Iterator
+import time
 from typing import Any
 
-import bcrypt
-
-from common import errors, logs
+from common import errors, logs, passwords
 from common.backends import get_store
 from common.config import settings
+from common.store.accounts import key_record
 from common.store.records import Account
 
 USERNAME_RULE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 KEY_PREFIX = "icf_"
-BCRYPT_WAIT = 10.0
+SESSION = "session"
+SESSION_SECONDS = 12 * 3600.0  # a console session key ends with the working day, if not signed out before
 
 
-@functools.cache
-def _dummy_hash() -> bytes:
-    """A real hash at the configured cost, checked when the user does not exist, so that an
-    unknown user and a wrong password take the same time."""
-    return bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(settings().bcrypt_rounds))
-
-
-class _PasswordGate:
-    """At most BCRYPT_CONCURRENCY password hashes at a time per process, and at most BCRYPT_QUEUE more waiting:
-    a flood of password guesses is refused with 503 at once beyond that, so it can hold neither the cores nor
-    the server's threads that API-key requests need."""
-
-    def __init__(self, running: int, waiting: int) -> None:
-        self.slots, self.max_waiting = threading.BoundedSemaphore(max(1, running)), max(0, waiting)
-        self.waiting, self.lock = 0, threading.Lock()
-
-    @contextlib.contextmanager
-    def enter(self) -> Iterator[None]:
-        busy = errors.Unavailable("Too many password checks at once. Retry in a moment, or use your API key.")
-        if not self.slots.acquire(blocking=False):
-            with self.lock:
-                if self.waiting >= self.max_waiting:
-                    raise busy
-                self.waiting += 1
-            try:
-                if not self.slots.acquire(timeout=BCRYPT_WAIT):
-                    raise busy
-            finally:
-                with self.lock:
-                    self.waiting -= 1
-        try:
-            yield
-        finally:
-            self.slots.release()
-
-
-@functools.cache
-def _gate() -> _PasswordGate:
-    return _PasswordGate(settings().bcrypt_concurrency, settings().bcrypt_queue)
-
-
-def _bcrypt_slot() -> contextlib.AbstractContextManager[None]:
-    return _gate().enter()
-
-
-def hash_password(password: str) -> str:
-    with _bcrypt_slot():
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(settings().bcrypt_rounds)).decode()
-
-
-def check_password(password: str, password_hash: str | None) -> bool:
-    candidate = password.encode()
-    with _bcrypt_slot():
-        if password_hash is None or len(candidate) > 72:
-            bcrypt.checkpw(b"x", _dummy_hash())
-            return False
-        return bcrypt.checkpw(candidate, password_hash.encode())
+def key_prefix(key: str) -> str:
+    """The first characters of a key, kept in its record so a person can tell their keys apart."""
+    return key[:len(KEY_PREFIX) + 4]
 
 
 def new_api_key() -> tuple[str, str]:
@@ -114,21 +60,37 @@ def validate_credentials(body: dict[str, Any]) -> tuple[str, str]:
     return username, password
 
 
-def register(body: dict[str, Any], client_address: str) -> tuple[Account, str]:
+def register(body: dict[str, Any], network: str) -> tuple[Account, str]:
     """Create an ordinary account; fields other than username/password (e.g. is_admin) are ignored.
-    Sign-ups are limited per client address and in all, per minute (429 with Retry-After)."""
+    Sign-ups are limited per client network and in all, per minute (429 with Retry-After); one refused a
+    password-hash slot (503) is not counted, since it was never attempted."""
     username, password = validate_credentials(body)
     s, store = settings(), get_store()
-    store.count_in_window(f"signup:{client_address}", s.signups_per_address)
-    store.count_in_window("signup:*", s.signups_per_minute)
+    password_hash = passwords.hash_password(
+        password, admit=lambda: store.admit_signup(network, s.signups_per_address, s.signups_per_minute))
     key, hashed_key = new_api_key()
-    account = get_store().create_account(username, hash_password(password), hashed_key,
-                                         settings().initial_tokens)
+    account = store.create_account(username, password_hash, hashed_key, s.initial_tokens, prefix=key_prefix(key))
     logs.annotate(user=account.username)
     return account, key
 
 
 def rotate_key(account: Account) -> str:
+    """A new API key for the account; the previous one stops working (its console sessions do not)."""
     key, hashed_key = new_api_key()
-    get_store().set_key(account.username, hashed_key)
+    get_store().set_key(account.username, hashed_key, prefix=key_prefix(key))
     return key
+
+
+def open_session(account: Account) -> tuple[str, dict[str, Any]]:
+    """A new session key for one console sign-in, and its record: the account's API key is left as it is."""
+    key, hashed_key = new_api_key()
+    record = key_record(account.username, key_prefix(key), SESSION, expires=time.time() + SESSION_SECONDS)
+    get_store().add_key(hashed_key, record)
+    return key, record
+
+
+def close_session(account: Account, session_id: str) -> None:
+    """Revoke one of the account's session keys (sign-out); another account's or an unknown id is a 404."""
+    if not get_store().revoke_key(account.username, session_id, SESSION):
+        raise errors.NotFound("There is no such session of yours: it was signed out or has expired.",
+                              code="unknown_session")

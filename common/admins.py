@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from common import accounts, errors
+from common import accounts, errors, passwords
 from common.backends import get_store
 from common.config import settings
 from common.store.records import Account
@@ -43,11 +43,11 @@ def ensure_admin(username: str, password: str | None) -> Account:
         if not password:
             raise errors.BadRequest(f"{username} does not exist yet: give a password to create it.")
         accounts.validate_credentials({"username": username, "password": password})
-        _, hashed_key = accounts.new_api_key()
-        return store.create_account(username, accounts.hash_password(password), hashed_key,
-                                    settings().initial_tokens, is_admin=True)
+        key, hashed_key = accounts.new_api_key()
+        return store.create_account(username, passwords.hash_password(password), hashed_key,
+                                    settings().initial_tokens, is_admin=True, prefix=accounts.key_prefix(key))
     if password:
-        store.set_password(username, accounts.hash_password(password))
+        store.set_password(username, passwords.hash_password(password))
     store.set_admin(username, True)
     return Account(username, account.password_hash, account.tokens, True)
 

@@ -11,26 +11,31 @@ from typing import Any
 
 import flask
 
-from common import accounts, admins, errors, logs, web
+from common import accounts, admins, errors, logs, passwords, web
 from common.backends import get_store
-from common.clientaddr import client_address as client_address  # re-exported: the functions call it here
+from common.clientaddr import client_network as client_network  # re-exported: the functions call it here
 from common.config import settings
 from common.store.records import Account
 
 
-def _by_password(username: Any, password: Any) -> Account:
+def _by_password(username: Any, password: Any, network: str) -> Account:
+    """The account whose password this is. A name no account can have is refused at once (no timing to hide);
+    the others take as long whether the account exists or not, and only an existing one costs a bcrypt slot.
+    Failures lock this name for this network only (common/store/throttles.py)."""
     if not isinstance(username, str) or not isinstance(password, str):
         raise errors.Unauthorized("username and password must be strings.")
+    wrong = errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
     if not accounts.USERNAME_RULE.fullmatch(username):
-        accounts.check_password(password, None)  # the same time as a wrong password
-        raise errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
+        raise wrong
     store = get_store()
-    store.check_login(username)  # 429 while locked after repeated failures, before any bcrypt work
+    store.check_login(username, network)  # 429 while locked after repeated failures, before any bcrypt work
     account = store.get_account(username)
-    if not accounts.check_password(password, account.password_hash if account else None) or account is None:
-        store.login_failed(username, settings().login_free_failures)
-        raise errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
-    store.login_succeeded(username)
+    if account is None or not passwords.check_password(password, account.password_hash):
+        if account is None:
+            passwords.pretend_check()  # as long as a wrong password takes, without a hash or a hash slot
+        store.login_failed(username, network, settings().login_free_failures)
+        raise wrong
+    store.login_succeeded(username, network)
     return account
 
 
@@ -82,11 +87,11 @@ def _authenticate(request: flask.Request, allow_key: bool) -> Account:
     if auth is not None and auth.type == "basic":
         if not auth.password:
             raise errors.Unauthorized("The Basic authorization header must hold username:password.")
-        return _by_password(auth.username, auth.password)
+        return _by_password(auth.username, auth.password, client_network(request))
     if auth is not None:
         raise errors.Unauthorized("Unsupported Authorization scheme; use Bearer <api key> or Basic.")
     body = _body_credentials(request)
     if body is not None:
-        return _by_password(body.get("username"), body.get("password"))
+        return _by_password(body.get("username"), body.get("password"), client_network(request))
     how = "Authorization: Bearer <api key>, HTTP Basic, or" if allow_key else "HTTP Basic or"
     raise errors.Unauthorized(f"Authentication required: send {how} username and password in the JSON body.")

@@ -76,6 +76,7 @@ BALANCE_HEADERS = {"X-Tokens-Remaining": "The balance after this request.", "X-M
 CLASSIFY_FAILS = (400, 401, 402, 404, 409, 413, 415, 422, 502, 504)
 JOB_ID = path_param("id", "The job's id, from POST /jobs.")
 MODEL = path_param("name", "A model name.")
+SESSION_ID = path_param("id", "The session's id, from POST /sessions.")
 FILE = path_param("path", "A path in your space; may contain '/' (e.g. train/cat/1.jpg).")
 
 
@@ -110,6 +111,12 @@ def _paths() -> dict[str, Any]:
         "/api-key": {"post": op("rotate_api_key", "accounts", "Sign in with a password; get a new API key", {
             200: reply("A new API key; the previous one stops working.", ref("ApiKey"))}, (401, 429),
             security=BASIC)},
+        "/sessions": {"post": op("sign_in_console", "accounts", "Sign in with a password; get a session key of "
+                                 "your own (the API key stays as it is)", {
+            201: reply("A session key for this sign-in, shown once; revoke it with DELETE /sessions/{id}.",
+                       ref("Session"))}, (401, 429), credentials, security=BASIC, body_required=False)},
+        "/sessions/{id}": {"delete": op("sign_out_console", "accounts", "Sign out: the session key stops working",
+                                        {204: reply("Revoked")}, (401, 404), params=[SESSION_ID])},
         "/tokens": {"get": op("get_balance", "tokens", "Your balance (free)", {200: reply("Balance", ref("Balance"))},
                               (401,))},
         "/token": {"post": op("seed_balance", "tokens", "Your balance, seed style (credentials may be in the body)", {

@@ -52,6 +52,10 @@ SCHEMAS: dict[str, Schema] = {
     "Registered": obj(["username", "tokens", "api_key"], {
         "username": STR, "tokens": INT, "api_key": {"type": "string", "description": "Shown once."}}),
     "ApiKey": obj(["username", "api_key"], {"username": STR, "api_key": STR}),
+    "Session": obj(["username", "id", "name", "prefix", "scope", "created", "expires", "key"], {
+        "username": STR, "id": STR, "name": {"const": "session"}, "prefix": STR, "scope": STR,
+        "created": {"type": "number"}, "expires": {"type": "number"}, "tokens": INT,
+        "key": {"type": "string", "description": "Shown once; send it as Bearer until DELETE /sessions/{id}."}}),
     "Balance": obj(["username", "tokens"], {"username": STR, "tokens": {"type": "integer", "minimum": 0}}),
     "Refill": {"oneOf": [
         obj(["username", "amount"], {"username": USERNAME, "amount": {"type": "integer", "minimum": 1}},

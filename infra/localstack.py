@@ -7,7 +7,7 @@ stack light (one model in memory, one SQLite connection pool) and makes
 Ctrl-C stop everything at once; the functions still share nothing but the
 configured backends, as they would in the cloud.
 
-    /register /api-key              -> register
+    /register /api-key /sessions    -> register
     /token /tokens /refill          -> tokens
     /classify /upload /predict      -> classify
     /jobs /classification-job       -> sort_job

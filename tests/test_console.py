@@ -1,7 +1,7 @@
 """The web console in a real browser (Debian's chromium driven by Playwright) against the real local stack.
 
 Journeys: sign up, classify by drag and drop, see the bars and the new balance; sort a folder with a live
-progress bar; hostile text from the server and the user shown as text, never run; phone width. Every page
+progress bar; sign in and out without touching the CLI's key; hostile text from the server and the user shown as text, never run; phone width. Every page
 is watched for console errors and CSP violations. Screenshots go to tests/artifacts/ (look at them).
 
 The files and custom-model journeys need the lead's /files and /models endpoints: they are marked
@@ -201,6 +201,33 @@ def test_sign_in_and_sort_a_folder_with_a_live_progress_bar(page: Any, console: 
     assert counts == {"food": 2, "cat": 1, "unmatched": 0, "failed": 0}
     wait(page, "document.getElementById('balance').textContent === '2'")
     shot(page, "console-sort-job")
+
+
+def test_console_sign_in_keeps_the_cli_key_and_sign_out_revokes_its_own(page: Any, console: dict[str, Any]) -> None:
+    """Signing in to the console opens a session key of its own (POST /sessions): the API key the CLI and scripts
+    hold keeps working; signing out revokes the session key only."""
+    user = stack.register(console["url"], f"cli{uuid.uuid4().hex[:8]}")
+    tokens = console["url"] + "/tokens"
+
+    def status(key: str) -> int:
+        return requests.get(tokens, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code
+
+    page.get_by_label("Username").fill(user["username"])
+    page.get_by_label("Password").fill(user["password"])
+    page.get_by_role("button", name="Sign in").click()
+    wait(page, "document.getElementById('balance').textContent === '5'")
+    session_key = page.evaluate("sessionStorage.getItem('imageclassify.key')")
+    assert session_key.startswith("icf_") and session_key != user["api_key"]
+    assert status(user["api_key"]) == 200 and status(session_key) == 200
+    assert page.locator("#key-box").is_hidden()  # the account's key is not the console's to show
+    page.get_by_role("button", name="Sign out").click()
+    wait(page, "document.getElementById('account-status').textContent === 'Signed out.'")
+    deadline = time.monotonic() + 30
+    while status(session_key) != 401:  # the revocation is sent as the page signs out
+        assert time.monotonic() < deadline, "the session key still works after signing out"
+        time.sleep(0.1)
+    assert status(user["api_key"]) == 200
+    assert page.evaluate("sessionStorage.length") == 0
 
 
 def test_hostile_text_is_shown_never_run(page: Any) -> None:

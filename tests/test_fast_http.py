@@ -227,9 +227,9 @@ def test_password_checks_queue_a_little_then_refuse_at_once() -> None:
     """One hash at a time, one waiting; a third caller is refused (503) at once, not after a wait."""
     import threading
 
-    from common import accounts, errors
+    from common import errors, passwords
 
-    gate = accounts._PasswordGate(running=1, waiting=1)
+    gate = passwords._PasswordGate(running=1, waiting=1)
     inside, release = threading.Event(), threading.Event()
 
     def hold() -> None:

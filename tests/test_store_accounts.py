@@ -182,10 +182,10 @@ def test_concurrent_expiry_and_settle_refund_once(store: Store) -> None:
 def test_expired_sign_up_windows_and_idempotency_keys_are_purged(store: Store) -> None:
     """The sweeper deletes what is read as absent anyway, so neither piles up (one window per address a minute)."""
     new_account(store, tokens=10)
-    store.count_in_window("signup:203.0.113.7", 5, window=60, now=1000.0)  # its window ends at 1020
+    store.admit_signup("203.0.113.7", 5, 60, window=60, now=1000.0)  # its windows end at 1020
     spend_id, _, _ = store.reserve("alice", 1, 60, "k", "fp")
     store.settle("alice", spend_id, 1, "k", {"status": 200, "body": {"n": 1}})  # replayable for a day
-    assert store.purge_expired(now=1100.0) == 1  # the window; the key still replays
+    assert store.purge_expired(now=1100.0) == 2  # the windows (the address's, the global); the key still replays
     assert store.reserve("alice", 1, 60, "k", "fp")[2] == {"status": 200, "body": {"n": 1}}
     later = time.time() + 10 * 24 * 3600
     assert store.purge_expired(now=later) == 1 and store.purge_expired(now=later) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from common.store.accounts import KEYS as API_KEYS
 from common.store.accounts import AccountRecords
 from common.store.jobs import JobRecords
 from common.store.ledger import Ledger
@@ -9,7 +10,7 @@ from common.store.metered import MeteredDocuments
 from common.store.models import ModelRecords
 from common.store.port import DocumentStore, Tx
 from common.store.reservations import KEYS, Reservations
-from common.store.throttles import WINDOWS, Throttles
+from common.store.throttles import FAILURES, WINDOWS, Throttles
 from common.store.usage import UsageRecords
 
 
@@ -18,14 +19,15 @@ class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, Usag
         self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/store/metered.py)
 
     def purge_expired(self, now: float, limit: int = 1000) -> int:
-        """Delete sign-up windows and Idempotency-Key records past their `expires` (both are read as absent
-        once expired, so this changes no answer; it keeps them from piling up); how many were deleted."""
+        """Delete sign-up windows, Idempotency-Key records, password-failure records and console session keys
+        past their `expires` (all are read as absent once expired, so this changes no answer; it keeps them from
+        piling up); how many were deleted."""
         purged = 0
-        for kind in (WINDOWS, KEYS):
+        for kind in (WINDOWS, KEYS, FAILURES, API_KEYS):
             for key, _ in self.docs.find_below(kind, "expires", now, limit):
                 def work(tx: Tx, kind: str = kind, key: str = key) -> bool:
                     current = tx.get(kind, key)  # renewed meanwhile (a new window or request): kept
-                    if current is None or current["expires"] >= now:
+                    if current is None or current.get("expires", now) >= now:
                         return False
                     tx.delete(kind, key)
                     return True

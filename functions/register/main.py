@@ -1,4 +1,5 @@
-"""The `register` function: sign up (`POST /register`) and rotate an API key (`POST /api-key`)."""
+"""The `register` function: sign up (`POST /register`), rotate the API key (`POST /api-key`), and the web
+console's sessions (`POST /sessions` signs in with a key of its own, `DELETE /sessions/<id>` signs out)."""
 
 import flask
 import functions_framework
@@ -9,9 +10,24 @@ from common import accounts, httpauth, web
 @functions_framework.http
 @web.endpoint
 def register(request: flask.Request) -> flask.Response:
-    web.require_method(request, "POST")
     if web.path_is(request, "api-key"):
+        web.require_method(request, "POST")
         account = httpauth.authenticate(request, allow_key=False)
         return web.respond({"username": account.username, "api_key": accounts.rotate_key(account)})
-    account, key = accounts.register(web.json_body(request), httpauth.client_address(request))
+    if "sessions" in request.path.strip("/").split("/"):
+        return sessions(request)
+    web.require_method(request, "POST")
+    account, key = accounts.register(web.json_body(request), httpauth.client_network(request))
     return web.respond({"username": account.username, "tokens": account.tokens, "api_key": key}, 201)
+
+
+def sessions(request: flask.Request) -> flask.Response:
+    _, rest = web.route(request, "sessions", most=1)
+    if not rest:
+        web.require_method(request, "POST")
+        account = httpauth.authenticate(request, allow_key=False)
+        key, record = accounts.open_session(account)
+        return web.respond({**record, "key": key, "tokens": account.tokens}, 201)  # the key, shown once
+    web.require_method(request, "DELETE")
+    accounts.close_session(httpauth.authenticate(request), rest[0])
+    return flask.Response(status=204, headers={"Cache-Control": "no-store"})

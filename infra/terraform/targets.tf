@@ -88,7 +88,8 @@ locals {
 
   # The web console's endpoint map: each public route (first path segment) -> the function serving it.
   web_routes = {
-    register             = "register", "api-key" = "register", token = "tokens", tokens = "tokens", refill = "tokens",
+    register             = "register", "api-key" = "register", sessions = "register", token = "tokens", tokens = "tokens",
+    refill               = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
   }

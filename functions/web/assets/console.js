@@ -1,8 +1,9 @@
 /* The ImageClassify web console: plain JS, no framework, no build step.
  *
  * Rules kept throughout: every text from the server or the user is inserted with
- * textContent (never parsed as HTML); the API key lives in sessionStorage only (never
- * in a URL, never logged); each route is called at the base URL /config.json
+ * textContent (never parsed as HTML); the tab's session key (POST /sessions; never the
+ * account's API key, which the CLI and scripts keep using) lives in sessionStorage only (never
+ * in a URL, never logged) and is revoked at sign-out; each route is called at the base URL /config.json
  * gives for it (empty = this origin).
  */
 "use strict";
@@ -10,10 +11,11 @@
 (() => {
   const KEY = "imageclassify.key";
   const USER = "imageclassify.user";
+  const SESSION = "imageclassify.session";
   const FINAL_JOB = new Set(["done", "failed", "cancelled"]);
   const FINAL_MODEL = new Set(["ready", "failed"]);
   const state = { endpoints: {}, key: sessionStorage.getItem(KEY), user: sessionStorage.getItem(USER),
-                  job: null, filesNext: null, confusionUrl: null };
+                  session: sessionStorage.getItem(SESSION), job: null, filesNext: null, confusionUrl: null };
   const { $, el } = ImageClassifyDom;  // dom.js
 
   /* -- small DOM helpers ------------------------------------------------------------ */
@@ -84,13 +86,16 @@
 
   /* -- account and balance -------------------------------------------------------------- */
 
-  function remember(username, key) {
-    state.key = key;
-    state.user = username;
-    sessionStorage.setItem(KEY, key);
-    sessionStorage.setItem(USER, username);
-    $("api-key").textContent = key;
-    $("key-box").hidden = false;
+  function remember(session) {
+    Object.assign(state, { key: session.key, user: session.username, session: session.id });
+    sessionStorage.setItem(KEY, session.key);
+    sessionStorage.setItem(USER, session.username);
+    sessionStorage.setItem(SESSION, session.id);
+  }
+
+  function showApiKey(key) {
+    $("api-key").textContent = key || "";
+    $("key-box").hidden = !key;
   }
 
   async function account(event, signUp) {
@@ -103,11 +108,13 @@
     }
     say("account-status", signUp ? "Creating your account…" : "Signing in…");
     try {
-      const { data } = signUp
-        ? await api("POST", "/register", { json: { username, password }, auth: "" })
-        : await api("POST", "/api-key", { auth: basic(username, password) });
+      // sign-up shows the account's API key once; the tab itself always runs on a session key of its own
+      const created = signUp ? (await api("POST", "/register", { json: { username, password }, auth: "" })).data
+                             : null;
+      const { data } = await api("POST", "/sessions", { auth: basic(username, password) });
       $("password").value = "";
-      remember(data.username, data.api_key);
+      remember(data);
+      showApiKey(created && created.api_key);
       say("account-status", signUp ? `Welcome, ${data.username}: your account has ${data.tokens} tokens.`
                                     : `Signed in as ${data.username}.`, "ok");
       await signedIn();
@@ -121,7 +128,7 @@
       const { data } = await api("GET", "/tokens");
       showBalance(data.tokens);
     } catch (err) {
-      if (err.status === 401) signOut("Your session's API key is no longer valid: sign in again.");
+      if (err.status === 401) signOut("Your session has ended (signed out or expired): sign in again.");
     }
   }
 
@@ -143,17 +150,18 @@
   }
 
   function signOut(message) {
-    sessionStorage.removeItem(KEY);
-    sessionStorage.removeItem(USER);
-    Object.assign(state, { key: null, user: null, job: null });
+    if (state.session && state.key) {  // revoke the session key; the page forgets it whatever the answer
+      api("DELETE", `/sessions/${encodeURIComponent(state.session)}`).catch(() => {});
+    }
+    for (const name of [KEY, USER, SESSION]) sessionStorage.removeItem(name);
+    Object.assign(state, { key: null, user: null, session: null, job: null });
     enable(false);
     $("who").textContent = "Not signed in";
     $("balance").textContent = "–";
     $("sign-out").hidden = true;
     $("account-form").hidden = false;
     $("account-h").textContent = "Sign up or sign in";
-    $("key-box").hidden = true;
-    $("api-key").textContent = "";
+    showApiKey(null);
     say("account-status", message || "Signed out.");
   }
 
@@ -487,8 +495,6 @@
     $("files-more").addEventListener("click", () => browse(null, undefined));
     $("train-form").addEventListener("submit", train);
     if (state.key && state.user) {
-      $("api-key").textContent = state.key;
-      $("key-box").hidden = false;
       await signedIn();
     }
   }
