@@ -141,6 +141,11 @@ class InsufficientStorage(AppError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
+def retry_later(message: str, cause: BaseException) -> AppError:
+    """The error for work that could not be queued: a 507 when the disk is full, else a 503 with `message`."""
+    return InsufficientStorage() if full_disk(cause) else Unavailable(message)
+
+
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 last_full_disk = 0.0  # when this process last met a full disk (monotonic), for /healthz
 
