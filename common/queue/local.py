@@ -170,8 +170,8 @@ class LocalQueue:
         return row[0], row[1], row[2] + 1, bool(row[3])
 
     def _next(self, db: sqlite3.Connection, now: float) -> tuple[int, str, int, int, str] | None:
-        """The oldest due message of the next account with one due after the account served last (round-robin,
-        inside the claim's transaction, so threads and processes take turns in order)."""
+        """The oldest due message of the next account (in name order, wrapping around) with one due after the
+        account this process served last: round-robin. Each process keeps its own turn; a restart starts over."""
         after = db.execute(NEXT_ACCOUNT, (self._turn, now)).fetchone() or db.execute(FIRST_ACCOUNT, (now,)).fetchone()
         if after is None:
             return None
