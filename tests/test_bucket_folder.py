@@ -115,3 +115,17 @@ def test_a_folder_lists_while_its_files_are_deleted(stack: LocalStack) -> None:
         deleter.join()
     assert statuses and set(statuses) <= {200, 202, 402}, statuses
     assert listed(stack, carol, "") == []
+
+
+def test_the_upload_watcher_follows_no_link(stack: LocalStack) -> None:
+    secret = space(stack, "dave") / "secret.jpg"
+    secret.write_bytes(JPEG)
+    inbox, labels = stack.data_dir / "bucket" / "inbox", stack.data_dir / "bucket" / "labels" / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "a-link.jpg").symlink_to(secret)  # handled before b-real.jpg in the same round, if at all
+    (inbox / "b-real.jpg").write_bytes(JPEG)
+    deadline = time.monotonic() + 120
+    while not (labels / "b-real.jpg.json").is_file():
+        assert time.monotonic() < deadline, "the regular file was never labelled"
+        time.sleep(0.1)
+    assert not (labels / "a-link.jpg.json").exists()
