@@ -61,7 +61,8 @@ def local_queue(deliver: bool = True) -> Queue:
 
     s = settings()
     return LocalQueue(s.queue_path, s.worker_url, s.dead_letter_url, headers=internal_headers(),
-                      lease=s.queue_lease, max_attempts=s.queue_max_attempts, deliver=deliver)
+                      lease=s.queue_lease, max_attempts=s.queue_max_attempts, deliver=deliver,
+                      stalled_after=s.queue_stalled_after)
 
 
 def internal_headers() -> dict[str, str]:

@@ -144,6 +144,10 @@ class Settings:
     model_fit_seconds: float
     # operating it
     health_timeout: float
+    # /healthz: a queue with messages and no delivery for a lease and this many seconds is stalled; a data folder
+    # with less free space than this is full
+    queue_stalled_after: float = 30.0
+    disk_min_free_bytes: int = 32 * 1024 * 1024
 
 
 def log_level() -> str:
@@ -218,4 +222,6 @@ def settings() -> Settings:
         # a fit must end well inside one queue delivery (QUEUE_LEASE, the push deadline), or it is delivered again
         model_fit_seconds=_float("MODEL_FIT_SECONDS", 40.0),
         health_timeout=_float("HEALTH_TIMEOUT", 3.0),
+        queue_stalled_after=_float("QUEUE_STALLED_AFTER", 30.0),
+        disk_min_free_bytes=_int("DISK_MIN_FREE_BYTES", 32 * 1024 * 1024),
     )

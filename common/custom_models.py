@@ -75,7 +75,8 @@ def create(account: Account, body: dict[str, Any]) -> ModelRecord:
     except Exception as exc:
         log.exception("queueing model %s failed", record.reference)
         store.fail_model(record.owner, name, version, "The training could not be queued; every token was refunded.")
-        raise errors.Unavailable("The training could not be queued; no tokens were spent. Retry in a moment.") from exc
+        raise errors.retry_later("The training could not be queued; no tokens were spent. Retry in a moment.",
+                                 exc) from exc
     record.status = "queued"
     return record
 

@@ -7,8 +7,11 @@ logged with its traceback and the client sees a generic 500, never its text.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -127,6 +130,41 @@ class GatewayTimeout(AppError):
     status, code = 504, "upstream_timeout"
 
 
+class InsufficientStorage(AppError):
+    """The server's disk is full: nothing was written (or what was is rolled back); the same request succeeds
+    once an operator frees space."""
+
+    status, code = 507, "insufficient_storage"
+
+    def __init__(self, message: str = "The server's disk is full, so nothing was stored. Retry later; an operator "
+                                      "has to free space.", retry_after: int = 30) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+def retry_later(message: str, cause: BaseException) -> AppError:
+    """The error for work that could not be queued: a 507 when the disk is full, else a 503 with `message`."""
+    return InsufficientStorage() if full_disk(cause) else Unavailable(message)
+
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+last_full_disk = 0.0  # when this process last met a full disk (monotonic), for /healthz
+
+
+def full_disk(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a full disk: ENOSPC or a quota from the OS, SQLITE_FULL from SQLite.
+    Noted for /healthz, which reports a recent one."""
+    global last_full_disk
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS) or isinstance(exc, InsufficientStorage) or (
+                isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL):
+            last_full_disk = time.monotonic()
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 # What an image can be refused for (empty, not an image, too large, undecodable): the image's fault,
 # recorded as that image's outcome rather than retried.
 BAD_IMAGE = (BadRequest, UnsupportedMediaType, PayloadTooLarge, Unprocessable)
@@ -149,6 +187,7 @@ HTTP_REFUSALS = {
     500: ("internal", "Something went wrong on our side. Retry later; if it persists, report it."),
     501: ("not_implemented", "This Transfer-Encoding is not supported; send the body with a Content-Length header."),
     505: ("http_version_not_supported", "Use HTTP/1.1."),
+    507: ("insufficient_storage", "The server's disk is full, so nothing was stored. Retry later."),
 }
 
 
@@ -173,6 +212,9 @@ def envelope(exc: AppError) -> tuple[str, list[tuple[str, str]], bytes]:
 
 def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The JSON body, status and headers for any exception."""
+    if not isinstance(exc, AppError) and full_disk(exc):  # the one place a full disk becomes its 507
+        log.error("a write failed: the disk is full (%s)", exc)
+        exc = InsufficientStorage()
     if isinstance(exc, AppError):
         return exc.body(), exc.status, exc.headers
     log.exception("unexpected error", exc_info=exc)

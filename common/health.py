@@ -2,7 +2,8 @@
 
 Each check is as cheap as it can be and still prove the backend answers: the
 store one read (of a document that need not exist), storage one list of at most
-one object, the queue its configuration (and the embedded queue its depth), and
+one object, the queue its configuration (and the embedded queue its depth, and
+whether it drains), the disk the free space of the local data folders, and
 for a function that serves the model its files on disk (not loaded: a health
 check must not cost a model load). The checks run at once, each given
 HEALTH_TIMEOUT seconds; one that takes longer counts as failed.
@@ -17,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from common.config import settings
@@ -26,16 +28,17 @@ PATH = "/healthz"
 
 # what each HTTP function needs (its backends), by target name; one not listed needs store, storage and queue
 NEEDS: dict[str, tuple[str, ...]] = {
-    "register": ("store",),
-    "tokens": ("store",),
-    "files_api": ("store", "storage"),
-    "classify": ("store", "storage", "model"),
-    "sort_job": ("store", "storage", "queue", "model"),
-    "models": ("store", "storage", "queue", "model"),
-    "sweeper": ("store", "queue"),
+    "register": ("store", "disk"),
+    "tokens": ("store", "disk"),
+    "files_api": ("store", "storage", "disk"),
+    "classify": ("store", "storage", "model", "disk"),
+    "sort_job": ("store", "storage", "queue", "model", "disk"),
+    "models": ("store", "storage", "queue", "model", "disk"),
+    "sweeper": ("store", "queue", "disk"),
     "web": (),
 }
-DEFAULT_NEEDS = ("store", "storage", "queue")
+DEFAULT_NEEDS = ("store", "storage", "queue", "disk")
+RECENT_FULL_DISK = 30.0  # seconds a write refused for a full disk keeps /healthz failing
 
 
 class Unhealthy(Exception):
@@ -64,11 +67,43 @@ def _queue() -> dict[str, Any]:
         raise Unhealthy("PUBSUB_TOPIC is not set")
     if s.queue_backend == "sqs" and not s.sqs_queue_url:
         raise Unhealthy("SQS_QUEUE_URL is not set")
-    depth = getattr(get_queue(), "depth", None)
+    queue = get_queue()
+    depth = getattr(queue, "depth", None)
     if depth is None:
         return {"backend": s.queue_backend}
+    stalled = queue.stalled()  # type: ignore[attr-defined]
+    if stalled:
+        raise Unhealthy(f"the queue is not draining: {stalled}")
     live, dead = depth()
     return {"backend": s.queue_backend, "messages": live, "dead_letters": dead}
+
+
+def _disk() -> dict[str, Any]:
+    """The free space of each local data folder in use (the embedded store, bucket and queue), and whether a write
+    was refused for a full disk lately (a large write fails while some space is left)."""
+    import shutil
+
+    from common import errors
+
+    s = settings()
+    folders = {"SQLITE_PATH": s.sqlite_path.parent if s.store_backend == "sqlite" else None,
+               "BUCKET_DIR": s.bucket_dir if s.storage_backend == "local" else None,
+               "QUEUE_PATH": s.queue_path.parent if s.queue_backend == "local" else None}
+    free = {name: shutil.disk_usage(_existing(folder)).free for name, folder in folders.items() if folder}
+    full = sorted(name for name, left in free.items() if left < s.disk_min_free_bytes)
+    if full:
+        raise Unhealthy(f"the disk is full: {', '.join(full)} has less than DISK_MIN_FREE_BYTES free")
+    since = time.monotonic() - errors.last_full_disk
+    if errors.last_full_disk and since < RECENT_FULL_DISK:
+        raise Unhealthy(f"a write failed {int(since)}s ago: the disk was full")
+    return {"free_bytes": min(free.values())} if free else {}
+
+
+def _existing(folder: Path) -> Path:
+    """The folder, or its nearest ancestor that exists (a data folder not made yet)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _model() -> dict[str, Any]:
@@ -85,7 +120,7 @@ def _model() -> dict[str, Any]:
 
 
 CHECKS: dict[str, Callable[[], dict[str, Any]]] = {"store": _store, "storage": _storage, "queue": _queue,
-                                                    "model": _model}
+                                                    "model": _model, "disk": _disk}
 
 
 def _run(name: str, check: Callable[[], dict[str, Any]], results: dict[str, dict[str, Any]]) -> None:

@@ -84,7 +84,7 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
     except Exception as exc:
         log.exception("publishing job %s failed", job.id)
         get_store().finish_job(job.id, "failed", "The job could not be queued.")  # refunds every image
-        raise errors.Unavailable("The job could not be queued; no tokens were spent. Retry in a moment.") from exc
+        raise errors.retry_later("The job could not be queued; no tokens were spent. Retry in a moment.", exc) from exc
     return job
 
 

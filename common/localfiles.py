@@ -41,6 +41,14 @@ def write_atomic(path: Path, data: bytes, prefix: str | None = None, tmp_dir: Pa
     place_atomic(path, fill, prefix, tmp_dir)
 
 
+def rollback(db: sqlite3.Connection) -> None:
+    """End a failed transaction, whatever failed in it: a COMMIT refused for a full disk may leave it open, and a
+    connection left inside a transaction would refuse every later BEGIN of its thread."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
 class ThreadSqlite:
     """One connection per thread to a SQLite file in WAL mode, in autocommit (transactions are explicit)."""
 

@@ -28,8 +28,9 @@ from typing import Any
 
 import flask
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException
 
-from common import logs, metrics
+from common import errors, logs, metrics
 from common.clientaddr import client_address
 from common.config import settings
 from common.events import guard_current_app
@@ -122,6 +123,10 @@ def request_line(function: str, request: flask.Request, response: flask.Response
 Event = Any
 
 
+class FullDisk(HTTPException):
+    code, description = 507, "The disk is full."
+
+
 def events(handler: Callable[[Event], None]) -> Callable[[Event], None]:
     """Wrap a CloudEvent function: its lines carry its name, and each event gets one line with its outcome.
     An exception still propagates (functions-framework answers 500, so the queue delivers again); a body that
@@ -138,6 +143,8 @@ def events(handler: Callable[[Event], None]) -> Callable[[Event], None]:
             handler(event)
         except Exception as exc:
             outcome = type(exc).__name__
+            if errors.full_disk(exc):  # a 507, so the queue retries without spending one of the message's attempts
+                raise FullDisk() from exc
             raise
         finally:
             seconds = time.perf_counter() - started

@@ -7,29 +7,39 @@ Files present when it starts are taken as already seen.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
 
 from common.eventpost import post_event
 from common.events import GCS_FINALIZED
+from common.storage.local import files
 
 log = logging.getLogger("imageclassify.watcher")
 
 
 def snapshot(root: Path, prefix: str) -> dict[str, tuple[int, int]]:
-    folder = root / prefix
-    if not folder.is_dir():
-        return {}
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    """The regular files under the prefix (links are not followed, as in the bucket itself; a file deleted while
+    it is looked at is not there)."""
+    root = root.resolve()
+    found = {}
+    for key, entry in files(root, root / prefix):
+        with contextlib.suppress(FileNotFoundError):
+            stamp = entry.stat(follow_symlinks=False)
+            found[key] = (stamp.st_mtime_ns, stamp.st_size)
+    return found
 
 
 def watch(root: Path, prefix: str, bucket: str, target: str, stop: threading.Event, interval: float = 0.5,
           headers: dict[str, str] | None = None) -> None:
     seen = snapshot(root, prefix)
     while not stop.wait(interval):
-        current = snapshot(root, prefix)
+        try:
+            current = snapshot(root, prefix)
+        except Exception as exc:  # noqa: BLE001 - the watcher outlives anything on disk (e.g. a folder it cannot read)
+            log.warning("could not look at %s: %s", prefix, exc)
+            continue
         for key, stamp in sorted(current.items()):
             if seen.get(key) != stamp:
                 data = {"bucket": bucket, "name": key, "size": str(stamp[1])}

@@ -101,7 +101,7 @@ def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:
     (outside / "secret.txt").write_text("secret")
     local = LocalStorage(tmp_path / "bucket", "b")
     (tmp_path / "bucket" / "link").symlink_to(outside)
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(errors.NotFound):
         local.read("link/secret.txt", 100)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common import errors
-from common.localfiles import ThreadSqlite
+from common.localfiles import ThreadSqlite, rollback
 from common.store.port import Doc
 
 T = TypeVar("T")
@@ -63,10 +63,10 @@ class SqliteDocuments:
             raise errors.Unavailable("The account database is busy. Retry in a moment.") from exc
         try:
             result = work(_Tx(db))
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
-        db.execute("COMMIT")
         return result
 
     def get(self, kind: str, key: str) -> Doc | None:
