@@ -46,10 +46,10 @@ def sweep(now: float | None = None) -> dict[str, Any]:
     models = [r.reference for r in store.stalled_models(now - stall)
               if store.fail_model(r.owner, r.name, r.version, "Training stalled and was stopped; every token was "
                                   "refunded. Delete the model and train it again.")]
+    purged = store.purge_expired(now)
     from common.files import stored_size
 
     writes = store.close_expired_writes(stored_size, now)  # uploads and outputs whose writer died: counted as stored
-    purged = store.purge_expired(now)
     if refunded or closed or models:
         log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
                     "closed", refunded, len(closed), len(models))
