@@ -75,7 +75,7 @@ def _classify(job: Job, key: str) -> tuple[ImageOutcome | None, bool]:
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
     usage = (len(data), 1)  # at most what its output adds, reserved when it is recorded (common/store/usage.py)
-    return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage))
+    return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage), files.stored_size)
 
 
 def _place(job: Job, key: str, destination: str) -> None:

@@ -2,20 +2,26 @@
 
 Uploads and deletes of one path and of different paths, at once, against the
 real `files_api` function on SQLite with the bucket folder and on the
-Firestore emulator with fake-gcs-server.
+Firestore emulator with fake-gcs-server; and a sort job's output meeting an
+upload of its path, in process.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import Api, bearer, make_api, new_bucket
+from common import files, sorting
+from common.backends import get_storage, get_store
+from common.store.records import Account, ImageOutcome, Job
+from tests.conftest import Api, bearer, configure, make_api, new_bucket
 
 QUOTA = 1_000_000
 BIG, SMALL = 300_000, 1_000
@@ -107,3 +113,21 @@ def test_racing_writes_of_many_paths_never_pass_the_quota(api: Api) -> None:
     assert usage(api, user["username"]) == (0, 0) == stored(api, user)
     r = requests.put(api.url("files_api", "/files/p0.png"), data=png(BIG, 1), headers=bearer(user), timeout=60)
     assert r.status_code == 201, r.text
+
+
+def test_a_sort_output_and_an_upload_of_its_path_count_what_is_stored(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's output recorded (its room reserved), then the owner uploads a file at that path before the copy:
+    whichever file the path ends with, the usage counts it once."""
+    configure(monkeypatch, DATA_DIR=str(tmp_path), SQLITE_PATH=str(tmp_path / "a.db"), STORE_BACKEND="sqlite",
+              STORAGE_BACKEND="local", BUCKET_DIR=str(tmp_path / "bucket"), INTERNAL_SECRET="s" * 32)
+    store, source, output = get_store(), "users/ann/all/a.png", "users/ann/cat/all/a.png"
+    store.create_account("ann", "hash", "key-ann", 5)
+    job = store.create_job(Job(id="j1", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=1,
+                               created=time.time()), 1, "ann:job:j1")
+    files.put(Account("ann", "hash", 5), "all/a.png", png(100, 1))
+    store.record_image_once("j1", ImageOutcome(source, "cat", output, usage=(100, 1)), files.stored_size)
+    files.put(Account("ann", "hash", 4), "cat/all/a.png", png(5000, 2))
+    sorting._place(job, source, output)  # the worker's copy, after the upload
+    there = get_storage().stat(output)
+    assert there is not None and store.usage("ann") == (100 + there.size, 2)

@@ -109,9 +109,11 @@ class JobRecords:
         """Count one image's outcome; False when it was counted before or the job is finished."""
         return self.record_image_once(job_id, outcome)[1]
 
-    def record_image_once(self, job_id: str, outcome: ImageOutcome) -> tuple[ImageOutcome | None, bool]:
+    def record_image_once(self, job_id: str, outcome: ImageOutcome,
+                          probe: Probe | None = None) -> tuple[ImageOutcome | None, bool]:
         """(the image's recorded outcome, whether this call recorded it). The outcome recorded first stands, so a
-        redelivery gets the same answer; a job that finished before the image was recorded gives (None, False)."""
+        redelivery gets the same answer; a job that finished before the image was recorded gives (None, False).
+        A classified image's output opens its space write here (`probe`: what the storage holds at a key)."""
 
         def work(tx: Tx, finished: list[Job]) -> tuple[ImageOutcome | None, bool]:
             doc = tx.get(JOBS, job_id)
@@ -131,7 +133,7 @@ class JobRecords:
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
             else:  # its output counts in the owner's space, as an upload would (without the quota: it is paid for)
                 open_write(tx, job.owner, str(outcome.destination), outcome.usage[0],
-                           output_write_id(job_id, outcome.object), None)
+                           output_write_id(job_id, outcome.object), probe)
             if count(job, outcome):
                 finished.append(job)
             tx.put(JOBS, job_id, job.doc())

@@ -59,7 +59,7 @@ def add_usage(tx: Tx, username: str, bytes_delta: int, files_delta: int,
 def open_write(tx: Tx, owner: str, key: str, size: int, op_id: str, probe: Probe | None,
                limits: tuple[int, int] | None = None) -> None:
     """Reserve what writing `size` bytes at `key` may add (0 for a removal) and open the operation. Without a
-    `probe`, a key with no record holds nothing counted (a sort job's output: never written over a file)."""
+    `probe`, a key with no record is taken to hold nothing."""
     record = tx.get(OBJECTS, key)
     if record is None:  # never counted through here: what is there (if anything) was counted when it came
         record = {"owner": owner, "size": probe(key) if probe else None, "open": 0}
