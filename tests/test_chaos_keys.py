@@ -61,14 +61,18 @@ def test_keyed_requests_in_flight_at_kill9_cost_once(tmp_path: Path, models_dir:
         stop.set()
         for t in threads:
             t.join()
-        assert set(answers.values()) <= {200, None}, answers
+        assert set(answers.values()) <= {200, 503, None}, answers  # 503: a busy database, nothing charged
         lost = [k for k, s in answers.items() if s is None]
         assert lost, "no request was in flight at the kill"
         stack.start()
         assert open_reservations(tmp_path / "data" / "accounts.db") == 0  # released at start, not after the lease
         session = requests.Session()
-        for key in answers:  # every key again: a replay, or its first complete run
-            r = classify(stack, user, key, session)
+        for key in answers:  # every key again: a replay, or its first complete run (never 409 in progress)
+            for _ in range(20):
+                r = classify(stack, user, key, session)
+                if r.status_code != 503:
+                    break
+                time.sleep(0.5)
             assert r.status_code == 200, (key, answers[key], r.text)
         assert stack.balance(user) == granted - len(answers), (len(answers), len(lost))
     finally:
