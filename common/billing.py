@@ -3,7 +3,7 @@
 The reusable piece behind every metered endpoint. `reserve` takes the tokens
 atomically before any work is done (so concurrent requests can never spend the
 same token), and `Reservation.settle` refunds the part that was not used and
-records the reply. With an `Idempotency-Key`, a retry of the same request gets
+records the reply, in one commit. With an `Idempotency-Key`, a retry of the same request gets
 the first reply back without being charged again; the rules live in
 `common/store/reservations.py`.
 """
@@ -38,15 +38,16 @@ class Reservation:
     key: str | None
     replay: dict[str, Any] | None = None
 
-    def settle(self, used: int) -> int:
-        """Refund the tokens that were not used (at most once per reservation); the new balance."""
-        self.balance = get_store().settle(self.username, self.spend_id, used)
-        return self.balance
+    def settle(self, used: int, status: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Refund the tokens that were not used and keep the reply for a retry with the same Idempotency-Key, in
+        one commit (a crash in between would leave the key paid for with nothing to replay); the reply's body
+        with the balance that commit left."""
 
-    def remember(self, status: int, body: dict[str, Any]) -> None:
-        """Keep the reply, so that a retry with the same Idempotency-Key gets it back unchanged."""
-        if self.key is not None:
-            get_store().settle(self.username, self.spend_id, self.amount, self.key, {"status": status, "body": body})
+        def reply(balance: int) -> dict[str, Any]:
+            return {"status": status, "body": {**body, "tokens_remaining": balance}}
+
+        self.balance = get_store().settle(self.username, self.spend_id, used, self.key, reply)
+        return dict(reply(self.balance)["body"])
 
     def abandon(self, used: int) -> None:
         """The request failed on our side: refund what was not used and let a retry run again."""
@@ -57,6 +58,7 @@ def reserve(account: Account, amount: int, idempotency_key: str | None, request_
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise errors.BadRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces.",
                                 code="invalid_idempotency_key")
-    spend_id, balance, replay = get_store().reserve(account.username, amount, settings().reservation_lease,
-                                                    idempotency_key, request_fingerprint)
+    s = settings()
+    spend_id, balance, replay = get_store().reserve(account.username, amount, s.reservation_lease, idempotency_key,
+                                                    request_fingerprint, s.reservation_holder)
     return Reservation(account.username, amount, spend_id, balance, idempotency_key, replay)

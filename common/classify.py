@@ -2,8 +2,8 @@
 
 Tokens are reserved for every image that passed parsing before any work is
 done; each image that then fails (undecodable, unreachable URL, ...) is
-refunded when the reservation is settled, and the reply is remembered for an
-`Idempotency-Key` retry.
+refunded when the reservation is settled, in the same commit that keeps the
+reply for an `Idempotency-Key` retry.
 """
 
 from __future__ import annotations
@@ -54,9 +54,8 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
         raise
     status, body = _reply(model.name, req.batch, outcomes)
     used = _classified(outcomes)
-    body["tokens_remaining"] = reservation.settle(used)
+    body = reservation.settle(used, status, body)  # the refund and the reply kept for the key: one commit
     logs.annotate(images=used)
-    reservation.remember(status, body)
     return status, body
 
 

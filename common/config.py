@@ -96,6 +96,7 @@ class Settings:
     max_image_pixels: int
     max_batch: int
     reservation_lease: float
+    reservation_holder: str  # set by the local stack: its reservations are released at its next start
     # HTTP: browser origins answered with CORS headers; the local stack server's threads and timeouts
     cors_origins: tuple[str, ...]
     http_threads: int
@@ -177,7 +178,9 @@ def settings() -> Settings:
         max_body_bytes=_int("MAX_BODY_BYTES", 10 * MB),
         max_image_pixels=_int("MAX_IMAGE_PIXELS", 40_000_000),
         max_batch=_int("MAX_BATCH", 16),
-        reservation_lease=_float("RESERVATION_LEASE", 900.0),
+        # twice the classify function's timeout: a request that outlives it anyway is refused, never served free
+        reservation_lease=_float("RESERVATION_LEASE", 120.0),
+        reservation_holder=_env("RESERVATION_HOLDER", ""),
         cors_origins=tuple(o.strip().rstrip("/") for o in _env("CORS_ORIGINS", "").split(",") if o.strip()),
         http_threads=_int("HTTP_THREADS", 8),
         http_header_timeout=_float("HTTP_HEADER_TIMEOUT", 10.0),

@@ -3,12 +3,17 @@
 Only images go in (recognised by their first bytes, before anything is
 stored): the space feeds sort jobs and training. The quota is counted in the
 store as files pass through here and as sort jobs write their outputs
-(`common/sorting.py`); files an operator drops straight into the bucket folder
-are not counted.
+(`common/sorting.py`), with a size record per file that keeps the usage equal
+to what is stored whatever the interleaving (`common/store/usage.py`); files
+an operator drops straight into the bucket folder are not counted.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from common import errors, imagetypes, spaces
@@ -17,6 +22,7 @@ from common.config import settings
 from common.store.records import Account
 
 PAGE_MAX = 1000
+log = logging.getLogger("imageclassify.files")
 
 
 def image_type(data: bytes) -> str:
@@ -28,25 +34,41 @@ def image_type(data: bytes) -> str:
     return kind
 
 
-def growth(key: str, size: int) -> tuple[int, int]:
-    """What writing `size` bytes at `key` adds to its owner's usage: (bytes, files); replacing a file adds no
-    file. Read before the write (the upload here, a sort job's output in `common/sorting.py`)."""
-    replaced = get_storage().stat(key)
-    return (size - replaced.size, 0) if replaced else (size, 1)
+def stored_size(key: str) -> int | None:
+    """What the storage holds at `key` now: the probe the usage rules count with."""
+    found = get_storage().stat(key)
+    return None if found is None else found.size
+
+
+@contextmanager
+def counted_write(owner: str, key: str, size: int, limits: tuple[int, int] | None) -> Iterator[None]:
+    """Change the storage at `key` inside the usage's open and close (`common/store/usage.py`): the bytes are
+    reserved first (403 `quota_exceeded` past `limits`), and afterwards, written or not, what is stored is
+    counted. A close that cannot be made now is left to the sweeper, which makes it after the lease."""
+    store, op_id = get_store(), f"{owner}:{uuid.uuid4().hex}"
+    store.open_space_write(owner, key, size, op_id, stored_size, limits)
+    try:
+        yield
+    except BaseException:
+        _quietly(lambda: store.close_space_write(op_id, owner, key, stored_size))  # the write's error is the one
+        raise
+    store.close_space_write(op_id, owner, key, stored_size)
+
+
+def _quietly(close: Callable[[], None]) -> None:
+    try:
+        close()
+    except Exception:  # noqa: BLE001 - the sweeper closes it after its lease
+        log.exception("could not count a space write now; the sweeper will")
 
 
 def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
     if not data:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
     key, media_type = spaces.key(account.username, path), image_type(data)
-    added_bytes, added_files = growth(key, len(data))
-    s, store = settings(), get_store()
-    store.change_usage(account.username, added_bytes, added_files, s.space_max_bytes, s.space_max_files)
-    try:
+    s = settings()
+    with counted_write(account.username, key, len(data), (s.space_max_bytes, s.space_max_files)):
         get_storage().write(key, data, media_type)
-    except BaseException:
-        store.change_usage(account.username, -added_bytes, -added_files, s.space_max_bytes, s.space_max_files)
-        raise
     return {"path": spaces.relative(account.username, key), "size": len(data)}
 
 
@@ -67,9 +89,7 @@ def read(account: Account, path: str) -> tuple[bytes, str]:
 
 def delete(account: Account, path: str) -> None:
     key = spaces.key(account.username, path, existing=True)
-    old = get_storage().stat(key)
-    if old is None:
+    if get_storage().stat(key) is None:
         raise errors.NotFound(f"There is no file {path[:200]!r} in your space.", code="unknown_object")
-    get_storage().delete(key)
-    s = settings()
-    get_store().change_usage(account.username, -old.size, -1, s.space_max_bytes, s.space_max_files)
+    with counted_write(account.username, key, 0, None):
+        get_storage().delete(key)

@@ -18,6 +18,7 @@ from typing import Any
 from common import errors, files, signing, spaces
 from common.backends import get_storage, get_store
 from common.config import settings
+from common.store.jobs import output_write_id
 from common.store.records import ImageOutcome, Job
 
 log = logging.getLogger("imageclassify.sorting")
@@ -73,8 +74,8 @@ def _classify(job: Job, key: str) -> tuple[ImageOutcome | None, bool]:
         return store.record_image_once(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
-    usage = files.growth(destination, len(data))
-    return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage))
+    usage = (len(data), 1)  # at most what its output adds, reserved when it is recorded (common/store/usage.py)
+    return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage), files.stored_size)
 
 
 def _place(job: Job, key: str, destination: str) -> None:
@@ -84,11 +85,12 @@ def _place(job: Job, key: str, destination: str) -> None:
     try:
         storage.copy(key, destination)
     except (errors.NotFound, errors.Conflict) as exc:
-        store.fail_recorded_image(job.id, key, exc.message)
+        store.fail_recorded_image(job.id, key, exc.message, files.stored_size)
         return
-    if not store.mark_written(job.id, key):  # failed meanwhile (a dead letter): this file is not the job's
+    if not store.mark_written(job.id, key, files.stored_size):  # failed meanwhile (a dead letter): not the job's
         with contextlib.suppress(errors.NotFound):
             storage.delete(destination)
+        store.close_space_write(output_write_id(job.id, key), job.owner, destination, files.stored_size)
 
 
 def handle_dead_letter(message: Any) -> bool:

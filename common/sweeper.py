@@ -10,6 +10,8 @@ function.
 - A job that is not finished and has not moved for JOB_STALL_SECONDS is
   closed: the images not processed are counted failed and refunded. With the
   embedded queue, a job with no message left is closed after a short grace.
+- A write to a space whose writer died (an upload, a sort job's output) is
+  closed after its lease: the usage counts what is stored.
 - A custom model's training run that has not moved for JOB_STALL_SECONDS
   ends `failed`, and every token it has not refunded yet is refunded.
 """
@@ -45,8 +47,11 @@ def sweep(now: float | None = None) -> dict[str, Any]:
               if store.fail_model(r.owner, r.name, r.version, "Training stalled and was stopped; every token was "
                                   "refunded. Delete the model and train it again.")]
     purged = store.purge_expired(now)
+    from common.files import stored_size
+
+    writes = store.close_expired_writes(stored_size, now)  # uploads and outputs whose writer died: counted as stored
     if refunded or closed or models:
         log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
                     "closed", refunded, len(closed), len(models))
     return {"reservations_refunded": refunded, "jobs_closed": closed, "models_failed": models,
-            "expired_records_deleted": purged}
+            "expired_records_deleted": purged, "space_writes_closed": writes}

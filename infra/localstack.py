@@ -208,12 +208,16 @@ def main() -> None:
     os.environ.setdefault("WORKER_URL", f"http://127.0.0.1:{args.port}/_worker")
     os.environ.setdefault("DEAD_LETTER_URL", f"http://127.0.0.1:{args.port}/_dead_letter")
     os.environ["INTERNAL_SECRET"] = internal_secret(data_dir)
+    from infra import predecessor
+
+    predecessor.hold(data_dir)  # one stack per data folder: what a previous run reserved is released below
     emulators = start_emulators(args.port, data_dir) if args.emulators else []
     stop = threading.Event()
     try:
         from infra.httpserver import make_server
 
         server = make_server("127.0.0.1", args.port, Dispatcher(build_apps(), os.environ["INTERNAL_SECRET"]))
+        predecessor.release_predecessor()  # before anything is served
         start_background(args.port, stop)
         signal.signal(signal.SIGTERM, _interrupt)
         print(banner(args.port, bool(emulators)), flush=True)

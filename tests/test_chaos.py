@@ -72,7 +72,7 @@ def test_sort_job_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
 def test_classify_burst_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
     """20 clients classifying when the stack dies: reservations of the requests in flight expire and are
     refunded once, so balance + images classified = tokens granted."""
-    # a lease longer than any request under this load (a request outliving it would be refunded yet served)
+    # a lease longer than any request under this load (one outliving it would be refused: 503, not served free)
     stack = LocalStack(tmp_path / "data", models_dir, SWEEP_INTERVAL="0.5", RESERVATION_LEASE="8").start()
     granted = 2000
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from common import signing, sorting
+from common import files, signing, sorting
 from common.backends import get_storage, get_store
-from common.store.records import ImageOutcome, Job
+from common.store.records import Account, ImageOutcome, Job
 from tests.conftest import configure
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 92  # 100 bytes; no image is decoded here
@@ -52,8 +52,7 @@ def test_a_redelivery_finishes_the_copy_without_classifying_again(job: Job) -> N
     assert not sorting.handle_image(signing.sign(MESSAGE))  # no model is loaded: the record is used
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
     assert get_store().image_record("j1", SOURCE).written  # type: ignore[union-attr]
-    get_storage().delete(OUTPUT)  # the owner deletes the output later: it stays the job's, paid for
-    get_store().change_usage("ann", -100, -1, 10**9, 10**6)
+    files.delete(Account("ann", "hash", 4), "cat/a.png")  # the owner deletes the output later: still the job's
     sorting.handle_image(signing.sign(MESSAGE))
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 
@@ -72,7 +71,7 @@ def test_a_dead_letter_makes_the_copy_when_it_can(job: Job) -> None:
 
 
 def test_a_copy_that_lands_after_its_image_was_failed_is_removed(job: Job) -> None:
-    get_store().fail_recorded_image("j1", SOURCE, "a dead letter got there first")
+    get_store().fail_recorded_image("j1", SOURCE, "a dead letter got there first", files.stored_size)
     sorting._place(job, SOURCE, OUTPUT)  # the slow attempt that outlived its lease finishes its copy
     assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
 

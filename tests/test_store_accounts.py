@@ -135,7 +135,7 @@ def test_keyed_reservation_replays_only_the_same_request(store: Store) -> None:
     assert balance == 8 and replay is None
     with pytest.raises(errors.Conflict):  # still running
         store.reserve("alice", 2, 60, "k1", "fp-a")
-    assert store.settle("alice", spend_id, 1, "k1", {"status": 200, "body": {"n": 1}}) == 9
+    assert store.settle("alice", spend_id, 1, "k1", reply(1)) == 9
     again = store.reserve("alice", 2, 60, "k1", "fp-a")
     assert again == (spend_id, 9, {"status": 200, "body": {"n": 1}})  # replayed, charged nothing
     with pytest.raises(errors.UnprocessableRequest) as reused:
@@ -159,9 +159,24 @@ def test_reservation_expires_once_and_late_settle_changes_nothing(store: Store) 
     assert store.expire_reservations() == 1
     assert store.expire_reservations() == 0
     assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
-    assert store.settle("alice", spend_id, 4) == 10  # the request finished after all: nothing changes
+    with pytest.raises(errors.AppError) as late:  # the request finished after all: refused, never served free
+        store.settle("alice", spend_id, 4)
+    assert late.value.status == 503 and late.value.code == "reservation_expired"
+    assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
     _, balance, replay = store.reserve("alice", 1, 60, "k3", "fp")  # its key expired with it: runs again
     assert replay is None and balance == 9
+
+
+def settle_unless_expired(store: Store, spend_id: str) -> None:
+    try:
+        store.settle("alice", spend_id, 1)
+    except errors.AppError as exc:
+        assert exc.code == "reservation_expired"
+
+
+def reply(n: int) -> Callable[[int], dict]:
+    """A reply to keep for a key, built from the balance the settling commit leaves."""
+    return lambda balance: {"status": 200, "body": {"n": n}}
 
 
 def test_concurrent_expiry_and_settle_refund_once(store: Store) -> None:
@@ -169,7 +184,7 @@ def test_concurrent_expiry_and_settle_refund_once(store: Store) -> None:
     ids = [store.reserve("alice", 2, 0.01)[0] for _ in range(10)]
     time.sleep(0.05)
     threads = [threading.Thread(target=store.expire_reservations)] + [
-        threading.Thread(target=store.settle, args=("alice", i, 1)) for i in ids]
+        threading.Thread(target=settle_unless_expired, args=(store, i)) for i in ids]
     for t in threads:
         t.start()
     for t in threads:
@@ -184,9 +199,58 @@ def test_expired_sign_up_windows_and_idempotency_keys_are_purged(store: Store) -
     new_account(store, tokens=10)
     store.admit_signup("203.0.113.7", 5, 60, window=60, now=1000.0)  # its windows end at 1020
     spend_id, _, _ = store.reserve("alice", 1, 60, "k", "fp")
-    store.settle("alice", spend_id, 1, "k", {"status": 200, "body": {"n": 1}})  # replayable for a day
+    store.settle("alice", spend_id, 1, "k", reply(1))  # replayable for a day
     assert store.purge_expired(now=1100.0) == 2  # the windows (the address's, the global); the key still replays
     assert store.reserve("alice", 1, 60, "k", "fp")[2] == {"status": 200, "body": {"n": 1}}
     later = time.time() + 10 * 24 * 3600
     assert store.purge_expired(now=later) == 1 and store.purge_expired(now=later) == 0
     assert store.reserve("alice", 1, 60, "k", "fp")[2] is None  # gone: a new request with that key runs again
+
+
+def test_settle_keeps_the_reply_with_the_balance_of_its_own_commit(store: Store) -> None:
+    new_account(store, tokens=10)
+    spend_id, _, _ = store.reserve("alice", 3, 60, "k", "fp")
+    balance = store.settle("alice", spend_id, 1, "k", lambda b: {"status": 200, "body": {"tokens_remaining": b}})
+    assert balance == 9
+    assert store.reserve("alice", 3, 60, "k", "fp")[2] == {"status": 200, "body": {"tokens_remaining": 9}}
+
+
+def test_a_retry_taking_over_an_expired_key_closes_the_first_attempt(store: Store) -> None:
+    """A slow attempt whose lease ran out before any sweep: the retry runs, the first attempt is refunded and
+    its late settle refused, so the key costs once."""
+    new_account(store, tokens=10)
+    first, _, _ = store.reserve("alice", 2, 0.01, "k", "fp")
+    time.sleep(0.05)
+    second, balance, replay = store.reserve("alice", 2, 60, "k", "fp")
+    assert replay is None and balance == 8  # the first attempt's 2 came back
+    with pytest.raises(errors.AppError) as late:
+        store.settle("alice", first, 2, "k", reply(1))
+    assert late.value.code == "reservation_expired"
+    assert store.settle("alice", second, 2, "k", reply(2)) == 8
+    assert store.reserve("alice", 2, 60, "k", "fp")[2] == {"status": 200, "body": {"n": 2}}
+
+
+def test_release_holder_refunds_a_dead_process_reservations_only(store: Store) -> None:
+    new_account(store, tokens=10)
+    dead, _, _ = store.reserve("alice", 3, 900, "k", "fp", holder="stack-1")
+    alive, _, _ = store.reserve("alice", 2, 900, holder="stack-2")
+    done, _, _ = store.reserve("alice", 1, 900, holder="stack-1")
+    store.settle("alice", done, 1)
+    assert store.get_account("alice").tokens == 4  # type: ignore[union-attr]
+    assert store.release_holder("stack-1") == 1 and store.release_holder("stack-1") == 0
+    assert store.get_account("alice").tokens == 7  # type: ignore[union-attr]
+    _, balance, replay = store.reserve("alice", 3, 60, "k", "fp")  # its key runs again at once, not after 900 s
+    assert replay is None and balance == 4
+    with pytest.raises(errors.AppError):
+        store.settle("alice", dead, 3, "k", reply(1))
+    assert store.settle("alice", alive, 2) == 4  # another holder's reservation is untouched
+
+
+def test_expiry_with_an_injected_clock_frees_the_key_at_once(store: Store) -> None:
+    new_account(store, tokens=10)
+    store.reserve("alice", 4, 120, "k", "fp")
+    assert store.expire_reservations(now=time.time() + 60) == 0  # inside its lease: held
+    assert store.expire_reservations(now=time.time() + 121) == 1
+    assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
+    _, balance, replay = store.reserve("alice", 4, 120, "k", "fp")  # its key failed with it: runs again
+    assert replay is None and balance == 6

@@ -20,7 +20,7 @@ from common import errors, metrics
 from common.store.ledger import apply_refund, charge
 from common.store.port import DocumentStore, Tx, transact_then
 from common.store.records import ImageOutcome, Job
-from common.store.usage import add_usage
+from common.store.usage import Probe, close_write, open_write
 
 JOBS, IMAGES = "jobs", "job_images"
 T = TypeVar("T")
@@ -28,6 +28,12 @@ T = TypeVar("T")
 
 def image_refund_id(job_id: str, key: str) -> str:
     return f"{job_id}:{key}"
+
+
+def output_write_id(job_id: str, key: str) -> str:
+    """The space write of one image's output (opened when the image is recorded, closed once its copy is in
+    place or will never be): see `common/store/usage.py`."""
+    return f"{job_id}/{key}:output"
 
 
 def unknown_job(job_id: str) -> errors.NotFound:
@@ -103,9 +109,11 @@ class JobRecords:
         """Count one image's outcome; False when it was counted before or the job is finished."""
         return self.record_image_once(job_id, outcome)[1]
 
-    def record_image_once(self, job_id: str, outcome: ImageOutcome) -> tuple[ImageOutcome | None, bool]:
+    def record_image_once(self, job_id: str, outcome: ImageOutcome,
+                          probe: Probe | None = None) -> tuple[ImageOutcome | None, bool]:
         """(the image's recorded outcome, whether this call recorded it). The outcome recorded first stands, so a
-        redelivery gets the same answer; a job that finished before the image was recorded gives (None, False)."""
+        redelivery gets the same answer; a job that finished before the image was recorded gives (None, False).
+        A classified image's output opens its space write here (`probe`: what the storage holds at a key)."""
 
         def work(tx: Tx, finished: list[Job]) -> tuple[ImageOutcome | None, bool]:
             doc = tx.get(JOBS, job_id)
@@ -123,8 +131,9 @@ class JobRecords:
                                         "usage": list(outcome.usage)})
             if outcome.outcome == "failed":
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
-            else:  # its output counts in the owner's space, as an upload would
-                add_usage(tx, job.owner, *outcome.usage)
+            else:  # its output counts in the owner's space, as an upload would (without the quota: it is paid for)
+                open_write(tx, job.owner, str(outcome.destination), outcome.usage[0],
+                           output_write_id(job_id, outcome.object), probe)
             if count(job, outcome):
                 finished.append(job)
             tx.put(JOBS, job_id, job.doc())
@@ -135,7 +144,7 @@ class JobRecords:
             metrics.count("images_classified", int(outcome.outcome != "failed"), via="sort_worker")
         return recorded, new
 
-    def fail_recorded_image(self, job_id: str, obj: str, detail: str) -> bool:
+    def fail_recorded_image(self, job_id: str, obj: str, detail: str, probe: Probe) -> bool:
         """Turn an image's recorded class into a failure, refunding its token once: its copy could never be
         written (the worker records before it copies). False when it was failed already, was written, or was
         never recorded."""
@@ -153,8 +162,7 @@ class JobRecords:
             tx.put(IMAGES, record_key, {**prior, "outcome": "failed", "destination": None, "detail": detail,
                                         "usage": [0, 0]})
             apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, obj))
-            added_bytes, added_files = prior.get("usage") or (0, 0)
-            add_usage(tx, job.owner, -added_bytes, -added_files)  # the output it counted was never written
+            close_write(tx, output_write_id(job_id, obj), job.owner, prior["destination"], probe)
             tx.put(JOBS, job_id, job.doc())
             return True
 
@@ -190,12 +198,15 @@ class JobRecords:
         doc = self.docs.get(IMAGES, f"{job_id}/{obj}")
         return None if doc is None else ImageOutcome.from_doc(doc)
 
-    def mark_written(self, job_id: str, obj: str) -> bool:
-        """Note that an image's output is in place (the job is done when the last one is); False when the image
-        was failed meanwhile (its file is then not the job's) or never recorded."""
+    def mark_written(self, job_id: str, obj: str, probe: Probe) -> bool:
+        """Note that an image's output is in place (the job is done when the last one is) and count what is
+        stored there; False when the image was failed meanwhile (its file is then not the job's) or never
+        recorded."""
 
         def work(tx: Tx, finished: list[Job]) -> bool:
             prior, doc = tx.get(IMAGES, f"{job_id}/{obj}"), tx.get(JOBS, job_id)
+            if prior is not None and prior.get("destination") and doc is not None:
+                close_write(tx, output_write_id(job_id, obj), doc["owner"], prior["destination"], probe)
             if prior is None or prior["outcome"] == "failed":
                 return False
             if prior.get("written"):

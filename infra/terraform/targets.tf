@@ -76,8 +76,8 @@ locals {
       firestore = false, bucket_role = "user", env = { WATCH_PREFIX = "inbox/", LABELS_PREFIX = "labels/" }
     }
     sweeper = {
-      trigger = "schedule", schedule = "*/5 * * * *", concurrency = 1, max_instances = 1, timeout = 300,
-      secrets = ["INTERNAL_SECRET"]
+      trigger     = "schedule", schedule = "*/5 * * * *", concurrency = 1, max_instances = 1, timeout = 300,
+      bucket_role = "viewer", secrets = ["INTERNAL_SECRET"] # viewer: it counts space writes whose writer died
     }
     web = {
       concurrency = 80, firestore = false
