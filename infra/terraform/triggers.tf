@@ -69,6 +69,8 @@ resource "google_service_account_iam_member" "pubsub_mints_tokens" {
   service_account_id = google_service_account.trigger["queue"].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_agent
+
+  depends_on = [time_sleep.service_agents] # the agent exists a while after the API is enabled
 }
 
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
@@ -76,6 +78,8 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   topic    = google_pubsub_topic.topic[each.key].id
   role     = "roles/pubsub.publisher"
   member   = local.pubsub_agent
+
+  depends_on = [time_sleep.service_agents]
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
@@ -83,6 +87,8 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   subscription = google_pubsub_subscription.push[each.key].id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+
+  depends_on = [time_sleep.service_agents]
 }
 
 # -- bucket: Eventarc, object finalized in the images bucket --------------------------------------------------
@@ -109,7 +115,18 @@ resource "google_eventarc_trigger" "bucket" {
     }
   }
 
-  depends_on = [google_project_iam_member.gcs_publishes_events, google_project_iam_member.events_receiver]
+  # The first trigger of a project fails while Eventarc's and Cloud Storage's agents and these grants propagate.
+  depends_on = [time_sleep.event_grants]
+}
+
+resource "time_sleep" "event_grants" {
+  create_duration = "60s"
+  depends_on = [
+    time_sleep.service_agents,
+    google_project_iam_member.gcs_publishes_events,
+    google_project_iam_member.events_receiver,
+    google_cloud_run_service_iam_member.trigger_invokes,
+  ]
 }
 
 resource "google_project_iam_member" "events_receiver" {
@@ -119,7 +136,9 @@ resource "google_project_iam_member" "events_receiver" {
 }
 
 # Cloud Storage publishes the bucket's events through Pub/Sub for Eventarc.
-data "google_storage_project_service_account" "gcs" {}
+data "google_storage_project_service_account" "gcs" {
+  depends_on = [time_sleep.service_agents]
+}
 
 resource "google_project_iam_member" "gcs_publishes_events" {
   project = var.project
