@@ -1,16 +1,14 @@
 """The small pieces of Google's own machinery the cloud rehearsal stands in for, each a thread of its process.
 
 - `RoundRobin`: Cloud Run's front of a service with several instances, spreading requests over them in turn.
-- `Eventarc`: a Cloud Storage trigger. The bucket's notifications (fake-gcs-server publishes them to a Pub/Sub
-  topic, as a GCS Pub/Sub notification does) reach it by push; it forwards each finalized object of its bucket to
-  the function as a binary `google.cloud.storage.object.v1.finalized` CloudEvent, and answers what the function
-  answered, so a failure is delivered again.
+- `Eventarc`: the bucket trigger. fake-gcs-server publishes the bucket's notifications to a Pub/Sub topic, as a
+  Cloud Storage notification does; they reach it by push, and it forwards those of its prefix to the function as
+  Eventarc delivers a topic's messages, answering what the function answered, so a failure is delivered again.
 - `scheduler`: Cloud Scheduler, POSTing to a function every period.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import logging
@@ -22,7 +20,7 @@ from typing import Any
 
 import requests
 
-from common.events import GCS_FINALIZED
+from common.events import PUBSUB_TYPE
 
 log = logging.getLogger("imageclassify.rehearsal")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "server", "date"}
@@ -94,22 +92,22 @@ class RoundRobin(Front):
 
 
 class Eventarc(Front):
-    """Bucket notifications in (Pub/Sub push), `google.cloud.storage.object.v1.finalized` CloudEvents out."""
+    """A bucket trigger as triggers.tf makes it: Cloud Storage's notifications of the objects finalized under
+    `prefix` (the notification's filter, applied here since fake-gcs-server notifies of every object) delivered
+    as Eventarc delivers a Pub/Sub topic: a binary `messagePublished` CloudEvent carrying the push's envelope."""
 
-    def __init__(self, bucket: str, target: str) -> None:
+    def __init__(self, bucket: str, prefix: str, target: str, source: str) -> None:
         from common.eventpost import binary_event
 
         def handle(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
             if method != "POST":
                 return 405, {"Allow": "POST"}, b""
-            message = json.loads(body)["message"]
-            attributes = message.get("attributes") or {}
-            if attributes.get("eventType") != "OBJECT_FINALIZE" or attributes.get("bucketId") != bucket:
-                return 204, {}, b""  # another event or bucket: this trigger does not match it
-            data = json.loads(base64.b64decode(message.get("data") or "e30="))
-            event_headers, event_body = binary_event(
-                data, GCS_FINALIZED, f"//storage.googleapis.com/projects/_/buckets/{bucket}",
-                {"ce-subject": f"objects/{attributes.get('objectId', '')}"})
+            envelope = json.loads(body)
+            attributes = envelope.get("message", {}).get("attributes") or {}
+            if attributes.get("eventType") != "OBJECT_FINALIZE" or attributes.get("bucketId") != bucket \
+                    or not str(attributes.get("objectId", "")).startswith(prefix):
+                return 204, {}, b""  # not a notification of this trigger: Cloud Storage would not have sent it
+            event_headers, event_body = binary_event(envelope, PUBSUB_TYPE, source)
             return _forward(target, "POST", event_headers, event_body)
 
         super().__init__(handle)
@@ -120,7 +118,7 @@ def scheduler(url: str, period: float, stop: threading.Event) -> threading.Threa
     def run() -> None:
         while not stop.wait(period):
             try:
-                requests.post(url, timeout=period, json={})
+                requests.post(url, timeout=period)  # as triggers.tf: a POST with no body
             except requests.RequestException as exc:
                 log.warning("scheduled call to %s failed: %s", url, exc)
 

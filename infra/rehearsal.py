@@ -5,9 +5,9 @@ bundle's requirements (cached by the requirements' hash, so the second start is 
 each on its own port: its own origin, as each Cloud Run service has its own URL. Behind them: the Firestore and
 Pub/Sub emulators and fake-gcs-server. The wiring is read from infra/terraform (infra/cloud_env.py): the same
 environment variables, CORS origins and API_ENDPOINTS; push subscriptions with the same ack deadline, retry and
-dead-letter policy (the Pub/Sub emulator honours both for push); uploads reaching `on_upload` as Cloud Storage
-CloudEvents (fake-gcs-server's notifications to Pub/Sub, turned into events by a stand-in for Eventarc); the
-sweeper called on its schedule, as Cloud Scheduler does.
+dead-letter policy (the Pub/Sub emulator honours both for push); uploads under WATCH_PREFIX reaching
+`on_upload` as triggers.tf wires them (fake-gcs-server's Cloud Storage notifications to Pub/Sub, delivered by a
+stand-in for Eventarc); the sweeper called on its schedule, as Cloud Scheduler does.
 
 What differs from the cloud (each the nearest real thing on one machine):
 - no IAM: internal functions answer anyone on the loopback (the cloud: internal ingress and OIDC callers); a
@@ -129,7 +129,8 @@ def subscribe(rehearsal: Rehearsal, project: str, bucket: str) -> None:
         subscriptions[f"{name.replace('_', '-')}-push"] = spec
     for name, fn in cloud_env.functions().items():
         if fn["trigger"] == "bucket":
-            eventarc = fronts.Eventarc(bucket, rehearsal.urls[name])
+            eventarc = fronts.Eventarc(bucket, fn["env"]["WATCH_PREFIX"], rehearsal.urls[name],
+                                       f"//pubsub.googleapis.com/projects/{project}/topics/{UPLOADS_TOPIC}")
             rehearsal.fronts.append(eventarc)
             subscriptions[f"eventarc-{name.replace('_', '-')}"] = {
                 "topic": f"projects/{project}/topics/{UPLOADS_TOPIC}", "pushConfig": {"pushEndpoint": eventarc.url},

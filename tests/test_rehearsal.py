@@ -37,7 +37,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
     ready = data / "ready.json"
     extra = [f"--env={k}={v}" for k, v in {"BCRYPT_ROUNDS": "4", **GENEROUS_LIMITS}.items()]
     argv = [sys.executable, "-m", "infra.rehearsal", "--data-dir", str(data), "--models-dir", str(models_dir),
-            "--instances", "sort_worker=2", "--ready-file", str(ready), *extra]
+            "--instances", "sort_worker=2", "--sweep-every", "3", "--ready-file", str(ready), *extra]
     env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "ADMIN_PASSWORD": ADMIN[1]}
     started = time.monotonic()
     server = Server("rehearsal", argv, 0, env=env, cwd=REPO, ready=ready.exists, timeout=600)
@@ -123,8 +123,7 @@ def small_images(count: int) -> list[tuple[str, bytes]]:
 
 def handled_events(log: str) -> int:
     """sort_worker's one line per event handled ok, in an instance's log."""
-    lines = [json.loads(line) for line in Path(log).read_text(errors="replace").splitlines() if line.startswith("{")]
-    return sum(1 for line in lines if line.get("function") == "sort_worker" and line.get("outcome") == "ok")
+    return sum(1 for line in log_lines(log) if line.get("function") == "sort_worker" and line.get("outcome") == "ok")
 
 
 def test_two_sort_workers_behind_the_push_endpoint_sort_every_image_exactly_once(cloud: dict[str, Any]) -> None:
@@ -154,3 +153,29 @@ def test_two_sort_workers_behind_the_push_endpoint_sort_every_image_exactly_once
     assert balance == user["tokens"] + count - count  # one token per image, each charged once
     served = [handled_events(i["log"]) for i in cloud["instances"]["sort_worker"]]
     assert all(n > 0 for n in served) and sum(served) >= count, served
+
+
+def log_lines(log: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(log).read_text(errors="replace").splitlines() if line.startswith("{")]
+
+
+def test_bucket_uploads_reach_on_upload_and_the_sweeper_runs_on_its_schedule(cloud: dict[str, Any]) -> None:
+    gcs, bucket = cloud["emulators"]["gcs"], "imageclassify-rehearsal"
+    r = requests.post(f"{gcs}/upload/storage/v1/b/{bucket}/o?uploadType=media&name=inbox/cup.png",
+                      data=photos.data("coffee.png"), headers={"Content-Type": "image/png"}, timeout=60)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 60
+    while (r := requests.get(f"{gcs}/storage/v1/b/{bucket}/o/labels%2Finbox%2Fcup.png.json?alt=media",
+                             timeout=30)).status_code != 200:
+        assert time.monotonic() < deadline, "no labels from on_upload"
+        time.sleep(0.5)
+    assert r.json()["predictions"][0]["label"] == "espresso"
+    # started for that upload only: not for the users' uploads, the jobs' copies or the label it wrote
+    handled = [line for line in log_lines(cloud["instances"]["on_upload"][0]["log"]) if line.get("outcome")]
+    assert [line["outcome"] for line in handled] == ["ok"], handled
+    sweeper = cloud["instances"]["sweeper"][0]["log"]
+    deadline = time.monotonic() + 60
+    while not any(line.get("function") == "sweeper" and line.get("httpRequest", {}).get("status") == 200
+                  for line in log_lines(sweeper)):
+        assert time.monotonic() < deadline, "the scheduler never called the sweeper"
+        time.sleep(0.5)

@@ -221,13 +221,27 @@ def test_queue_targets_are_fed_by_oidc_push_with_a_handled_dead_letter_topic() -
     assert dead_letter["content"][0]["dead_letter_topic"] == "${google_pubsub_topic.topic[dead_letter_policy.value].id}"
 
 
-def test_bucket_targets_get_an_eventarc_finalize_trigger() -> None:
-    trigger = load()["resource"]["google_eventarc_trigger"]["bucket"]
+def test_bucket_targets_get_eventarc_from_a_notification_of_their_watched_prefix_only() -> None:
+    """Eventarc delivers a topic that Cloud Storage notifies of the objects under WATCH_PREFIX only: a trigger on
+    the whole bucket would start the function for every upload, job copy and label (the rehearsal counted 44
+    starts of on_upload in its journeys, none for an upload it labels)."""
+    resources = load()["resource"]
+    trigger = resources["google_eventarc_trigger"]["bucket"]
     criteria = {c["attribute"]: c["value"] for c in trigger["matching_criteria"]}
-    assert criteria == {"type": "google.cloud.storage.object.v1.finalized",
-                        "bucket": "${google_storage_bucket.images.name}"}
+    assert criteria == {"type": "google.cloud.pubsub.topic.v1.messagePublished"}
+    assert trigger["transport"][0]["pubsub"][0]["topic"] == "${google_pubsub_topic.uploads[each.key].id}"
     assert trigger["destination"][0]["cloud_run_service"][0]["service"] == f"${{{FN}.name}}"
     assert trigger["service_account"] == '${google_service_account.trigger["bucket"].email}'
+    notification = resources["google_storage_notification"]["uploads"]
+    assert (notification["bucket"], notification["event_types"], notification["payload_format"]) == (
+        "${google_storage_bucket.images.name}", ["OBJECT_FINALIZE"], "JSON_API_V1")
+    assert notification["topic"] == "${google_pubsub_topic.uploads[each.key].id}"
+    prefixes = evaluate({"p": per_target(f"try({expression(notification['object_name_prefix'])}, null)")})["p"]
+    assert prefixes["on_upload"] == "inbox/" == facts()["functions"]["on_upload"]["env"]["WATCH_PREFIX"]
+    for kind in ("google_pubsub_topic", "google_pubsub_topic_iam_member", "google_storage_notification"):
+        assert resources[kind]["uploads" if kind != "google_pubsub_topic_iam_member" else "gcs_publishes_uploads"][
+            "for_each"] == '${local.by_trigger["bucket"]}', kind
+    assert "gcs_publishes_events" not in resources.get("google_project_iam_member", {}), "topic-level grant only"
 
 
 def test_schedule_targets_get_a_cloud_scheduler_post_with_oidc() -> None:
@@ -442,8 +456,10 @@ def test_service_agents_eventarc_and_the_alert_wait_for_what_they_need() -> None
     waits = resources["time_sleep"]
     assert waits["service_agents"]["depends_on"] == ["${google_project_service.api}"]
     assert set(waits["event_grants"]["depends_on"]) >= {
-        "${time_sleep.service_agents}", "${google_project_iam_member.gcs_publishes_events}",
+        "${time_sleep.service_agents}", "${google_service_account_iam_member.pubsub_mints_tokens}",
         "${google_project_iam_member.events_receiver}"}
+    notification = resources["google_storage_notification"]["uploads"]
+    assert notification["depends_on"] == ["${google_pubsub_topic_iam_member.gcs_publishes_uploads}"]
     assert resources["google_eventarc_trigger"]["bucket"]["depends_on"] == ["${time_sleep.event_grants}"]
     for kind, name in [("google_service_account_iam_member", "pubsub_mints_tokens"),
                        ("google_pubsub_topic_iam_member", "dead_letter_publisher"),
