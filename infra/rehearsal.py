@@ -54,12 +54,16 @@ class Rehearsal:
     fronts: list[fronts.Front] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
+    def servers(self) -> list[processes.Server]:
+        return [*(s for servers in self.instances.values() for s in servers), *self.emulators.values()]
+
     def processes(self) -> int:
-        """The processes it runs: each function instance and emulator, plus itself."""
-        return sum(len(s) for s in self.instances.values()) + len(self.emulators) + 1
+        """The servers it runs (each function instance, each emulator), plus itself."""
+        return len(self.servers()) + 1
 
     def describe(self) -> dict[str, Any]:
         return {"urls": self.urls, "emulators": {n: s.url for n, s in self.emulators.items()},
+                "pgids": [s.proc.pid for s in self.servers()],  # each server leads its own process group
                 "instances": {n: [{"url": s.url, "log": str(s.log_path)} for s in servers]
                               for n, servers in self.instances.items()},
                 "processes": self.processes()}
@@ -68,7 +72,7 @@ class Rehearsal:
         self.stopping.set()
         for front in self.fronts:
             front.stop()
-        running = [s for servers in self.instances.values() for s in servers] + list(self.emulators.values())
+        running = self.servers()
         with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
             list(pool.map(processes.Server.stop, running))
 

@@ -8,8 +8,11 @@ the other functions' origins in Chromium; a job is sorted by the two workers wit
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
 import sys
 import time
 import uuid
@@ -38,13 +41,16 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
     extra = [f"--env={k}={v}" for k, v in {"BCRYPT_ROUNDS": "4", **GENEROUS_LIMITS}.items()]
     argv = [sys.executable, "-m", "infra.rehearsal", "--data-dir", str(data), "--models-dir", str(models_dir),
             "--instances", "sort_worker=2", "--sweep-every", "3", "--ready-file", str(ready), *extra]
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "ADMIN_PASSWORD": ADMIN[1]}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ADMIN_PASSWORD": ADMIN[1]}
     started = time.monotonic()
     server = Server("rehearsal", argv, 0, env=env, cwd=REPO, ready=ready.exists, timeout=600)
     described = json.loads(ready.read_text())
     described["start_seconds"] = time.monotonic() - started
     yield described
-    server.stop()
+    server.stop()  # SIGTERM: the rehearsal stops its servers; any it could not are stopped here, by their group
+    for pgid in described["pgids"]:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def admin_refill(cloud: dict[str, Any], username: str, amount: int) -> None:
