@@ -1,6 +1,7 @@
 """Every developer task is a nox session.
 
-    nox -s serve       the whole product on http://127.0.0.1:8080 (-- --emulators for the cloud emulators)
+    nox -s serve       the whole product on http://127.0.0.1:8080 (-- --emulators for the cloud emulators;
+                       -- --cloud for the cloud as it deploys: one process and one origin per function)
     nox -s tests       the whole test suite against real servers
     nox -s lint        ruff
     nox -s typecheck   mypy
@@ -94,7 +95,8 @@ def model(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def serve(session: nox.Session) -> None:
-    """The local stack on one port; `-- --emulators` swaps in Firestore, Pub/Sub and fake-gcs emulators."""
+    """The local stack on one port; `-- --emulators` swaps in Firestore, Pub/Sub and fake-gcs emulators;
+    `-- --cloud` rehearses the deployment (infra/rehearsal.py: each function from its bundle, its own origin)."""
     with_model(session, "infra.localstack")
 
 

@@ -24,7 +24,7 @@ from infra import photos
 from infra.processes import Server, free_port
 from infra.targets import REPO, TARGETS
 
-VENVS = REPO / ".data" / "venvs"
+VENVS = Path(os.environ.get("BUNDLE_VENVS", REPO / ".data" / "venvs"))
 SMOKE_ENV = {"BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": "root", "ADMIN_PASSWORD": "root-password"}
 
 
@@ -55,17 +55,23 @@ def start(target: str, bundle: Path, venv: Path, env: dict[str, str],
           send: Callable[[str], requests.Response]) -> tuple[Server, requests.Response, float]:
     """Start the bundle under functions-framework from its own folder and send it one request:
     the server, the answer, and the cold start (process start to answered request, in seconds)."""
-    port = free_port()
+    started = time.perf_counter()
+    server = serve(target, bundle, venv, env)
+    answer = send(server.url)
+    return server, answer, time.perf_counter() - started
+
+
+def serve(target: str, bundle: Path, venv: Path, env: dict[str, str], port: int | None = None,
+          name: str | None = None) -> Server:
+    """The bundle under its venv's functions-framework, from its own folder (the repository not on sys.path)."""
+    port = port or free_port()
     argv = [str(venv / "bin" / "functions-framework"), "--source", str(bundle / "main.py"), "--target", target,
             "--host", "127.0.0.1", "--port", str(port)]
     if TARGETS[target].signature == "cloudevent":
         argv += ["--signature-type", "cloudevent"]
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     clean["PATH"] = f"{venv / 'bin'}:/usr/bin:/bin"
-    started = time.perf_counter()
-    server = Server(f"bundle-{target}", argv, port, env={**clean, "MODELS_DIR": "models", **env}, cwd=bundle)
-    answer = send(server.url)
-    return server, answer, time.perf_counter() - started
+    return Server(name or f"bundle-{target}", argv, port, env={**clean, "MODELS_DIR": "models", **env}, cwd=bundle)
 
 
 def smoke_request(target: str, data_dir: Path) -> Callable[[str], requests.Response]:

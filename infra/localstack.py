@@ -19,7 +19,9 @@ configured backends, as they would in the cloud.
 
 Embedded backends by default (SQLite, the `.data/bucket/` folder, the local
 queue, a watcher on `.data/bucket/inbox/`). `--emulators` runs the same stack
-on the Firestore and Pub/Sub emulators and fake-gcs-server instead.
+on the Firestore and Pub/Sub emulators and fake-gcs-server instead. `--cloud` is
+the cloud as it deploys instead: one process and one origin per function, each
+from its own bundle (infra/rehearsal.py).
 """
 
 from __future__ import annotations
@@ -193,10 +195,17 @@ def _interrupt(*_: Any) -> None:
 
 
 def main() -> None:
+    if "--cloud" in sys.argv[1:]:  # every function in its own process, from its bundle: infra/rehearsal.py
+        sys.argv.remove("--cloud")
+        from infra import rehearsal
+
+        return rehearsal.main()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", ".data")))
     parser.add_argument("--emulators", action="store_true", help="Firestore + Pub/Sub emulators and fake-gcs")
+    parser.add_argument("--cloud", action="store_true", help="the cloud rehearsal: one process and origin per "
+                        "function, from its bundle (python -m infra.rehearsal --help)")
     args = parser.parse_args()
     from common.logs import configure
 

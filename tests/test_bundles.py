@@ -55,3 +55,47 @@ def test_bundle_runs_alone(built: Path, target: str, tmp_path: Path) -> None:
     finally:
         server.stop()
     assert seconds < 30
+
+
+GCLOUD_LIB = Path("/usr/lib/google-cloud-sdk/lib")
+
+
+def gcloud_zip(source: Path, out: Path) -> list[str]:
+    """The archive `gcloud functions deploy --source <source>` uploads, made by the SDK's own function (it
+    follows no symlink), extracted into `out`; its member names."""
+    import subprocess
+    import sys
+    import zipfile
+
+    if not (GCLOUD_LIB / "googlecloudsdk").exists():
+        pytest.fail(f"the Google Cloud SDK is not in {GCLOUD_LIB}: install google-cloud-cli")
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/third_party']\n"
+            "from googlecloudsdk.command_lib.functions import source_util\n"
+            "print(source_util.CreateSourcesZipFile(sys.argv[2], sys.argv[3]))")
+    out.mkdir(parents=True)
+    made = subprocess.run([sys.executable, "-c", code, str(GCLOUD_LIB), str(out), str(source)], capture_output=True,
+                          text=True, timeout=120, check=True).stdout.strip().splitlines()[-1]
+    with zipfile.ZipFile(made) as archive:
+        archive.extractall(out / "source")
+        return sorted(archive.namelist())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["register", "classify"])
+def test_gcloud_deploys_a_bundle_folder_that_runs(built: Path, target: str, tmp_path: Path) -> None:
+    """The README's `gcloud functions deploy ... --source build/<target>`: gcloud's own zip of that folder holds a
+    real common/ (and the model), and the target runs from what was zipped. functions/<folder> would not do:
+    its common/ is a symlink, which gcloud's zip leaves out."""
+    folder = TARGETS[target].source.parent
+    assert gcloud_zip(folder, tmp_path / "folder") == ["main.py", "requirements.txt"]
+    names = gcloud_zip(built / target, tmp_path / "bundle")
+    assert "common/__init__.py" in names and "main.py" in names
+    assert ("models/efficientnet_lite0_features.tflite" in names) == TARGETS[target].model
+    source = tmp_path / "bundle" / "source"
+    venv = bundle_check.venv_for(source / "requirements.txt")
+    env = {**bundle_check.SMOKE_ENV, "DATA_DIR": str(tmp_path / "data")}
+    server, answer, _ = bundle_check.start(target, source, venv, env, bundle_check.smoke_request(target, tmp_path))
+    try:
+        assert answer.status_code in (200, 201), answer.text
+    finally:
+        server.stop()

@@ -344,5 +344,5 @@ def test_train_a_model_and_see_its_metrics(page: Any, tmp_path: Path, console: d
     rows = page.evaluate("Array.from(document.querySelectorAll('#metrics-table tbody th'), (th) => th.textContent)")
     assert sorted(rows) == ["cat", "coffee"]
     assert page.locator("#confusion").get_attribute("src").startswith("blob:")
-    assert page.locator("#model option[value=pets]").count() == 1
+    wait(page, "document.querySelector('#model option[value=pets]') !== null")  # the list reloads after the metrics
     shot(page, "console-model")

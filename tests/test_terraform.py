@@ -78,11 +78,13 @@ def terraform() -> str:
     return found
 
 
-def evaluate(expressions: dict[str, str], stub: str = "") -> dict[str, Any]:
-    """Evaluate HCL expressions over targets.tf (+ `stub`, e.g. stand-ins for other locals) with terraform console."""
+def evaluate(expressions: dict[str, str], stub: str = "", files: tuple[str, ...] = ("targets.tf",)) -> dict[str, Any]:
+    """Evaluate HCL expressions over `files` of infra/terraform (+ `stub`, e.g. stand-ins for other locals) with
+    terraform console."""
     body = ", ".join(f'"{key}" = {expr}' for key, expr in expressions.items())
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(TF / "targets.tf", tmp)
+        for name in files:
+            shutil.copy(TF / name, tmp)
         Path(tmp, "stub.tf").write_text(stub)
         result = subprocess.run([terraform(), "console"], input=f"jsonencode({{{body}}})\n", cwd=tmp, env=OFFLINE,
                                 capture_output=True, text=True, timeout=120)
@@ -219,13 +221,27 @@ def test_queue_targets_are_fed_by_oidc_push_with_a_handled_dead_letter_topic() -
     assert dead_letter["content"][0]["dead_letter_topic"] == "${google_pubsub_topic.topic[dead_letter_policy.value].id}"
 
 
-def test_bucket_targets_get_an_eventarc_finalize_trigger() -> None:
-    trigger = load()["resource"]["google_eventarc_trigger"]["bucket"]
+def test_bucket_targets_get_eventarc_from_a_notification_of_their_watched_prefix_only() -> None:
+    """Eventarc delivers a topic that Cloud Storage notifies of the objects under WATCH_PREFIX only: a trigger on
+    the whole bucket would start the function for every upload, job copy and label (the rehearsal counted 44
+    starts of on_upload in its journeys, none for an upload it labels)."""
+    resources = load()["resource"]
+    trigger = resources["google_eventarc_trigger"]["bucket"]
     criteria = {c["attribute"]: c["value"] for c in trigger["matching_criteria"]}
-    assert criteria == {"type": "google.cloud.storage.object.v1.finalized",
-                        "bucket": "${google_storage_bucket.images.name}"}
+    assert criteria == {"type": "google.cloud.pubsub.topic.v1.messagePublished"}
+    assert trigger["transport"][0]["pubsub"][0]["topic"] == "${google_pubsub_topic.uploads[each.key].id}"
     assert trigger["destination"][0]["cloud_run_service"][0]["service"] == f"${{{FN}.name}}"
     assert trigger["service_account"] == '${google_service_account.trigger["bucket"].email}'
+    notification = resources["google_storage_notification"]["uploads"]
+    assert (notification["bucket"], notification["event_types"], notification["payload_format"]) == (
+        "${google_storage_bucket.images.name}", ["OBJECT_FINALIZE"], "JSON_API_V1")
+    assert notification["topic"] == "${google_pubsub_topic.uploads[each.key].id}"
+    prefixes = evaluate({"p": per_target(f"try({expression(notification['object_name_prefix'])}, null)")})["p"]
+    assert prefixes["on_upload"] == "inbox/" == facts()["functions"]["on_upload"]["env"]["WATCH_PREFIX"]
+    for kind in ("google_pubsub_topic", "google_pubsub_topic_iam_member", "google_storage_notification"):
+        assert resources[kind]["uploads" if kind != "google_pubsub_topic_iam_member" else "gcs_publishes_uploads"][
+            "for_each"] == '${local.by_trigger["bucket"]}', kind
+    assert "gcs_publishes_events" not in resources.get("google_project_iam_member", {}), "topic-level grant only"
 
 
 def test_schedule_targets_get_a_cloud_scheduler_post_with_oidc() -> None:
@@ -263,27 +279,84 @@ def test_secrets_come_from_secret_manager_to_the_functions_that_need_them() -> N
     assert tf["variable"]["admin_password"]["sensitive"] is True
 
 
-def test_public_functions_get_the_cors_origins() -> None:
-    tf = load()
-    assert tf["variable"]["cors_origins"]["type"] == "${list(string)}"
-    service = tf["resource"]["google_cloudfunctions2_function"]["fn"]["service_config"][0]
+URLS = {name: f"https://{name.replace('_', '-')}-123.europe-west1.run.app" for name in TARGETS}
+
+
+def function_env(cors_origins: list[str]) -> dict[str, dict[str, str]]:
+    """environment.tf's function_env, evaluated for project `p`, bucket `b` and the given cors_origins."""
     stub = f"""
+variable "project" {{
+  default = "proj-1"
+}}
+variable "bucket_name" {{
+  default = "bucket-1"
+}}
+variable "admin_username" {{
+  default = "admin"
+}}
 variable "cors_origins" {{
   type    = list(string)
-  default = ["https://console.example", "https://other.example"]
+  default = {json.dumps(cors_origins)}
 }}
 locals {{
-  common_env   = {{ BASE = "1" }}
-  public_env   = {{ {", ".join(f"{k} = {expression(v)}" for k, v in tf["locals"]["public_env"].items())} }}
-  computed_env = {{}}
+  function_urls = {json.dumps(URLS).replace('":', '" =')}
 }}
 """
-    env = evaluate({"env": per_target(expression(service["environment_variables"]))}, stub)["env"]
+    return dict(evaluate({"env": "local.function_env"}, stub, ("targets.tf", "environment.tf"))["env"])
+
+
+def test_functions_get_their_environment_from_environment_tf() -> None:
+    service = load()["resource"]["google_cloudfunctions2_function"]["fn"]["service_config"][0]
+    assert service["environment_variables"] == "${local.function_env[each.key]}"
+    env = function_env([])
+    assert set(env) == set(TARGETS)
+    assert env["on_upload"]["WATCH_PREFIX"] == "inbox/" and env["sweeper"]["STORE_BACKEND"] == "firestore"
+    assert not {"ADMIN_PASSWORD", "INTERNAL_SECRET"} & {k for e in env.values() for k in e}
+
+
+def test_the_web_consoles_own_url_is_an_allowed_origin_of_every_function_it_calls() -> None:
+    """With no variable set, every function the console calls answers CORS for the web function's own URL;
+    cors_origins only adds others, and internal functions answer no browser."""
+    web = URLS["web"]
+    default, added = function_env([]), function_env(["https://console.example", web])
+    called = set(evaluate({"web_routes": "local.web_routes"})["web_routes"].values())
+    assert called == {t.name for t in TARGETS.values() if t.trigger == "http"} - {"web"}
     for target in TARGETS.values():
-        expected = None if target.internal else "https://console.example,https://other.example"
-        assert env[target.name].get("CORS_ORIGINS") == expected, target.name
-        assert env[target.name]["BASE"] == "1"
-    assert env["on_upload"]["WATCH_PREFIX"] == "inbox/"
+        if target.internal:
+            assert "CORS_ORIGINS" not in default[target.name] and "CORS_ORIGINS" not in added[target.name]
+        else:
+            assert default[target.name]["CORS_ORIGINS"] == web, target.name
+            assert added[target.name]["CORS_ORIGINS"] == f"{web},https://console.example", target.name
+    assert json.loads(default["web"]["API_ENDPOINTS"])["register"] == URLS["register"]
+    outputs = (TF / "outputs.tf").read_text()
+    assert 'value       = local.function_urls["web"]' in outputs, "console_url is the origin the functions allow"
+
+
+def test_the_cloud_rehearsal_gives_every_function_the_terraform_environment() -> None:
+    """infra/cloud_env.py (the rehearsal's environment) reads environment.tf and targets.tf: for the same
+    variables and URLs it gives every function exactly what Terraform evaluates."""
+    from infra import cloud_env
+
+    for origins in ([], ["https://console.example"]):
+        variables = {"project": "proj-1", "bucket_name": "bucket-1", "admin_username": "admin",
+                     "cors_origins": origins}
+        expected = function_env(origins)
+        for name in TARGETS:
+            assert cloud_env.environment(name, URLS, variables) == expected[name], name
+
+
+def test_the_rehearsal_subscribes_with_the_terraform_queue_policy() -> None:
+    from infra import cloud_env
+
+    push = load()["resource"]["google_pubsub_subscription"]["push"]
+    assert cloud_env.queue_policy() == {
+        "minimumBackoff": push["retry_policy"][0]["minimum_backoff"],
+        "maximumBackoff": push["retry_policy"][0]["maximum_backoff"],
+        "maxDeliveryAttempts": push["dynamic"][0]["dead_letter_policy"]["content"][0]["max_delivery_attempts"]}
+    assert push["ack_deadline_seconds"] == "${min(600, max(10, each.value.timeout))}"
+    deadlines = evaluate({"ack": per_target("min(600, max(10, each.value.timeout))")})["ack"]
+    assert deadlines == {name: cloud_env.ack_deadline(name) for name in TARGETS}
+    assert facts()["functions"] == {name: {**fn, "env": fn["env"]} for name, fn in cloud_env.functions().items()}
 
 
 def test_log_metrics_and_the_dead_letter_alert() -> None:
@@ -297,7 +370,9 @@ def test_log_metrics_and_the_dead_letter_alert() -> None:
     assert "keys(local.functions)" in tf["locals"]["services_filter"]
     alert = tf["resource"]["google_monitoring_alert_policy"]["dead_letters"]
     condition = alert["conditions"][0]["condition_threshold"][0]
-    assert "${google_logging_metric.dead_letters.name}" in condition["filter"]
+    assert '${time_sleep.dead_letter_metric.triggers["metric"]}' in condition["filter"]
+    assert tf["resource"]["time_sleep"]["dead_letter_metric"]["triggers"] == {
+        "metric": "${google_logging_metric.dead_letters.name}"}
     assert condition["comparison"] == "COMPARISON_GT" and condition["threshold_value"] == 0
 
 
@@ -336,7 +411,7 @@ def test_the_console_knows_where_every_public_route_is() -> None:
     routes = evaluate({"web_routes": "local.web_routes"})["web_routes"]
     expected = {route: t.name for t in TARGETS.values() if t.name != "web" and not t.internal for route in t.routes}
     assert routes == expected
-    assert "API_ENDPOINTS" in (TF / "functions.tf").read_text()
+    assert "API_ENDPOINTS" in (TF / "environment.tf").read_text()
 
 
 # Resource type prefix -> the APIs it needs enabled on a fresh project.
@@ -360,3 +435,74 @@ def test_the_deployment_enables_every_api_it_uses() -> None:
     for kind, name in [("google_cloudfunctions2_function", "fn"), ("google_firestore_database", "default"),
                        ("google_pubsub_topic", "topic"), ("google_secret_manager_secret", "secret")]:
         assert "${google_project_service.api}" in load()["resource"][kind][name]["depends_on"], (kind, name)
+
+
+# -- a first `terraform apply` on a fresh project ------------------------------------------------------------
+
+
+def test_functions_are_built_by_a_dedicated_build_account_with_the_builder_role() -> None:
+    resources = load()["resource"]
+    fn = resources["google_cloudfunctions2_function"]["fn"]
+    assert fn["build_config"][0]["service_account"] == "${google_service_account.build.id}"
+    grant = resources["google_project_iam_member"]["build"]
+    assert (grant["role"], grant["member"]) == ("roles/cloudbuild.builds.builder",
+                                                "serviceAccount:${google_service_account.build.email}")
+    assert resources["time_sleep"]["build_grant"]["depends_on"] == ["${google_project_iam_member.build}"]
+    assert {"${time_sleep.build_grant}", "${time_sleep.service_agents}"} <= set(fn["depends_on"])
+
+
+def test_service_agents_eventarc_and_the_alert_wait_for_what_they_need() -> None:
+    resources = load()["resource"]
+    waits = resources["time_sleep"]
+    assert waits["service_agents"]["depends_on"] == ["${google_project_service.api}"]
+    assert set(waits["event_grants"]["depends_on"]) >= {
+        "${time_sleep.service_agents}", "${google_service_account_iam_member.pubsub_mints_tokens}",
+        "${google_project_iam_member.events_receiver}"}
+    notification = resources["google_storage_notification"]["uploads"]
+    assert notification["depends_on"] == ["${google_pubsub_topic_iam_member.gcs_publishes_uploads}"]
+    assert resources["google_eventarc_trigger"]["bucket"]["depends_on"] == ["${time_sleep.event_grants}"]
+    for kind, name in [("google_service_account_iam_member", "pubsub_mints_tokens"),
+                       ("google_pubsub_topic_iam_member", "dead_letter_publisher"),
+                       ("google_pubsub_subscription_iam_member", "dead_letter_subscriber")]:
+        assert resources[kind][name]["depends_on"] == ["${time_sleep.service_agents}"], name  # the Pub/Sub agent
+    for path, source in [("triggers.tf", 'data "google_storage_project_service_account" "gcs" {\n  depends_on = '
+                                         '[time_sleep.service_agents]'),
+                         ("main.tf", 'data "google_project" "this" {\n  depends_on = [google_project_service.api]')]:
+        assert source in (TF / path).read_text(), path
+    assert "hashicorp/time" in (TF / "main.tf").read_text()
+
+
+def test_the_resource_manager_api_is_enabled_and_the_readme_says_it_comes_first() -> None:
+    assert '"cloudresourcemanager.googleapis.com"' in (TF / "apis.tf").read_text()
+    deploy = (REPO / "README.md").read_text().split("## Deploying to Google Cloud", 1)[1].split("\n## ", 1)[0]
+    first = deploy.index("gcloud services enable cloudresourcemanager.googleapis.com")
+    assert first < deploy.index("terraform apply"), "the API is enabled before the first apply"
+    assert "--source functions/" not in deploy and "--source build/" in deploy
+
+
+def plan_bundles(build_dir: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`terraform plan` of bundles.tf alone (terraform_data is built in: no provider, no network)."""
+    tmp.mkdir()
+    for name in ("targets.tf", "bundles.tf"):
+        shutil.copy(TF / name, tmp)
+    (tmp / "stub.tf").write_text('variable "build_dir" {\n  type = string\n}\n')
+    run = {"cwd": tmp, "env": OFFLINE, "capture_output": True, "text": True, "timeout": 120}
+    assert subprocess.run([terraform(), "init", "-input=false"], **run).returncode == 0  # type: ignore[call-overload]
+    return subprocess.run([terraform(), "plan", "-input=false", "-no-color", f"-var=build_dir={build_dir}"],
+                          **run)  # type: ignore[call-overload]
+
+
+def test_a_plan_without_the_bundles_says_to_build_them(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "web.zip").write_bytes(b"PK")
+    result = plan_bundles(build, tmp_path / "a")
+    message = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and "Build them first: `nox -s bundles`" in message, message
+    assert "register.zip" in message and "web.zip," not in message
+    for name in TARGETS:
+        (build / f"{name}.zip").write_bytes(b"PK")
+    result = plan_bundles(build, tmp_path / "b")
+    assert result.returncode == 0, result.stdout + result.stderr
+    source = load()["resource"]["google_storage_bucket_object"]["source"]
+    assert "try(filemd5(" in source["name"] and source["depends_on"] == ["${terraform_data.bundles}"]

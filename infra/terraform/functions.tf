@@ -6,13 +6,9 @@
 # has), so Cloud Run's default TCP startup probe applies; /healthz is there for an uptime check or the stack.
 
 locals {
-  # Settings that name other deployed resources cannot live in targets.tf (literals only); an entry here per
-  # target. A function that needs another's URL (the web console's endpoint map) uses function_urls: the
+  # Each function's URL, known before it exists (Cloud Run's deterministic URL): a function that needs another's
+  # URL (the console's endpoint map, the console's origin in CORS_ORIGINS, environment.tf) uses these, since the
   # functions' own attributes cannot feed another function's environment inside one for_each resource.
-  computed_env = {
-    # the web console's endpoint map (API_ENDPOINTS): each public route -> the URL of the function serving it
-    web = { API_ENDPOINTS = jsonencode({ for route, fn in local.web_routes : route => local.function_urls[fn] }) }
-  }
   function_urls = { for name in keys(local.functions) : name => "https://${replace(name, "_", "-")}-${data.google_project.this.number}.${var.region}.run.app" }
 }
 
@@ -26,6 +22,9 @@ resource "google_cloudfunctions2_function" "fn" {
   build_config {
     runtime     = "python311"
     entry_point = each.key
+    # A build account of our own: since mid-2024 a new project's default build account may lack the rights
+    # to build a function.
+    service_account = google_service_account.build.id
     source {
       storage_source {
         bucket = google_storage_bucket.sources.name
@@ -43,12 +42,7 @@ resource "google_cloudfunctions2_function" "fn" {
     timeout_seconds                  = each.value.timeout
     service_account_email            = google_service_account.fn[each.key].email
     ingress_settings                 = each.value.trigger == "http" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
-    environment_variables = merge(
-      local.common_env,
-      each.value.trigger == "http" ? local.public_env : {},
-      each.value.env,
-      try(local.computed_env[each.key], {}),
-    )
+    environment_variables            = local.function_env[each.key]
 
     dynamic "secret_environment_variables" {
       for_each = toset(each.value.secrets)
@@ -63,6 +57,8 @@ resource "google_cloudfunctions2_function" "fn" {
 
   depends_on = [
     google_project_service.api,
+    time_sleep.service_agents,
+    time_sleep.build_grant,
     google_secret_manager_secret_version.admin_password,
     google_secret_manager_secret_version.internal_secret,
     google_secret_manager_secret_iam_member.access,
@@ -77,4 +73,25 @@ resource "google_cloud_run_service_iam_member" "public" {
   service  = google_cloudfunctions2_function.fn[each.key].name
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# The account Cloud Build builds the functions as, with the builder role (logs, images, the sources bucket).
+resource "google_service_account" "build" {
+  account_id   = "icf-build"
+  display_name = "ImageClassify function builds"
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_project_iam_member" "build" {
+  # checkov:skip=CKV_GCP_49: the builder role is what Cloud Build's documentation grants a function's build account, at project level; only builds run as this account
+  project = var.project
+  role    = "roles/cloudbuild.builds.builder"
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+# A new grant takes a while to reach Cloud Build: the first build waits for it.
+resource "time_sleep" "build_grant" {
+  create_duration = "60s"
+  depends_on      = [google_project_iam_member.build]
 }

@@ -82,6 +82,12 @@ resource "google_monitoring_notification_channel" "email" {
   labels       = { email_address = each.key }
 }
 
+# An alert on a log-based metric created in the same apply fails (404) until the metric has propagated.
+resource "time_sleep" "dead_letter_metric" {
+  create_duration = "60s"
+  triggers        = { metric = google_logging_metric.dead_letters.name }
+}
+
 resource "google_monitoring_alert_policy" "dead_letters" {
   display_name          = "ImageClassify: queue messages dead-lettered"
   combiner              = "OR"
@@ -90,7 +96,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   conditions {
     display_name = "A message exhausted its deliveries"
     condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.dead_letters.name}\" AND resource.type=\"cloud_run_revision\""
+      filter          = "metric.type=\"logging.googleapis.com/user/${time_sleep.dead_letter_metric.triggers["metric"]}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"

@@ -14,6 +14,6 @@ output "bucket" {
 }
 
 output "console_url" {
-  description = "The web console."
-  value       = google_cloudfunctions2_function.fn["web"].service_config[0].uri
+  description = "The web console: open this URL (the origin every function the console calls allows, environment.tf)."
+  value       = local.function_urls["web"]
 }

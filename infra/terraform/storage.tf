@@ -92,9 +92,13 @@ resource "google_storage_bucket_iam_member" "logs_writer" {
 }
 
 # One source archive per target (`nox -s bundles`), named by its content so a change redeploys the function.
+# A missing archive is refused by terraform_data.bundles (bundles.tf) with what to run; try() keeps filemd5's
+# own error from coming first.
 resource "google_storage_bucket_object" "source" {
   for_each = local.functions
-  name     = "${each.key}-${filemd5("${var.build_dir}/${each.key}.zip")}.zip"
+  name     = "${each.key}-${try(filemd5("${var.build_dir}/${each.key}.zip"), "missing")}.zip"
   bucket   = google_storage_bucket.sources.name
   source   = "${var.build_dir}/${each.key}.zip"
+
+  depends_on = [terraform_data.bundles]
 }

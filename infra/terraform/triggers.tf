@@ -3,7 +3,7 @@
 #
 #   queue     Pub/Sub push subscription with an OIDC token (its topic from targets.tf; a dead-letter topic
 #             after 10 failed deliveries, itself read by the dead-letter handler's own push subscription)
-#   bucket    Eventarc: object finalized in the images bucket
+#   bucket    Eventarc, from a Cloud Storage notification of the objects finalized under WATCH_PREFIX
 #   schedule  Cloud Scheduler: POST to the function's URI with an OIDC token
 
 locals {
@@ -64,11 +64,15 @@ resource "google_pubsub_subscription" "push" {
   }
 }
 
-# Pub/Sub's own agent mints the push tokens and moves exhausted messages to the dead-letter topic.
+# Pub/Sub's own agent mints the push tokens (of the queue's subscriptions and of Eventarc's, on the uploads
+# topics) and moves exhausted messages to the dead-letter topic.
 resource "google_service_account_iam_member" "pubsub_mints_tokens" {
-  service_account_id = google_service_account.trigger["queue"].name
+  for_each           = toset(["queue", "bucket"])
+  service_account_id = google_service_account.trigger[each.key].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_agent
+
+  depends_on = [time_sleep.service_agents] # the agent exists a while after the API is enabled
 }
 
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
@@ -76,6 +80,8 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   topic    = google_pubsub_topic.topic[each.key].id
   role     = "roles/pubsub.publisher"
   member   = local.pubsub_agent
+
+  depends_on = [time_sleep.service_agents]
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
@@ -83,9 +89,45 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   subscription = google_pubsub_subscription.push[each.key].id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+
+  depends_on = [time_sleep.service_agents]
 }
 
-# -- bucket: Eventarc, object finalized in the images bucket --------------------------------------------------
+# -- bucket: objects finalized under the target's WATCH_PREFIX, through Eventarc -----------------------------
+# Cloud Storage notifies a topic of the objects finalized under the prefix only, and Eventarc delivers that
+# topic's messages to the function. (An Eventarc Cloud Storage trigger cannot filter by object name: every
+# upload to a user's space, every copy a sort job makes and every label written would start the function.)
+
+resource "google_pubsub_topic" "uploads" {
+  # checkov:skip=CKV_GCP_83: Google-managed encryption; messages carry only an object's name and metadata
+  for_each = local.by_trigger["bucket"]
+  name     = "${replace(each.key, "_", "-")}-uploads"
+
+  depends_on = [google_project_service.api]
+}
+
+# Cloud Storage's agent publishes the notifications: on these topics only.
+data "google_storage_project_service_account" "gcs" {
+  depends_on = [time_sleep.service_agents]
+}
+
+resource "google_pubsub_topic_iam_member" "gcs_publishes_uploads" {
+  for_each = local.by_trigger["bucket"]
+  topic    = google_pubsub_topic.uploads[each.key].id
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+resource "google_storage_notification" "uploads" {
+  for_each           = local.by_trigger["bucket"]
+  bucket             = google_storage_bucket.images.name
+  payload_format     = "JSON_API_V1"
+  topic              = google_pubsub_topic.uploads[each.key].id
+  event_types        = ["OBJECT_FINALIZE"]
+  object_name_prefix = each.value.env.WATCH_PREFIX
+
+  depends_on = [google_pubsub_topic_iam_member.gcs_publishes_uploads]
+}
 
 resource "google_eventarc_trigger" "bucket" {
   for_each        = local.by_trigger["bucket"]
@@ -95,11 +137,13 @@ resource "google_eventarc_trigger" "bucket" {
 
   matching_criteria {
     attribute = "type"
-    value     = "google.cloud.storage.object.v1.finalized"
+    value     = "google.cloud.pubsub.topic.v1.messagePublished"
   }
-  matching_criteria {
-    attribute = "bucket"
-    value     = google_storage_bucket.images.name
+
+  transport {
+    pubsub {
+      topic = google_pubsub_topic.uploads[each.key].id
+    }
   }
 
   destination {
@@ -109,22 +153,24 @@ resource "google_eventarc_trigger" "bucket" {
     }
   }
 
-  depends_on = [google_project_iam_member.gcs_publishes_events, google_project_iam_member.events_receiver]
+  # The first trigger of a project fails while Eventarc's and Pub/Sub's agents and these grants propagate.
+  depends_on = [time_sleep.event_grants]
+}
+
+resource "time_sleep" "event_grants" {
+  create_duration = "60s"
+  depends_on = [
+    time_sleep.service_agents,
+    google_service_account_iam_member.pubsub_mints_tokens,
+    google_project_iam_member.events_receiver,
+    google_cloud_run_service_iam_member.trigger_invokes,
+  ]
 }
 
 resource "google_project_iam_member" "events_receiver" {
   project = var.project
   role    = "roles/eventarc.eventReceiver"
   member  = "serviceAccount:${google_service_account.trigger["bucket"].email}"
-}
-
-# Cloud Storage publishes the bucket's events through Pub/Sub for Eventarc.
-data "google_storage_project_service_account" "gcs" {}
-
-resource "google_project_iam_member" "gcs_publishes_events" {
-  project = var.project
-  role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 # -- schedule: Cloud Scheduler POSTs with an OIDC token --------------------------------------------------------
