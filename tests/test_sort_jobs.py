@@ -233,6 +233,21 @@ def test_upload_gets_labels(backend: Backend) -> None:
     assert not [k for k in backend.keys("labels/") if k.startswith("labels/labels/")]  # outputs never re-trigger
 
 
+def test_upload_autosort_never_replaces_a_different_file(backend: Backend) -> None:
+    """The upload trigger's autosort copies to `<class>/<path>`: a different file already there stays, and the
+    labels say why the copy was not made."""
+    name = f"{uuid.uuid4().hex[:6]}/photo.png"
+    backend.put(f"food/{name}", b"someone else's file")
+    time.sleep(0.5)  # the local watcher takes its first snapshot
+    backend.put(f"inbox/{name}", photos.data("coffee.png"))
+    deadline = time.monotonic() + 60
+    while f"labels/inbox/{name}.json" not in backend.keys("labels/") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    labels = json.loads(backend.read(f"labels/inbox/{name}.json"))
+    assert labels["class"] == "food" and labels["sort_error"]["code"] == "output_taken", labels
+    assert backend.read(f"food/{name}") == b"someone else's file"
+
+
 @pytest.mark.parametrize("body, status, code", [
     ({"classes": ["dgo"], "source": "all/"}, 400, "unknown_class"),
     ({"classes": ["../etc"], "source": "all/"}, 400, "invalid_class"),
@@ -294,8 +309,8 @@ def test_worker_killed_mid_job(backend: Backend) -> None:
     backend.api.restart("sort_worker")
     job = wait_done(backend, job_id, user, 120)
     assert job["status"] == "done" and job["matched"] == {"food": 15, "cat": 15} and job["processed"] == 30
-    # the class folders hold the objects by their path relative to the job's source
-    assert {f"food/{i}.png" for i in range(1, 30, 2)} == set(backend.keys_in(user, "food/"))
+    # the class folders hold the objects by their path in the space
+    assert {f"food/{folder}/{i}.png" for i in range(1, 30, 2)} == set(backend.keys_in(user, "food/"))
 
 
 def test_spaces_are_private(backend: Backend) -> None:
