@@ -238,6 +238,7 @@ def prepare(data: bytes, size: int = 224, resize: int = 256, use_draft: bool = T
         img = _opened(data, resize, use_draft)
         with decodegate.gate(settings().max_image_pixels).decoding(img.width * img.height):
             crop = _crop(*_decode(img, size, resize, exact), size, resize)
+            del img  # the decoded pixels go before the next large decode may start
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise errors.Unprocessable(f"The image could not be decoded ({type(exc).__name__}): it may be truncated "
                                    "or corrupt. Send the complete file.", code="undecodable_image") from None
