@@ -10,7 +10,8 @@ a 5 GB upload. Here a declared Content-Length over MAX_BODY_BYTES is answered
 
 Before the app sees a request: HTTP/1.0 or 1.1 only, URL at most `MAX_URL`
 bytes, Content-Length digits only and within the limit, no Transfer-Encoding
-(411), JSON bodies nested at most `jsonlimits.MAX_DEPTH` deep. After it
+(411), JSON bodies nested at most `jsonlimits.MAX_DEPTH` deep, multipart forms of
+at most `MAX_FORM_PARTS` parts (400 `too_many_parts`, not the parser's 413). After it
 answered: every error that is not already the JSON envelope (werkzeug's HTML
 404/405, functions-framework's crash text) is replaced by the envelope for its
 status, echoing nothing; `X-Content-Type-Options: nosniff`, `Cache-Control:
@@ -36,6 +37,7 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 GUARDED = "imageclassify.guarded"
 MAX_URL = 8192
+MAX_FORM_PARTS = 1000  # what Flask's form parser reads (its `max_form_parts`)
 PROTOCOLS = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"}
 SECURITY_HEADERS = errors.SECURITY_HEADERS
 envelope = errors.envelope
@@ -70,18 +72,47 @@ def _may_be_json(environ: Environ) -> bool:
     return not kind or kind == "application/json" or kind.endswith("+json")
 
 
+def _buffered(environ: Environ) -> bytes:
+    """The body (within the limit, checked before), read here and handed on to the app unchanged."""
+    raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ["CONTENT_LENGTH"] = str(len(raw))
+    return bytes(raw)
+
+
 def _check_json(environ: Environ) -> errors.AppError | None:
-    """Refuse a JSON body nested too deeply; the body read here is handed on to the app unchanged. A body
-    without a Content-Type counts as JSON only if it looks like JSON (an image PUT without one is not)."""
+    """Refuse a JSON body nested too deeply. A body without a Content-Type counts as JSON only if it looks like
+    JSON (an image PUT without one is not)."""
     declared = environ.get("CONTENT_LENGTH", "")
     if not declared or declared == "0" or not _may_be_json(environ):
         return None
-    raw = environ["wsgi.input"].read(int(declared))
-    environ["wsgi.input"] = io.BytesIO(raw)
-    environ["CONTENT_LENGTH"] = str(len(raw))
+    raw = _buffered(environ)
     if not environ.get("CONTENT_TYPE") and raw.lstrip()[:1] not in (b"{", b"["):
         return None
     return jsonlimits.refusal() if jsonlimits.too_deep(raw) else None
+
+
+def _check_form(environ: Environ) -> errors.AppError | None:
+    """Refuse a multipart form of more than MAX_FORM_PARTS parts with its own 400: the form parser would refuse
+    it as a body too large, which it is not."""
+    kind, _, options = environ.get("CONTENT_TYPE", "").partition(";")
+    boundary = next((v.strip().strip('"') for k, _, v in (o.partition("=") for o in options.split(";"))
+                     if k.strip().lower() == "boundary"), "")
+    if kind.strip().lower() != "multipart/form-data" or not boundary or environ.get("CONTENT_LENGTH", "0") == "0":
+        return None
+    parts = _buffered(environ).count(b"--" + boundary.encode("latin-1")) - 1  # the last delimiter closes the form
+    if parts > MAX_FORM_PARTS:
+        return errors.BadRequest(f"The form has {parts:,} parts; at most {MAX_FORM_PARTS:,} are read. Send fewer "
+                                 "fields and files in one request.", code="too_many_parts")
+    return None
+
+
+def form_field_too_large() -> errors.AppError:
+    """The only 413 the app's framework makes itself for a body within the limit: a form's text field past its
+    `max_form_memory_size` (forms of too many parts are refused before)."""
+    return errors.PayloadTooLarge("A form field that is not a file is larger than 500,000 bytes: send the image "
+                                  "as a file part (-F file=@photo.jpg) or as the raw body.",
+                                  code="form_field_too_large")
 
 
 def _allowed_origin(environ: Environ) -> str | None:
@@ -127,7 +158,7 @@ class Guard:
         if refused is not None:  # the body, if any, is left unread: the connection cannot be reused
             _close_after(start_response)
             return self._refuse(refused, origin, start_response)
-        refused = _check_json(environ)
+        refused = _check_json(environ) or _check_form(environ)
         if refused is not None:
             return self._refuse(refused, origin, start_response)
         if origin and environ.get("REQUEST_METHOD") == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
@@ -152,7 +183,7 @@ class Guard:
             names = {name.lower() for name, _ in headers}
             kind = next((v for n, v in headers if n.lower() == "content-type"), "")
             if code >= 400 and not kind.startswith("application/json"):
-                error = errors.refusal(code)
+                error = errors.refusal(code) if code != 413 else form_field_too_large()
                 error.headers.update({n: v for n, v in headers if n.lower() in ("allow", "retry-after")})
                 replaced.append(error)
                 return lambda data: None

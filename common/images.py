@@ -1,13 +1,16 @@
 """Turn untrusted image bytes into the model's input crop, safely and fast.
 
-The header is read first and the pixel count and aspect ratio checked before
-any pixel is decoded, so a decompression bomb or a 65000x1 sliver fails in
-microseconds. JPEGs are decoded at a reduced scale (`draft`) when they are much
-larger than needed, which is where most of the decode time goes. Then: EXIF
-orientation, RGB (palette, alpha, CMYK, 16-bit and greyscale all handled), and
-the one region of the image the model sees (shorter side scaled to `resize`,
-centre `size` square) resized bicubically, with antialiasing, straight to the
-crop: the work is bounded by the crop, not by the image's shape.
+The header is read first and the pixel count, aspect ratio and the pixels the
+file's bytes can hold (`common/imagebounds.py`) checked before any pixel is
+decoded, so a decompression bomb, a 65000x1 sliver or a tiny file claiming a
+huge image fails in microseconds. Images of many pixels take turns under a
+per-process pixel budget (`common/decodegate.py`); photos never wait. JPEGs
+are decoded at a reduced scale (`draft`) when they are much larger than
+needed, which is where most of the decode time goes. Then: EXIF orientation,
+RGB (palette, alpha, CMYK, 16-bit and greyscale all handled), and the one
+region of the image the model sees (shorter side scaled to `resize`, centre
+`size` square) resized bicubically, with antialiasing, straight to the crop:
+the work is bounded by the crop, not by the image's shape.
 `prepare(..., exact=True)` is the reference pipeline step by step, which
 reproduces the reference crops of the original EfficientNet-Lite0 bit for bit.
 """
@@ -20,7 +23,7 @@ import math
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from common import errors, imagetypes
+from common import decodegate, errors, imagebounds, imagetypes
 from common.config import settings
 
 # Longest side over shortest side past which an image is refused (see `check_aspect_ratio`).
@@ -29,6 +32,7 @@ BICUBIC_SUPPORT = 2.0  # Pillow's bicubic filter reaches 2 pixels (times the dow
 # Past a 3x downscale, Pillow first averages whole pixel blocks (`Image.reduce`), then filters bicubically over
 # the rest: its documented "indistinguishable from fair resampling" setting, several times faster on big images.
 REDUCING_GAP = 3.0
+BAND_BLOCKS = 64  # rows of the reduced image converted to RGB at a time (see `_reduced_rgb`)
 FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"]
 SNIFF = {
     b"%PDF": "a PDF document",
@@ -76,6 +80,7 @@ def open_image(data: bytes) -> Image.Image:
         raise too_many_pixels((width, height), max_pixels)
     if width < 1 or height < 1:
         raise errors.Unprocessable("The image has no pixels.")
+    imagebounds.check_plausible(img, data)
     return img
 
 
@@ -158,16 +163,8 @@ def _region(box: tuple[float, float, float, float], width: int, height: int, siz
             min(width, math.ceil(box[2] + reach_x)), min(height, math.ceil(box[3] + reach_y)))
 
 
-def _decode(data: bytes, size: int, resize: int, use_draft: bool,
-            exact: bool) -> tuple[Image.Image, tuple[float, float, float, float] | None]:
-    """The RGB pixels the crop is made from, and the crop's box within them.
-
-    RGB images are resized straight from the decoder's buffer (no copy). Others are
-    converted to RGB first, and when the crop uses under half of the image (a long
-    panorama, say) only the region around it is converted. The box is None when the
-    reference pipeline is to run: asked for, or the image no larger than needed
-    (upscaled, it is at most resize x 20*resize: small whatever its shape).
-    """
+def _opened(data: bytes, resize: int, use_draft: bool) -> Image.Image:
+    """The image checked from its header, not decoded yet; a JPEG set to decode at a reduced scale."""
     img = open_image(data)
     check_aspect_ratio(img.size)
     if use_draft and img.format == "JPEG":
@@ -175,6 +172,20 @@ def _decode(data: bytes, size: int, resize: int, use_draft: bool,
         scale = 2 * resize / min(w, h)
         if scale < 1:  # decode at a reduced scale (DCT scaling): never below twice the resize target
             img.draft("RGB", (int(w * scale) + 1, int(h * scale) + 1))
+    return img
+
+
+def _decode(img: Image.Image, size: int, resize: int,
+            exact: bool) -> tuple[Image.Image, tuple[float, float, float, float] | None]:
+    """The RGB pixels the crop is made from, and the crop's box within them.
+
+    RGB images are resized straight from the decoder's buffer (no copy). Others are
+    converted to RGB first: only the region around the crop, and when it is much
+    larger than the crop, a band of rows at a time, each reduced as it is converted,
+    so no second full-size copy is made. The box is None when the reference pipeline
+    is to run: asked for, or the image no larger than needed (upscaled, it is at most
+    resize x 20*resize: small whatever its shape).
+    """
     img.seek(0)  # animated images: the first frame
     ImageOps.exif_transpose(img, in_place=True)
     w, h = img.size
@@ -185,10 +196,31 @@ def _decode(data: bytes, size: int, resize: int, use_draft: bool,
         return img, box
     top = _grey_scale(img)
     region = _region(box, w, h, size)
+    factor = int((box[2] - box[0]) / size / REDUCING_GAP)  # what the resize would average blocks of, anyway
+    if factor >= 2:
+        return _reduced_rgb(img, top, region, factor), _shifted(box, region, factor)
     if 2 * (region[2] - region[0]) * (region[3] - region[1]) < w * h:
         img = img.crop(region)
-        box = (box[0] - region[0], box[1] - region[1], box[2] - region[0], box[3] - region[1])
+        box = _shifted(box, region, 1)
     return _to_rgb(img, top), box
+
+
+def _shifted(box: tuple[float, float, float, float], region: tuple[int, int, int, int],
+             factor: int) -> tuple[float, float, float, float]:
+    """`box` within `region` once the region is cut out and reduced `factor`-fold."""
+    return ((box[0] - region[0]) / factor, (box[1] - region[1]) / factor, (box[2] - region[0]) / factor,
+            (box[3] - region[1]) / factor)
+
+
+def _reduced_rgb(img: Image.Image, top: float | None, region: tuple[int, int, int, int], factor: int) -> Image.Image:
+    """The region in RGB, reduced `factor`-fold by averaging blocks, converted a band of rows at a time."""
+    x0, y0, x1, y1 = region
+    out = Image.new("RGB", (math.ceil((x1 - x0) / factor), math.ceil((y1 - y0) / factor)))
+    step = factor * BAND_BLOCKS
+    for y in range(y0, y1, step):
+        band = _to_rgb(img.crop((x0, y, x1, min(y1, y + step))), top)
+        out.paste(band.reduce(factor), (0, (y - y0) // factor))
+    return out
 
 
 def prepare(data: bytes, size: int = 224, resize: int = 256, use_draft: bool = True,
@@ -203,14 +235,19 @@ def prepare(data: bytes, size: int = 224, resize: int = 256, use_draft: bool = T
     resized, then cropped), which reproduces the reference crops bit for bit.
     """
     try:
-        img, box = _decode(data, size, resize, use_draft, exact)
+        img = _opened(data, resize, use_draft)
+        with decodegate.gate(settings().max_image_pixels).decoding(img.width * img.height):
+            crop = _crop(*_decode(img, size, resize, exact), size, resize)
+            del img  # the decoded pixels go before the next large decode may start
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise errors.Unprocessable(f"The image could not be decoded ({type(exc).__name__}): it may be truncated "
                                    "or corrupt. Send the complete file.", code="undecodable_image") from None
+    return np.asarray(crop, dtype=np.uint8)
+
+
+def _crop(img: Image.Image, box: tuple[float, float, float, float] | None, size: int, resize: int) -> Image.Image:
     if box is None:
         new = scaled_size(img.width, img.height, resize)
         left, top = (new[0] - size) // 2, (new[1] - size) // 2
-        crop = img.resize(new, Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
-    else:
-        crop = img.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
-    return np.asarray(crop, dtype=np.uint8)
+        return img.resize(new, Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
+    return img.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)

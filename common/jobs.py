@@ -60,6 +60,20 @@ def validate_model(account: Account, name: Any) -> Any:
     return resolve(account.username, name)
 
 
+def check_output_folders(owner: str, classes: list[str], source: str) -> None:
+    """Refuse a job whose output folders cannot be made (409, nothing charged): a file of the owner's named like
+    a class folder, or like a folder on the way to the outputs (`cat/all` for `all/`). Every image sorted there
+    would have no place to go; it would be charged for an answer whose file is never written."""
+    storage, space, parts = get_storage(), spaces.space(owner), source.rstrip("/").split("/")
+    for name in [*classes, "unmatched"]:
+        for depth in range(len(parts) + 1):
+            path = "/".join([name, *parts[:depth]])
+            if storage.stat(space + path) is not None:
+                raise errors.Conflict(f"{path!r} is a file in your space, where this job's folder {path}/ must go. "
+                                      "Move or delete that file (or choose other classes), then start the job "
+                                      "again; nothing was charged.", code="output_folder_taken")
+
+
 def create_job(account: Account, body: dict[str, Any]) -> Job:
     from common.models_registry import reference
 
@@ -69,6 +83,7 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
     min_score = body.get("min_score", settings().default_min_score)
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
         raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
+    check_output_folders(account.username, classes, source)
     objects = []
     for key in list_all(get_storage(), spaces.space(account.username) + source):
         objects.append(key)

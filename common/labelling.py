@@ -12,6 +12,7 @@ from typing import Any
 from common import errors
 from common.backends import get_storage
 from common.config import settings
+from common.sorting import copy_unless_taken
 
 
 def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
@@ -36,6 +37,10 @@ def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
             chosen = best_class(scores, s.default_min_score)
             result["class_scores"] = {c: round(v, 5) for c, v in scores.items()}
             result["class"] = chosen or "unmatched"
-            storage.copy(key, f"{result['class']}/{key[len(s.watch_prefix):]}")
+            destination = f"{result['class']}/{key[len(s.watch_prefix):]}"
+            try:  # never over a different file: a clash is noted in the labels instead
+                copy_unless_taken(key, destination, destination)
+            except (errors.Conflict, errors.NotFound) as exc:
+                result["sort_error"] = exc.body()["error"]
     storage.write(f"{s.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")
     return result

@@ -24,7 +24,8 @@ ERRORS = {
     402: "Not enough tokens (`insufficient_tokens`, with `balance` and `needed`).",
     403: "Not allowed (e.g. refill by a non-admin, `quota_exceeded`).",
     404: "No such user, job, model or file (another user's is a 404 too).",
-    409: "Conflict: a name already taken, `model_not_ready`, or `path_conflict` (a file and a folder of one name).",
+    409: "Conflict: a name already taken, `model_not_ready`, `path_conflict` (a file and a folder of one name), "
+         "or `output_folder_taken` (a file where a job's class folder goes).",
     413: "The body is larger than the limit.",
     415: "Not an accepted Content-Type, or not an image (`not_an_image`).",
     422: "Undecodable image, too many pixels, or an Idempotency-Key reused for a different request.",

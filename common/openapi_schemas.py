@@ -91,6 +91,8 @@ SCHEMAS: dict[str, Schema] = {
     "Job": obj(["id", "status", "total", "processed", "matched", "unmatched", "failed", "percentage"], {
         "id": STR, "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
         "total": INT, "processed": INT, "matched": COUNTS, "unmatched": INT, "failed": INT,
+        "not_written": {**INT, "description": "Images classified (and charged) whose output was not written: a "
+                        "different file of yours was at <class>/<path>, or the source was deleted meanwhile."},
         "percentage": {"type": "number", "minimum": 0, "maximum": 100},
         "classes": {"type": "array", "items": STR}, "source": STR, "min_score": {"type": "number"},
         "model": {"type": ["string", "null"]}, "created": {"type": "number"}}),

@@ -2,11 +2,15 @@
 
 Classify the object, score the job's classes by WordNet ancestry, record the
 outcome (with the bytes its output adds to the owner's space), then copy the
-object to `<class>/<path>` or `unmatched/<path>` there. Recording is idempotent
-(one record per image) and copying the same bytes to the same place again is
-harmless, so a redelivered message changes nothing. A copy that can never be
-written (a file where its folder should be) turns the record into a failure,
-refunded; so does a dead letter for an image whose copy is missing.
+object to `<class>/<its path in the space>` or `unmatched/<its path>` there:
+two source objects never share an output, whichever jobs sort them, and one
+object always goes to the same place. Recording is idempotent (one record per
+image) and a copy finds its own bytes in place on a redelivery, so a
+redelivered message changes nothing. An output is never written over a
+different file: a file of the owner's in its way (or a source deleted since)
+leaves the output unwritten and reports it on the job (`not_written`); the
+image was classified, so it stays charged. A dead letter for an image never
+classified is failed and refunded.
 """
 
 from __future__ import annotations
@@ -73,21 +77,47 @@ def _classify(job: Job, key: str) -> tuple[ImageOutcome | None, bool]:
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image_once(job.id, ImageOutcome(key, "failed", detail=exc.message))
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
-    destination = f"{spaces.space(job.owner)}{chosen}/{key[len(source_prefix(job)):]}"
+    destination = output_key(job.owner, chosen, key)
     usage = (len(data), 1)  # at most what its output adds, reserved when it is recorded (common/store/usage.py)
     return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage), files.stored_size)
 
 
+def output_key(owner: str, folder: str, key: str) -> str:
+    """Where a sorted object goes: `<folder>/<its path in its owner's space>`, one place per source object."""
+    space = spaces.space(owner)
+    return f"{space}{folder}/{key[len(space):]}"
+
+
+def copy_unless_taken(source: str, destination: str, shown: str) -> bool:
+    """Copy `source` to `destination` unless a file is there already: True when this call copied. The same
+    bytes in place (an earlier delivery's copy) are fine; a different file is a 409 and is left as it is.
+    `shown` is the destination as its owner names it."""
+    storage, limit = get_storage(), settings().max_body_bytes
+    there = storage.stat(destination)
+    if there is None:
+        storage.copy(source, destination)
+        return True
+    ours = storage.stat(source)
+    if ours is None:
+        raise errors.NotFound(f"{shown!r} was not written: its source was deleted.", code="source_gone")
+    if ours.size != there.size or storage.read(source, limit) != storage.read(destination, limit):
+        raise errors.Conflict(f"{shown!r} was not written: a different file of yours is there, and it was left as "
+                              "it is. Move it and sort again to get this output.", code="output_taken")
+    return False
+
+
 def _place(job: Job, key: str, destination: str) -> None:
-    """Copy a classified image to its class folder (again, harmlessly, after a crash). A copy that can never
-    be made (the source deleted since, a folder where the file goes) fails the image and refunds it."""
+    """Copy a classified image to its class folder (again, harmlessly, after a crash). A copy that cannot be
+    made (the source deleted since, a file of the owner's in the way) leaves the output unwritten: reported on
+    the job, still charged (the image was classified)."""
     store, storage = get_store(), get_storage()
     try:
-        storage.copy(key, destination)
+        copied = copy_unless_taken(key, destination, destination[len(spaces.space(job.owner)):])
     except (errors.NotFound, errors.Conflict) as exc:
-        store.fail_recorded_image(job.id, key, exc.message, files.stored_size)
+        log.info("job %s: an output was not written: %s", job.id, exc.message)
+        store.keep_unwritten(job.id, key, exc.message, files.stored_size)
         return
-    if not store.mark_written(job.id, key, files.stored_size):  # failed meanwhile (a dead letter): not the job's
+    if not store.mark_written(job.id, key, files.stored_size) and copied:  # failed meanwhile: not the job's file
         with contextlib.suppress(errors.NotFound):
             storage.delete(destination)
         store.close_space_write(output_write_id(job.id, key), job.owner, destination, files.stored_size)

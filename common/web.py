@@ -33,7 +33,7 @@ def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None)
 
 def error_response(exc: BaseException) -> flask.Response:
     if isinstance(exc, HTTPException):  # werkzeug's own refusals, e.g. a malformed multipart body
-        refused = errors.refusal(exc.code or 400)
+        refused = errors.refusal(exc.code or 400) if exc.code != 413 else httpguard.form_field_too_large()
         refused.headers.update({n: v for n, v in exc.get_headers() if n.lower() in ("allow", "retry-after")})
         exc = refused
     body, status, headers = errors.render(exc)

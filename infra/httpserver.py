@@ -16,11 +16,15 @@ What is added to waitress here:
 - HTTP/0.9 (a request line without a version) and versions other than 1.0/1.1
   are refused (505) as soon as the request line is in, chunked bodies with 411
   before any of the body is read (the contract asks for Content-Length);
-- a request whose headers are not in after HTTP_HEADER_TIMEOUT seconds, or
-  which is not whole after HTTP_REQUEST_TIMEOUT, is answered 408 and closed; an
-  idle connection is closed after HTTP_IDLE_TIMEOUT (waitress's channel_timeout);
+- a request whose headers are not in after HTTP_HEADER_TIMEOUT seconds, whose
+  body is not in by its deadline (HTTP_HEADER_TIMEOUT more, plus its length at
+  MIN_BODY_RATE), or which is not whole after HTTP_REQUEST_TIMEOUT, is answered
+  408 and closed; so is one that sends nothing for HTTP_IDLE_TIMEOUT; an idle
+  connection between requests is closed then (waitress's channel_timeout);
 - no `Server` header; bodies over MAX_BODY_BYTES are refused from the
-  Content-Length before they are read.
+  Content-Length before they are read, and a client that sent `Expect:
+  100-continue` with such a length gets the 413 without a `100 Continue` first
+  (waitress would invite the body, then refuse it).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from common.httpguard import Guard, envelope
 
 VERSION = re.compile(rb" HTTP/(\d\.\d)$")
 MAX_HEADER_BYTES = 32 * 1024
+MIN_BODY_RATE = 64 * 1024  # bytes a second a body may take on average past its grace (see `Parser.deadline`)
 
 
 class _Refusal(utilities.Error):
@@ -58,6 +63,7 @@ class Parser(HTTPRequestParser):
     def __init__(self, adj: Any) -> None:
         super().__init__(adj)
         self.started = time.monotonic()
+        self.headers_in: float | None = None  # when the headers were complete
 
     def received(self, data: bytes) -> int:
         if self.body_rcv is None and not self.completed and not self.headers_finished:
@@ -66,7 +72,20 @@ class Parser(HTTPRequestParser):
             version = VERSION.search(head[:end].rstrip(b"\r")) if end >= 0 else None
             if end >= 0 and (version is None or version[1] not in (b"1.0", b"1.1")):
                 return self._refuse(505, len(data))  # HTTP/0.9 (no version), or a version we do not speak
-        return int(super().received(data))
+        consumed = int(super().received(data))
+        if self.headers_finished and self.headers_in is None:
+            self.headers_in = time.monotonic()
+        if self.error is not None:  # refused (413, 411...): no `100 Continue` inviting a body we will not read
+            self.expect_continue = False
+        return consumed
+
+    def deadline(self, header_timeout: float, request_timeout: float) -> float:
+        """When this request must be whole: its headers within header_timeout, then its body within as long
+        again plus its length at MIN_BODY_RATE (a byte a second never makes it), all within request_timeout."""
+        whole = self.started + request_timeout
+        if self.headers_in is None:
+            return min(whole, self.started + header_timeout)
+        return min(whole, self.headers_in + header_timeout + self.content_length / MIN_BODY_RATE)
 
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
@@ -101,20 +120,21 @@ class Server(TcpWSGIServer):
     channel_class = Channel
 
     def maintenance(self, now: float) -> None:
-        """waitress closes idle channels; this also times out requests that arrive too slowly."""
-        super().maintenance(now)
+        """Time out requests that arrive too slowly or stall, with a 408; then waitress closes idle channels
+        (one whose request was just answered 408 is not idle: it has a reply to send)."""
         s, clock = settings(), time.monotonic()
         for channel in list(self.active_channels.values()):
             request = channel.request
             if request is None or request.completed or channel.requests:
                 continue
-            late = clock - request.started
-            if late > s.http_request_timeout or (not request.headers_finished and late > s.http_header_timeout):
+            stalled = now - channel.last_activity > self.adj.channel_timeout
+            if stalled or clock > request.deadline(s.http_header_timeout, s.http_request_timeout):
                 with channel.requests_lock:
                     request.error, request.completed = _Refusal(408), True
                     channel.requests.append(request)
                     channel.request = None
                 self.add_task(channel)
+        super().maintenance(now)
 
     def serve_forever(self) -> None:
         """Serve until interrupted; KeyboardInterrupt reaches the caller once the worker threads are stopped."""

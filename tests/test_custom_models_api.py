@@ -237,7 +237,8 @@ def test_sort_a_folder_with_the_model(deployed: Backend, trained: dict[str, Any]
     assert job["status"] == "done" and job["processed"] == 8 and sum(job["matched"].values()) == 8, job
     sorted_keys = [k for cls in CLASSES for k in deployed.keys_in(user, f"{cls}/")]
     assert len(sorted_keys) == 8
-    assert sum(k.split("/")[0] == k.split("/")[1].split("-")[0] for k in sorted_keys) >= 5, sorted_keys
+    assert all(k.split("/")[1] == "tosort" for k in sorted_keys), sorted_keys  # <class>/<its path in the space>
+    assert sum(k.split("/")[0] == k.split("/")[-1].split("-")[0] for k in sorted_keys) >= 5, sorted_keys
     assert deployed.api.balance(user["api_key"]) == before - 8
 
 

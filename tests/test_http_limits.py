@@ -269,3 +269,89 @@ def test_stack_slow_clients_hold_no_threads(stack: processes.Server) -> None:
     finally:
         for sock in sockets:
             sock.close()
+
+
+# -- Expect: 100-continue, many-part forms, slow and stalled bodies ------------------------------------------------
+
+def expect_continue_past_the_limit(port: int, path: str) -> None:
+    """A client that asks before sending 5 GB is told 413 at once: never `100 Continue` (an invitation to send)."""
+    reply, _, closed = exchange(port, post(path, "Content-Type: image/png\r\nContent-Length: 5000000000\r\n"
+                                                 "Expect: 100-continue\r\n"), wait=10)
+    assert closed and b"100 Continue" not in reply, reply[:200]
+    refused(reply, 413, "payload_too_large")
+
+
+def many_parts(count: int) -> bytes:
+    fields = "".join(f'--b0undary\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(count))
+    body = (fields + "--b0undary--\r\n").encode()
+    return post("/classify", f"Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {len(body)}\r\n",
+                body)
+
+
+@pytest.mark.parametrize("target", ["classify", "files_api"])
+def test_expect_continue_past_the_limit_is_413_at_once(api: Api, target: str) -> None:
+    expect_continue_past_the_limit(port_of(api, target), f"/{TARGETS[target].routes[0]}")
+
+
+def test_a_form_of_too_many_parts_has_its_own_refusal(api: Api) -> None:
+    reply, _, _ = exchange(port_of(api, "classify"), many_parts(1001))
+    refused(reply, 400, "too_many_parts")
+    assert b"1,001 parts" in reply
+
+
+def test_stack_expect_continue_and_many_parts(stack: processes.Server) -> None:
+    expect_continue_past_the_limit(stack.port, "/classify")
+    reply, _, _ = exchange(stack.port, many_parts(1001))
+    refused(reply, 400, "too_many_parts")
+    assert b"1,001 parts" in reply
+
+
+@pytest.fixture(scope="module")
+def patient_stack(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[processes.Server]:
+    """A stack whose whole-request deadline is long (60 s, the default): a body is bounded by its own deadline."""
+    port = processes.free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MODELS_DIR": str(models_dir), "BCRYPT_ROUNDS": "4",
+           "HTTP_HEADER_TIMEOUT": "2", "HTTP_REQUEST_TIMEOUT": "60", "HTTP_IDLE_TIMEOUT": "5"}
+    for name in ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKER_URL", "SQLITE_PATH", "BUCKET_DIR"):
+        env.pop(name, None)
+    server = processes.Server("localstack", [sys.executable, "-m", "infra.localstack", "--port", str(port),
+                                             "--data-dir", str(tmp_path_factory.mktemp("patient"))], port, env=env,
+                              cwd=REPO, ready=processes.http_ok(f"http://127.0.0.1:{port}/healthz"))
+    yield server
+    server.stop()
+
+
+def test_stack_a_dripping_body_is_408_by_its_own_deadline(patient_stack: processes.Server) -> None:
+    """Before: a body sent a byte at a time held its socket until the 60 s request deadline (and 40 s in a probe).
+    Now a 100-byte body has its header timeout plus a moment: 408 with the envelope within seconds."""
+    with socket.create_connection(("127.0.0.1", patient_stack.port), timeout=30) as sock:
+        sock.sendall(post("/register", "Content-Type: application/json\r\nContent-Length: 100\r\n"))
+        started, reply = time.monotonic(), b""
+        sock.settimeout(0.5)
+        while time.monotonic() - started < 25 and not reply:  # a byte every half second, reading in between
+            try:
+                sock.sendall(b" ")
+                reply = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # the server closed after its reply: read what it sent
+                break
+        reply += read_to_end(sock, time.monotonic() + 5)
+    assert reply, "no reply within 25 s: the drip was not bounded"
+    refused(reply, 408, "request_timeout")
+
+
+def test_stack_a_stalled_body_is_408_not_a_silent_close(patient_stack: processes.Server) -> None:
+    """Before: a body that stopped coming was closed at the idle timeout with no reply at all."""
+    with socket.create_connection(("127.0.0.1", patient_stack.port), timeout=30) as sock:
+        sock.sendall(post("/register", f"Content-Type: application/json\r\nContent-Length: {9 * MiB}\r\n", b"{"))
+        reply = read_to_end(sock, time.monotonic() + 30)
+    refused(reply, 408, "request_timeout")
+
+
+def test_a_form_field_too_large_says_so(api: Api) -> None:
+    """A 600 KB text field (a base64 image in a form field) within the body limit: not 'body too large'."""
+    body = b'--b0undary\r\nContent-Disposition: form-data; name="image"\r\n\r\n' + b"A" * 600_000 + b"\r\n--b0undary--\r\n"
+    reply, _, _ = exchange(port_of(api, "classify"), post(
+        "/classify", f"Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {len(body)}\r\n", body))
+    refused(reply, 413, "form_field_too_large")

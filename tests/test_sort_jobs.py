@@ -233,6 +233,21 @@ def test_upload_gets_labels(backend: Backend) -> None:
     assert not [k for k in backend.keys("labels/") if k.startswith("labels/labels/")]  # outputs never re-trigger
 
 
+def test_upload_autosort_never_replaces_a_different_file(backend: Backend) -> None:
+    """The upload trigger's autosort copies to `<class>/<path>`: a different file already there stays, and the
+    labels say why the copy was not made."""
+    name = f"{uuid.uuid4().hex[:6]}/photo.png"
+    backend.put(f"food/{name}", b"someone else's file")
+    time.sleep(0.5)  # the local watcher takes its first snapshot
+    backend.put(f"inbox/{name}", photos.data("coffee.png"))
+    deadline = time.monotonic() + 60
+    while f"labels/inbox/{name}.json" not in backend.keys("labels/") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    labels = json.loads(backend.read(f"labels/inbox/{name}.json"))
+    assert labels["class"] == "food" and labels["sort_error"]["code"] == "output_taken", labels
+    assert backend.read(f"food/{name}") == b"someone else's file"
+
+
 @pytest.mark.parametrize("body, status, code", [
     ({"classes": ["dgo"], "source": "all/"}, 400, "unknown_class"),
     ({"classes": ["../etc"], "source": "all/"}, 400, "invalid_class"),
@@ -294,8 +309,8 @@ def test_worker_killed_mid_job(backend: Backend) -> None:
     backend.api.restart("sort_worker")
     job = wait_done(backend, job_id, user, 120)
     assert job["status"] == "done" and job["matched"] == {"food": 15, "cat": 15} and job["processed"] == 30
-    # the class folders hold the objects by their path relative to the job's source
-    assert {f"food/{i}.png" for i in range(1, 30, 2)} == set(backend.keys_in(user, "food/"))
+    # the class folders hold the objects by their path in the space
+    assert {f"food/{folder}/{i}.png" for i in range(1, 30, 2)} == set(backend.keys_in(user, "food/"))
 
 
 def test_spaces_are_private(backend: Backend) -> None:
@@ -359,23 +374,58 @@ def test_forged_messages_change_nothing(backend: Backend) -> None:
     assert backend.api.balance(user["api_key"]) == 4
 
 
-def test_an_output_that_cannot_be_written_is_failed_and_refunded(backend: Backend) -> None:
-    """The user left a folder where an output goes (`unmatched/a.png/`): a bucket holds both, a disk cannot."""
+def test_an_output_that_cannot_be_written_is_charged_and_reported(backend: Backend) -> None:
+    """The user left a folder where an output goes (`unmatched/<folder>/a.png/`): a bucket holds both, a disk
+    cannot. The image was classified: charged, counted `not_written`, the user's folder left as it was."""
     folder = f"blocked-{uuid.uuid4().hex[:6]}"
     user = backend.api.user_with(5)
     if backend.name == "local":  # an earlier test's SIGKILL may have left a half-made copy there: count only ours
         temporary = Path(backend.api.env["BUCKET_DIR"]) / ".tmp"
         before = set(temporary.iterdir())
     backend.put_in(user, f"{folder}/a.png", photos.data("camera.png"))
-    backend.put_in(user, "unmatched/a.png/blocker.png", photos.data("coffee.png"))
+    backend.put_in(user, f"unmatched/{folder}/a.png/blocker.png", photos.data("coffee.png"))
     r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                       json={"classes": ["food"], "source": folder, "min_score": 0.99})
     assert r.status_code == 202, r.text
     job = wait_done(backend, r.json()["id"], user)
+    assert (job["status"], job["unmatched"], job["failed"]) == ("done", 1, 0), job
+    assert backend.api.balance(user["api_key"]) == 4  # before: refunded, so a blocked answer was free
+    assert job["not_written"] == (1 if backend.name == "local" else 0), job
+    assert backend.read(f"users/{user['username']}/unmatched/{folder}/a.png/blocker.png") == \
+        photos.data("coffee.png")
     if backend.name == "local":
-        assert (job["status"], job["unmatched"], job["failed"]) == ("done", 0, 1), job
-        assert backend.api.balance(user["api_key"]) == 5
         assert set(temporary.iterdir()) <= before  # the failed copies left no temporary file
-    else:
-        assert (job["status"], job["unmatched"], job["failed"]) == ("done", 1, 0), job
-        assert backend.api.balance(user["api_key"]) == 4
+
+
+def test_two_jobs_never_overwrite_each_others_outputs(backend: Backend) -> None:
+    """`day1/photo.png` and `day2/photo.png`, sorted by two jobs at once: before, both went to `cat/photo.png`
+    (two tokens, one file). Now each keeps its path: `cat/day1/photo.png`, `cat/day2/photo.png`."""
+    user, tag = backend.api.user_with(5), uuid.uuid4().hex[:6]
+    first, second = photos.data("chelsea.png"), photos.data("chelsea.png") + b"\0"  # two different files
+    backend.put_in(user, f"d1-{tag}/photo.png", first)
+    backend.put_in(user, f"d2-{tag}/photo.png", second)
+    ids = [requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user), timeout=30,
+                         json={"classes": ["cat"], "source": f"d{n}-{tag}/"}).json()["id"] for n in (1, 2)]
+    for job_id in ids:
+        assert wait_done(backend, job_id, user)["matched"] == {"cat": 1}
+    assert backend.read(f"users/{user['username']}/cat/d1-{tag}/photo.png") == first
+    assert backend.read(f"users/{user['username']}/cat/d2-{tag}/photo.png") == second
+    assert backend.api.balance(user["api_key"]) == 3
+
+
+def test_a_file_named_like_a_class_folder_refuses_the_job(backend: Backend) -> None:
+    """`PUT /files/cat` then a job into `cat`: before, every image was refunded with path_conflict (free answers);
+    now the job is refused up front, nothing charged, and a file put later is never replaced."""
+    user, tag = backend.api.user_with(5), uuid.uuid4().hex[:6]
+    backend.put_in(user, f"s-{tag}/a.png", photos.data("chelsea.png"))
+    backend.put_in(user, "cat", photos.data("coffee.png"))  # as `PUT /files/cat` leaves it
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user), timeout=30,
+                      json={"classes": ["food", "cat"], "source": f"s-{tag}/"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "output_folder_taken", r.text
+    assert "'cat'" in r.json()["error"]["message"]
+    backend.client.delete(f"users/{user['username']}/cat")
+    backend.put_in(user, f"cat/s-{tag}", b"not a folder")  # a file where the folder on the way would be
+    r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user), timeout=30,
+                      json={"classes": ["cat"], "source": f"s-{tag}/"})
+    assert r.status_code == 409 and f"'cat/s-{tag}'" in r.json()["error"]["message"], r.text
+    assert backend.api.balance(user["api_key"]) == 5

@@ -57,12 +57,45 @@ def test_a_redelivery_finishes_the_copy_without_classifying_again(job: Job) -> N
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 
 
-def test_a_source_deleted_before_the_copy_fails_and_refunds_the_image(job: Job) -> None:
+def test_a_source_deleted_before_the_copy_is_charged_and_not_written(job: Job) -> None:
+    """The answer was given (the job's counts showed `cat`): deleting the source must not make it free."""
     get_storage().delete(SOURCE)
     sorting.handle_image(signing.sign(MESSAGE))
-    assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
     sorting.handle_dead_letter(signing.sign(MESSAGE))  # and a dead letter after that changes nothing
-    assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
+    assert get_store().get_job("j1").not_written == 1  # type: ignore[union-attr]
+
+
+def test_a_file_put_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
+    """A different file put at the output's place after the job began: never replaced; the image stays charged
+    (before: a path_conflict refunded it, and an overwrite lost the user's file)."""
+    get_storage().write(OUTPUT, b"the user's own file")
+    sorting.handle_image(signing.sign(MESSAGE))
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), True)
+    assert get_storage().read(OUTPUT, 100) == b"the user's own file"
+    record = get_store().image_record("j1", SOURCE)
+    assert record is not None and not record.awaiting_copy and "different file" in str(record.detail)
+    assert get_store().get_job("j1").public()["not_written"] == 1  # type: ignore[union-attr]
+
+
+def test_a_folder_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
+    get_storage().write(OUTPUT + "/inside.png", PNG)
+    sorting.handle_image(signing.sign(MESSAGE))
+    assert state()[:2] == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4)
+    assert get_storage().read(OUTPUT + "/inside.png", 200) == PNG
+
+
+def test_the_same_bytes_in_place_are_a_finished_copy(job: Job) -> None:
+    """A crash after the copy and before it was noted: the redelivery finds its own bytes and keeps them."""
+    get_storage().write(OUTPUT, PNG)
+    sorting.handle_image(signing.sign(MESSAGE))
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
+
+
+def test_outputs_keep_the_path_in_the_space() -> None:
+    assert sorting.output_key("ann", "cat", "users/ann/day1/photo.jpg") == "users/ann/cat/day1/photo.jpg"
+    assert sorting.output_key("ann", "cat", "users/ann/day2/photo.jpg") == "users/ann/cat/day2/photo.jpg"
 
 
 def test_a_dead_letter_makes_the_copy_when_it_can(job: Job) -> None:
@@ -70,10 +103,10 @@ def test_a_dead_letter_makes_the_copy_when_it_can(job: Job) -> None:
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
 
 
-def test_a_copy_that_lands_after_its_image_was_failed_is_removed(job: Job) -> None:
-    get_store().fail_recorded_image("j1", SOURCE, "a dead letter got there first", files.stored_size)
+def test_a_copy_that_lands_after_its_image_was_settled_is_removed(job: Job) -> None:
+    get_store().keep_unwritten("j1", SOURCE, "an attempt found the source gone", files.stored_size)
     sorting._place(job, SOURCE, OUTPUT)  # the slow attempt that outlived its lease finishes its copy
-    assert state() == ({"matched": {"cat": 0}, "failed": 1, "status": "done"}, 5, (0, 0), False)
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 
 
 def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:

@@ -60,7 +60,7 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
                 break
             time.sleep(0.2)
         assert status["matched"] == {"food": 2, "cat": 1, "clothing": 1}
-        assert (space / "food" / "0-coffee.png").exists() and (space / "cat" / "1-chelsea.png").exists()
+        assert (space / "food" / "all" / "0-coffee.png").exists() and (space / "cat" / "all" / "1-chelsea.png").exists()
         (bucket / "inbox").mkdir(exist_ok=True)
         shutil.copy(photos.path("camera.png"), bucket / "inbox" / "camera.png")
         labels = bucket / "labels" / "inbox" / "camera.png.json"

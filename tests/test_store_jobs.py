@@ -58,25 +58,25 @@ def test_record_counts_once_and_refunds_failures(store: Store) -> None:
         store.record_image("ghost", ImageOutcome("x", "dog"))
 
 
-def test_outputs_count_in_the_space_and_an_unwritable_one_is_failed_and_refunded(store: Store) -> None:
+def test_outputs_count_in_the_space_and_an_unwritable_one_is_charged_and_reported(store: Store) -> None:
     make_job(store, total=2)
     store.change_usage("owner", 100, 1, 10**6, 10)  # an upload
     assert store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a.png", usage=(40, 1)))
     assert not store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a.png", usage=(40, 1)))  # again
     assert store.record_image("job1", ImageOutcome("all/b.png", "unmatched", "unmatched/b.png", usage=(30, 1)))
     assert store.usage("owner") == (170, 3)  # each output counted once
-    assert store.fail_recorded_image("job1", "all/b.png", "a file where its folder should be", stored(None))
-    assert not store.fail_recorded_image("job1", "all/b.png", "again", stored(None))  # refunded once
-    assert not store.fail_recorded_image("job1", "all/never.png", "never recorded", stored(None))
+    assert store.keep_unwritten("job1", "all/b.png", "a file where its folder should be", stored(None))
+    assert not store.keep_unwritten("job1", "all/b.png", "again", stored(None))  # counted once
+    assert not store.keep_unwritten("job1", "all/never.png", "never recorded", stored(None))
     job = store.get_job("job1")  # a.png's output is still being copied
-    assert job is not None and (job.status, job.processed, job.matched, job.unmatched, job.failed) == \
-        ("running", 2, {"dog": 1}, 0, 1)
-    assert store.usage("owner") == (140, 2) and store.get_account("owner").tokens == 4  # type: ignore[union-attr]
-    assert [i.outcome for i in store.job_images("job1")] == ["dog", "failed"]
+    assert job is not None and (job.status, job.processed, job.matched, job.unmatched, job.failed,
+                                job.not_written) == ("running", 2, {"dog": 1}, 1, 0, 1)
+    assert store.usage("owner") == (140, 2) and store.get_account("owner").tokens == 3  # type: ignore[union-attr]
+    assert [i.outcome for i in store.job_images("job1")] == ["dog", "unmatched"]
     assert store.mark_written("job1", "all/a.png", stored(40)) and store.mark_written("job1", "all/a.png", stored(40))
     assert store.get_job("job1").status == "done"  # type: ignore[union-attr]
-    assert not store.fail_recorded_image("job1", "all/a.png", "late", stored(None))  # a written output stays the job's
-    assert not store.mark_written("job1", "all/b.png", stored(None))  # failed: its file would not be the job's
+    assert not store.keep_unwritten("job1", "all/a.png", "late", stored(None))  # a written output stays the job's
+    assert not store.mark_written("job1", "all/b.png", stored(None))  # settled unwritten: its file would not be the job's
     assert store.image_record("job1", "all/a.png") == ImageOutcome("all/a.png", "dog", "dog/a.png", None, (40, 1),
                                                                    written=True)
     assert store.image_record("job1", "all/none.png") is None

@@ -69,7 +69,9 @@ def job(state: State, source: str, classes: str, model: str | None, min_score: f
         interval: float) -> int:
     """Sort a folder of your space on the server (one token per image, reserved up front).
 
-    Outputs land in your space under <class>/ and unmatched/.
+    Outputs land in your space at <class>/<path> and unmatched/<path>, where <path> is the image's path in
+    your space (all/a.jpg goes to cat/all/a.jpg). A different file already there is never replaced: that
+    image counts as "not written" (still charged: it was classified).
     """
     if classes is None and model is None:
         raise click.UsageError("Name the classes (--classes dog,cat), or a custom --model to use all its labels.")

@@ -124,6 +124,8 @@ def job_table(job: Mapping[str, Any]) -> Table:
     rows: dict[str, Any] = dict(job.get("matched") or {})
     rows["unmatched"] = job.get("unmatched", 0)
     rows["failed"] = job.get("failed", 0)
+    if job.get("not_written"):  # classified, but a file of yours was where the output goes: left as it was
+        rows["not written"] = job["not_written"]
     return counts_table(f"job {job.get('id', '')}: {job.get('status', '?')}", rows,
                         f"{job.get('processed', 0)}/{job.get('total', 0)}")
 

@@ -6,8 +6,9 @@
 - A failed image is refunded in the same commit that records it, under one
   refund id per image, so it can never be refunded twice.
 - A job is done when every image is recorded and every output it classified
-  is in place (written, or failed and refunded): a user who sees `done` finds
-  every file. A finished job (done, failed, cancelled) records nothing more.
+  is settled (written, or counted `not_written`: never written over a
+  different file, still charged): a user who sees `done` finds every file.
+  A finished job (done, failed, cancelled) records nothing more.
 """
 
 from __future__ import annotations
@@ -144,24 +145,22 @@ class JobRecords:
             metrics.count("images_classified", int(outcome.outcome != "failed"), via="sort_worker")
         return recorded, new
 
-    def fail_recorded_image(self, job_id: str, obj: str, detail: str, probe: Probe) -> bool:
-        """Turn an image's recorded class into a failure, refunding its token once: its copy could never be
-        written (the worker records before it copies). False when it was failed already, was written, or was
-        never recorded."""
+    def keep_unwritten(self, job_id: str, obj: str, detail: str, probe: Probe) -> bool:
+        """An image's output could not be written (a file of the owner's in its way, its source deleted): the
+        image stays classified and charged (the answer was given, in the job's counts), its output is counted
+        `not_written` and its space write is closed on what is stored there. False when it was settled already
+        or never recorded."""
 
         def work(tx: Tx, finished: list[Job]) -> bool:
             doc, record_key = tx.get(JOBS, job_id), f"{job_id}/{obj}"
             prior = tx.get(IMAGES, record_key)
-            if doc is None or prior is None or prior["outcome"] == "failed" or prior.get("written"):
+            if doc is None or prior is None or not ImageOutcome.from_doc(prior).awaiting_copy:
                 return False  # a written output stays the job's, whatever happens to the file later
             job = Job.from_doc(doc)
-            _add_outcome(job, prior["outcome"], -1)
-            _add_outcome(job, "failed")
+            job.not_written += 1
             if output_settled(job):
                 finished.append(job)
-            tx.put(IMAGES, record_key, {**prior, "outcome": "failed", "destination": None, "detail": detail,
-                                        "usage": [0, 0]})
-            apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, obj))
+            tx.put(IMAGES, record_key, {**prior, "destination": None, "detail": detail, "usage": [0, 0]})
             close_write(tx, output_write_id(job_id, obj), job.owner, prior["destination"], probe)
             tx.put(JOBS, job_id, job.doc())
             return True
@@ -200,14 +199,14 @@ class JobRecords:
 
     def mark_written(self, job_id: str, obj: str, probe: Probe) -> bool:
         """Note that an image's output is in place (the job is done when the last one is) and count what is
-        stored there; False when the image was failed meanwhile (its file is then not the job's) or never
-        recorded."""
+        stored there; False when the image was failed or left unwritten meanwhile (its file is then not the
+        job's) or never recorded."""
 
         def work(tx: Tx, finished: list[Job]) -> bool:
             prior, doc = tx.get(IMAGES, f"{job_id}/{obj}"), tx.get(JOBS, job_id)
             if prior is not None and prior.get("destination") and doc is not None:
                 close_write(tx, output_write_id(job_id, obj), doc["owner"], prior["destination"], probe)
-            if prior is None or prior["outcome"] == "failed":
+            if prior is None or prior["outcome"] == "failed" or not prior.get("destination"):
                 return False
             if prior.get("written"):
                 return True

@@ -39,6 +39,7 @@ class Job:
     updated: float = 0.0
     error: str | None = None
     writing: int = 0  # outputs recorded but not yet in place: the job is done only when none is left
+    not_written: int = 0  # images classified (and charged) whose output could not be written
 
     FINAL = ("done", "failed", "cancelled")
 
@@ -64,6 +65,7 @@ class Job:
             "matched": {c: self.matched.get(c, 0) for c in self.classes},
             "unmatched": self.unmatched,
             "failed": self.failed,
+            "not_written": self.not_written,
             "percentage": percentage,
             "classes": self.classes,
             "source": self.source,

@@ -265,6 +265,7 @@
       `Job ${job.id.slice(0, 8)}: ${job.status}, ${job.processed} of ${job.total} images (${(job.percentage || 0).toFixed(0)} %)`;
     const rows = Object.entries(job.matched || {}).map(([name, n]) => [name, n]);
     rows.push(["unmatched", job.unmatched], ["failed", job.failed]);
+    if (job.not_written) rows.push(["not written (a file of yours in the way)", job.not_written]);
     $("job-counts").tBodies[0].replaceChildren(
       ...rows.map(([name, n]) => el("tr", {}, el("th", { scope: "row", text: name }), el("td", { text: String(n) }))));
     $("job-cancel").hidden = FINAL_JOB.has(job.status);
