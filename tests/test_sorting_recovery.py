@@ -70,10 +70,11 @@ def test_a_source_deleted_before_the_copy_is_charged_and_not_written(job: Job) -
 def test_a_file_put_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
     """A different file put at the output's place after the job began: never replaced; the image stays charged
     (before: a path_conflict refunded it, and an overwrite lost the user's file)."""
-    get_storage().write(OUTPUT, b"the user's own file")
+    theirs = PNG[:-1] + b"\x01"
+    files.put(Account("ann", "hash", 4), "cat/a.png", theirs)  # the user's own file, counted once
     sorting.handle_image(signing.sign(MESSAGE))
-    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), True)
-    assert get_storage().read(OUTPUT, 100) == b"the user's own file"
+    assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
+    assert get_storage().read(OUTPUT, 100) == theirs
     record = get_store().image_record("j1", SOURCE)
     assert record is not None and not record.awaiting_copy and "different file" in str(record.detail)
     assert get_store().get_job("j1").public()["not_written"] == 1  # type: ignore[union-attr]
