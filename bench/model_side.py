@@ -74,7 +74,7 @@ def main() -> None:
         result["matmul_flops"] = tf_matmul_flops()
         n = 40
     else:
-        from common.model import get_model
+        from common.models.model import get_model
 
         served = get_model()
         batch = crops()

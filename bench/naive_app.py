@@ -9,7 +9,7 @@ import flask
 import numpy as np
 
 from bench.model_side import keras_model
-from common.images import prepare
+from common.media.images import prepare
 
 app = flask.Flask(__name__)
 model = keras_model()

@@ -28,8 +28,8 @@ def variants(shapes: list[tuple[int, int]]) -> dict[str, Any]:
     """The default model once per pool shape (interpreters x threads), each pool already grown and warm."""
     import dataclasses
 
-    from common.interpreters import Pool
-    from common.model import get_model
+    from common.models.interpreters import Pool
+    from common.models.model import get_model
 
     model = get_model()
     assert model.backbone is not None, "the pool bench needs the backbone + head files"
@@ -93,7 +93,7 @@ def pool(shapes: list[tuple[int, int]]) -> dict[str, Any]:
 def rss() -> dict[str, Any]:
     """Peak RSS of a process serving with the shape MODEL_INTERPRETERS x MODEL_THREADS, after two concurrent
     batches of 16 (every interpreter made, two images decoded at once per batch)."""
-    from common.model import get_model
+    from common.models.model import get_model
     from infra import photos
 
     model = get_model()
@@ -131,13 +131,13 @@ def cold(t0: float, photo: Path) -> dict[str, float]:
     import functions_framework  # noqa: F401
 
     mark("import flask + functions_framework")
-    from common import classify, classify_request, httpauth, seed_routes, web  # noqa: F401
+    from common.http import auth as httpauth  # noqa: F401
 
     mark("import common (classify's modules)")
-    from common import model as serving
-    from common.backbone import get_backbone
-    from common.heads import load_head
-    from common.interpreters import Pool
+    from common.models import model as serving
+    from common.models.backbone import get_backbone
+    from common.models.heads import load_head
+    from common.models.interpreters import Pool
 
     config = serving.settings()
     load_head(config.models_dir, config.default_model)

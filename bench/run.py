@@ -49,7 +49,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def models_dir() -> str:
-    from common.config import settings
+    from common.core.config import settings
 
     return str(settings().models_dir.resolve())
 
@@ -80,7 +80,7 @@ def peak_flops() -> float:
 def decode_costs() -> list[tuple[str, float, float]]:
     from PIL import Image
 
-    from common.images import prepare
+    from common.media.images import prepare
 
     big = Image.open(io.BytesIO(photos.data("coffee.png"))).convert("RGB").resize((4000, 2667))
     buf = io.BytesIO()
@@ -181,9 +181,9 @@ def cold_http(argv_env: Callable[[int], tuple[list[str], dict[str, str]]], send:
 
 def key_lookup_us(db: Path, key: str) -> float:
     """What a Bearer request costs the server for authentication: one SHA-256 and one indexed look-up."""
-    from common.accounts import key_hash
-    from common.store.sqlite import SqliteDocuments
-    from common.store.store import Store
+    from common.accounts.service import key_hash
+    from common.adapters.store.sqlite import SqliteDocuments
+    from common.records.store import Store
 
     store = Store(SqliteDocuments(db))
     runs = 2000
@@ -194,7 +194,7 @@ def key_lookup_us(db: Path, key: str) -> float:
 
 
 def bench_http(tmp: Path) -> dict[str, Any]:
-    from common.model import get_model
+    from common.models.model import get_model
 
     model = get_model()
     data = photos.data("coffee.png")
@@ -212,8 +212,8 @@ def bench_http(tmp: Path) -> dict[str, Any]:
     servers = {t: function(t, REPO / "functions" / t / "main.py", base) for t in ("register", "tokens", "classify")}
     try:
         key = requests.post(servers["register"].url + "/api-key", auth=("bench", "bench-password")).json()["api_key"]
-        subprocess.run([PY, "-m", "common.admin", "refill", "bench", "1000000"], cwd=REPO, env=env(**base), check=True,
-                       capture_output=True)
+        subprocess.run([PY, "-m", "common.ops.admin", "refill", "bench", "1000000"], cwd=REPO, env=env(**base),
+                       check=True, capture_output=True)
         auth = {"Authorization": f"Bearer {key}"}
         def upload(url: str, http: Any = requests) -> requests.Response:
             return http.post(url + "/classify", headers=auth, files={"file": ("c.png", data)})
@@ -303,7 +303,7 @@ def bench_http(tmp: Path) -> dict[str, Any]:
 
 def bench_jobs(tmp: Path, in_process: float | None) -> dict[str, Any]:
     if in_process is None:
-        from common.model import get_model
+        from common.models.model import get_model
 
         model = get_model()
         data = photos.data("coffee.png")
@@ -344,7 +344,7 @@ def bench_jobs(tmp: Path, in_process: float | None) -> dict[str, Any]:
 
 
 def bench_bundles(tmp: Path) -> dict[str, Any]:
-    from common.config import settings
+    from common.core.config import settings
     from infra import bundle_check, bundles
 
     out = tmp / "build"

@@ -45,7 +45,7 @@ def in_process(data: bytes, seconds: float = 6.0) -> dict[str, float]:
     """Sequential decode+infer in a fresh process with the old engine (one interpreter, two threads)."""
     code = f"""
 import json, time, sys
-from common.model import get_model
+from common.models.model import get_model
 data = open(sys.argv[1], 'rb').read()
 model = get_model(); model.predict(data)
 lat, start = [], time.perf_counter()
@@ -114,8 +114,8 @@ def batch_vs_singles(stack: LocalStack, user: dict, data: bytes, rounds: int = 6
 def preprocessing(data: bytes) -> dict[str, float]:
     import numpy as np
 
-    from common import images
-    from common.model import get_model
+    from common.media import images
+    from common.models.model import get_model
 
     fast = min(timeit.repeat(lambda: images.prepare(data), number=100, repeat=5)) / 100 * 1000
     exact = min(timeit.repeat(lambda: images.prepare(data, exact=True), number=100, repeat=5)) / 100 * 1000

@@ -23,7 +23,7 @@ AUGMENT = 2
 
 def in_process_rate(files: dict[str, bytes], views: int) -> float:
     """Images per second through decode + embed (+ views) in this process, on the same images."""
-    from common.backbone import get_backbone
+    from common.models.backbone import get_backbone
     from common.training.pipeline import embed_images
 
     backbone = get_backbone()

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from common import model_layout
-from common.localfiles import write_atomic
+from common.adapters.localfiles import write_atomic
+from common.models import layout as model_layout
 from infra import photos
 from infra.keras_models import SPECS, efficientnet_lite0, keras_application
 
@@ -43,7 +43,7 @@ REFERENCE = Path(__file__).parent.parent / "tests" / "data" / "efficientnet_lite
 
 
 def models_dir() -> Path:
-    from common.config import settings
+    from common.core.config import settings
 
     return settings().models_dir
 
@@ -121,7 +121,7 @@ def labels_file(name: str) -> dict[str, Any]:
 
 def check_unique(labels: list[str]) -> None:
     """A label names one class: two classes whose labels normalise alike would be one class to a user."""
-    from common.classnames import normalise_class
+    from common.models.classnames import normalise_class
 
     seen: dict[str, int] = {}
     for i, label in enumerate(labels):
@@ -173,7 +173,7 @@ def build_backbone(model: Any, out_dir: Path, fp16: bool, crops: np.ndarray, ker
     to reproduce the full classifier's logits: features @ W + b against Keras on the shipped photos."""
     import keras
 
-    from common.heads import Head
+    from common.models.heads import Head
 
     features = keras.Model(model.inputs, model.get_layer("pool").output, name=f"{model.name}_features")
     tflite = to_tflite(features, fp16)

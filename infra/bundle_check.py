@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from common.eventpost import EVENT_TYPE, binary_event
-from common.events import GCS_FINALIZED
+from common.adapters.eventpost import EVENT_TYPE, binary_event
+from common.jobs.events import GCS_FINALIZED
 from infra import photos
 from infra.processes import Server, free_port
 from infra.targets import REPO, TARGETS

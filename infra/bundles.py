@@ -17,7 +17,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from common import model_layout
+from common.models import layout as model_layout
 from infra.targets import REPO, TARGETS
 
 
@@ -43,7 +43,7 @@ def build(target: str, out: Path, models_dir: Path, model: str = "efficientnet_l
 
 
 def main() -> None:
-    from common.config import settings
+    from common.core.config import settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "build")

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from common.events import PUBSUB_TYPE
+from common.jobs.events import PUBSUB_TYPE
 
 log = logging.getLogger("imageclassify.rehearsal")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "server", "date"}
@@ -97,7 +97,7 @@ class Eventarc(Front):
     as Eventarc delivers a Pub/Sub topic: a binary `messagePublished` CloudEvent carrying the push's envelope."""
 
     def __init__(self, bucket: str, prefix: str, target: str, source: str) -> None:
-        from common.eventpost import binary_event
+        from common.adapters.eventpost import binary_event
 
         def handle(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
             if method != "POST":

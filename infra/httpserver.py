@@ -40,9 +40,9 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
-from common import errors
-from common.config import settings
-from common.httpguard import Guard, envelope
+from common.core import errors
+from common.core.config import settings
+from common.http.guard import Guard, envelope
 
 VERSION = re.compile(rb" HTTP/(\d\.\d)$")
 MAX_HEADER_BYTES = 32 * 1024

@@ -121,11 +121,11 @@ def build_apps() -> dict[str, Any]:
 
 
 def banner(port: int, emulators: bool) -> str:
-    from common.config import settings
+    from common.core.config import settings
 
     s = settings()
     url = f"http://127.0.0.1:{port}"
-    admin = "python -m common.admin create-admin admin"
+    admin = "python -m common.ops.admin create-admin admin"
     if emulators:
         names = ("STORE_BACKEND", "GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
                  "PUBSUB_EMULATOR_HOST")
@@ -164,9 +164,9 @@ def internal_secret(data_dir: Path) -> str:
 def start_background(port: int, stop: threading.Event) -> None:
     """The stack's own machinery: queue delivery (resuming what a previous run left), the bucket watcher and the
     sweeper, each a daemon thread that ends with the process."""
-    from common.backends import get_queue, internal_headers
-    from common.config import settings
-    from common.sweeper import sweep
+    from common.adapters.backends import get_queue, internal_headers
+    from common.core.config import settings
+    from common.ops.sweeper import sweep
 
     s = settings()
     queue = get_queue()
@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--cloud", action="store_true", help="the cloud rehearsal: one process and origin per "
                         "function, from its bundle (python -m infra.rehearsal --help)")
     args = parser.parse_args()
-    from common.logs import configure
+    from common.core.logs import configure
 
     configure()  # JSON lines, as the functions write them in the cloud
 

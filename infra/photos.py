@@ -24,6 +24,6 @@ def data(name: str) -> bytes:
 
 
 def crop(name: str, size: int = 224, resize: int = 256) -> np.ndarray:
-    from common.images import prepare
+    from common.media.images import prepare
 
     return prepare(data(name), size, resize, exact=True)  # the reference pipeline, bit for bit

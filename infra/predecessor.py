@@ -40,8 +40,8 @@ def hold(data_dir: Path) -> None:
 
 def release_predecessor() -> int:
     """Refund the reservations of this data folder's previous run (dead: we hold its lock); how many."""
-    from common.backends import get_store
-    from common.config import settings
+    from common.adapters.backends import get_store
+    from common.core.config import settings
 
     released = get_store().release_holder(settings().reservation_holder)
     if released:

@@ -1,6 +1,6 @@
 """The local stack's `/metrics` (Prometheus text) and aggregated `/healthz`.
 
-The counters live in `common.metrics`, dependency-free, because a deployed
+The counters live in `common.core.metrics`, dependency-free, because a deployed
 function is never scraped (its numbers reach Cloud Monitoring as log-based
 metrics). The local stack runs every function in this one process, so their
 counters are the product's, and `prometheus_client` renders them here, with the
@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from common import metrics
+from common.core import metrics
 
 PREFIX = "imageclassify_"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -51,7 +51,7 @@ def _names(samples: list[tuple[metrics.Labels, Any]]) -> list[str]:
 
 def _queue() -> Iterator[Metric]:
     """The embedded queue's depth (other backends are watched in their own console)."""
-    from common.backends import get_queue
+    from common.adapters.backends import get_queue
 
     depth = getattr(get_queue(), "depth", None)
     if depth is None:
@@ -72,7 +72,7 @@ def exposition() -> bytes:
 
 def serve(what: str, functions: list[str], start_response: Any) -> list[bytes]:
     """WSGI reply for `/metrics` or `/healthz` (the union of every function's checks, each run once)."""
-    from common import health
+    from common.http import health
 
     if what == "metrics":
         body, status, kind = exposition(), "200 OK", TEXT

@@ -12,9 +12,9 @@ import logging
 import threading
 from pathlib import Path
 
-from common.eventpost import post_event
-from common.events import GCS_FINALIZED
-from common.storage.local import files
+from common.adapters.eventpost import post_event
+from common.adapters.storage.local import files
+from common.jobs.events import GCS_FINALIZED
 
 log = logging.getLogger("imageclassify.watcher")
 

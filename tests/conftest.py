@@ -41,8 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     """Set environment variables for this test and make the process re-read its settings."""
-    from common.backends import reset_all
-    from common.config import settings
+    from common.adapters.backends import reset_all
+    from common.core.config import settings
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -52,9 +52,9 @@ def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
-    from common import admins
-    from common.backends import reset_all
-    from common.config import settings
+    from common.accounts import admins
+    from common.adapters.backends import reset_all
+    from common.core.config import settings
 
     yield
     settings.cache_clear()
@@ -89,7 +89,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 
 @pytest.fixture
 def store(backend: str):
-    from common.backends import get_store
+    from common.adapters.backends import get_store
 
     return get_store()
 
@@ -190,7 +190,7 @@ INTERNAL_SECRET = "test-internal-secret"
 
 def signed(message: dict) -> dict:
     """A queue message signed as the functions under test expect (their INTERNAL_SECRET)."""
-    from common.signing import mac
+    from common.core.signing import mac
 
     return {**message, "sig": mac(INTERNAL_SECRET, message)}
 
@@ -219,7 +219,7 @@ def models_dir() -> Path:
 
 @pytest.fixture
 def lite0(models_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    from common.model import get_model
+    from common.models.model import get_model
 
     configure(monkeypatch, MODELS_DIR=str(models_dir))
     return get_model("efficientnet_lite0")
@@ -315,7 +315,7 @@ def new_bucket(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dic
 
 @pytest.fixture(params=["local", "gcs", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from common.backends import get_storage, reset_storage
+    from common.adapters.backends import get_storage, reset_storage
 
     configure(monkeypatch, **new_bucket(str(request.param), request, tmp_path))
     reset_storage()

@@ -176,7 +176,7 @@ def test_no_heavy_imports(module: str) -> None:
 
 def test_admin_command_creates_and_promotes(tmp_path) -> None:
     env = {"PYTHONPATH": str(REPO), "SQLITE_PATH": str(tmp_path / "a.db"), "BCRYPT_ROUNDS": "4", "PATH": "/usr/bin:/bin"}
-    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "common.admin", *a], input=stdin,  # noqa: E731
+    run = lambda *a, stdin="": subprocess.run([sys.executable, "-m", "common.ops.admin", *a], input=stdin,  # noqa: E731
                                               capture_output=True, text=True, env=env, cwd=REPO)
     made = run("create-admin", "boss", "--password-stdin", stdin="a long password\n")
     assert made.returncode == 0 and "boss is an admin" in made.stdout

@@ -2,7 +2,7 @@
 
 Work gets stuck the way it does in life: a stack whose queue cannot reach its worker takes a job and a training
 run, then its queue is lost (the stack stopped, the queue's file deleted). A working stack on the same data
-finishes neither until `python -m common.admin redrive` publishes what they miss; the tokens come out exact.
+finishes neither until `python -m common.ops.admin redrive` publishes what they miss; the tokens come out exact.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def calm_stack(data: Path, models_dir: Path, worker_url: str = "") -> LocalStack
 def admin(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if k not in BACKEND_VARIABLES}
     full.update(PYTHONPATH=str(REPO), DATA_DIR=str(data), **env)
-    return subprocess.run([sys.executable, "-m", "common.admin", *args], cwd=REPO, env=full, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "common.ops.admin", *args], cwd=REPO, env=full, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -126,8 +126,8 @@ def test_sweep_closes_a_stalled_job(tmp_path: Path, models_dir: Path, monkeypatc
     try:
         user = stack.user(USER, 10)
         configure(monkeypatch, STORE_BACKEND="sqlite", DATA_DIR=str(data), SQLITE_PATH=str(data / "accounts.db"))
-        from common.backends import get_store
-        from common.store.records import Job
+        from common.adapters.backends import get_store
+        from common.records.records import Job
 
         job = Job(id=uuid.uuid4().hex, owner=USER, classes=["food"], source="all/", min_score=0.3, total=2,
                   created=time.time() - 5, model="efficientnet_lite0")

@@ -2,7 +2,7 @@
 
 - `common/` has no import circle, counting imports inside functions too (a lazy import is still a dependency);
 - no module under `common/` is over 300 lines, and a function's main.py stays a screen long;
-- no adapter imports the factory that picks adapters (`common.backends`);
+- no adapter imports the factory that picks adapters (`common.adapters.backends`);
 - the auth-only functions never import numpy, Pillow or LiteRT, even lazily through `common`.
 """
 
@@ -92,10 +92,10 @@ def test_modules_stay_small() -> None:
 
 def test_adapters_do_not_import_the_factory() -> None:
     edges = graph()
-    for package in ("common.store", "common.storage", "common.queue"):
+    for package in ("common.records", "common.adapters.storage", "common.adapters.queue"):
         for name, deps in edges.items():
             if name.startswith(package + "."):
-                assert "common.backends" not in deps, name
+                assert "common.adapters.backends" not in deps, name
 
 
 def test_light_functions_import_no_numpy() -> None:

@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from common import classify
-from common.backends import get_store
-from common.classify_request import ClassifyRequest, Item
-from common.config import settings
-from common.store.metered import MeteredDocuments
-from common.store.records import Account
+from common.adapters.backends import get_store
+from common.classify import service as classify
+from common.classify.request import ClassifyRequest, Item
+from common.core.config import settings
+from common.records.metered import MeteredDocuments
+from common.records.records import Account
 from infra import photos
 
 T = TypeVar("T")

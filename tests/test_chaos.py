@@ -191,8 +191,8 @@ def test_32_clients_for_15_seconds(tmp_path: Path, models_dir: Path) -> None:
 def test_training_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
     """kill -9 while a custom model's chunks are being embedded: after the restart the run finishes with one fit
     and exact tokens."""
-    from common.store.sqlite import SqliteDocuments
-    from common.store.store import Store
+    from common.adapters.store.sqlite import SqliteDocuments
+    from common.records.store import Store
     from infra import animals
 
     files = animals.animal_folder(per_class=30, prefix="")

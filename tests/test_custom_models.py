@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.classnames import normalise_class
-from common.heads import Head, HeadError, load_head
+from common.models.classnames import normalise_class
+from common.models.heads import Head, HeadError, load_head
 from common.training.confusion_png import render
 from common.training.dataset import list_dataset
 from common.training.pipeline import embed_images, run
@@ -26,7 +26,7 @@ from tests import images as odd
 
 @pytest.fixture
 def backbone(lite0):
-    from common.backbone import get_backbone
+    from common.models.backbone import get_backbone
 
     return get_backbone()
 
@@ -84,7 +84,7 @@ def test_backbone_embeds_one_and_many_the_same(backbone) -> None:
 
 
 def test_backbone_is_shared_and_thread_safe(backbone) -> None:
-    from common.backbone import get_backbone
+    from common.models.backbone import get_backbone
 
     assert get_backbone() is backbone
     crops = [photos.crop(name) for name in photos.PHOTOS]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import requests
 
-from common.eventpost import post_event
+from common.adapters.eventpost import post_event
 from infra import animals as animal_data
 from tests.animals import png
 from tests.conftest import bearer, make_api, new_bucket, signed
@@ -48,7 +48,7 @@ def silhouettes() -> dict[str, list[bytes]]:
 @pytest.fixture(scope="module", params=["local", "gcp", "aws"])
 def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              models_dir: Path) -> Iterator[Backend]:
-    from common.queue import sqs_relay
+    from common.adapters.queue import sqs_relay
 
     name = str(request.param)
     tmp = tmp_path_factory.mktemp(f"models-{name}")
@@ -85,13 +85,13 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def records(backend: Backend) -> Any:
     """The store the functions use, opened by the test to read what the API does not show (fit runs)."""
-    from common.store.store import Store
+    from common.records.store import Store
 
     if backend.api.backend == "sqlite":
-        from common.store.sqlite import SqliteDocuments
+        from common.adapters.store.sqlite import SqliteDocuments
 
         return Store(SqliteDocuments(backend.api.env["SQLITE_PATH"]))
-    from common.store.firestore import FirestoreDocuments
+    from common.adapters.store.firestore import FirestoreDocuments
 
     return Store(FirestoreDocuments(backend.api.env["GOOGLE_CLOUD_PROJECT"]))
 

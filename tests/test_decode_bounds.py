@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from common import decodegate, errors, images
-from common.config import settings
+from common.core import errors
+from common.core.config import settings
+from common.media import decodegate, images
 from infra import photos
 from tests import images as odd
 
@@ -109,7 +110,8 @@ def test_large_decodes_take_turns_and_photos_never_wait() -> None:
 DECODE_ALL = """
 import sys, threading
 from pathlib import Path
-from common import errors, images
+from common.core import errors
+from common.media import images
 files = sorted(Path(sys.argv[1]).iterdir())
 def one(path):
     try:

@@ -20,7 +20,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from common import events
+from common.jobs import events
 from infra.targets import TARGETS
 from tests.conftest import configure
 
@@ -59,7 +59,7 @@ def secure(r: Any) -> None:
 
 
 def test_every_target_has_the_guard(apps: dict[str, Any]) -> None:
-    from common.httpguard import GUARDED, Guard
+    from common.http.guard import GUARDED, Guard
 
     for name, app in apps.items():
         assert app.extensions.get(GUARDED) and isinstance(app.wsgi_app, Guard), name
@@ -207,13 +207,13 @@ def test_json_in_another_encoding_is_a_400(client: Any, target: str, path: str, 
 
 
 def test_surrogate_pairs_and_escaped_backslashes_are_fine() -> None:
-    from common.jsonlimits import loads
+    from common.core.jsonlimits import loads
 
     assert loads(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}
 
 
 def test_json_depth_scan() -> None:
-    from common.jsonlimits import MAX_DEPTH, too_deep
+    from common.core.jsonlimits import MAX_DEPTH, too_deep
 
     assert too_deep(DEEP)
     assert not too_deep(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) and too_deep(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
@@ -227,7 +227,8 @@ def test_password_checks_queue_a_little_then_refuse_at_once() -> None:
     """One hash at a time, one waiting; a third caller is refused (503) at once, not after a wait."""
     import threading
 
-    from common import errors, passwords
+    from common.accounts import passwords
+    from common.core import errors
 
     gate = passwords._PasswordGate(running=1, waiting=1)
     inside, release = threading.Event(), threading.Event()

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from common import files, sorting
-from common.backends import get_storage, get_store
-from common.store.records import Account, ImageOutcome, Job
+from common.adapters.backends import get_storage, get_store
+from common.files import service as files
+from common.jobs import sorting
+from common.records.records import Account, ImageOutcome, Job
 from tests.conftest import Api, bearer, configure, make_api, new_bucket
 
 QUOTA = 1_000_000
@@ -44,14 +45,14 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 def usage(api: Api, username: str) -> tuple[int, int]:
     """The usage the store keeps for an account (read as the function reads it)."""
-    from common.store.store import Store
+    from common.records.store import Store
 
     if api.backend == "firestore":
-        from common.store.firestore import FirestoreDocuments
+        from common.adapters.store.firestore import FirestoreDocuments
 
         store = Store(FirestoreDocuments(api.env["GOOGLE_CLOUD_PROJECT"]))
     else:
-        from common.store.sqlite import SqliteDocuments
+        from common.adapters.store.sqlite import SqliteDocuments
 
         store = Store(SqliteDocuments(api.env["SQLITE_PATH"]))
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from common import health
+from common.http import health
 from infra.processes import free_port
 from infra.targets import TARGETS
 from tests.conftest import Api, error_of, make_api

@@ -17,7 +17,8 @@ import pytest
 import requests
 from PIL import Image
 
-from common import errors, images
+from common.core import errors
+from common.media import images
 from infra import photos
 from tests import images as odd
 from tests.conftest import Api, make_api

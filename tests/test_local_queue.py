@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from common.queue.local import LocalQueue, account_of
+from common.adapters.queue.local import LocalQueue, account_of
 
 OLD_SCHEMA = """
 CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, job_id TEXT,

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from common.accounts import key_hash
-from common.eventpost import post_event
+from common.accounts.service import key_hash
+from common.adapters.eventpost import post_event
 from infra import photos
 from tests.conftest import Api, make_api, signed
 

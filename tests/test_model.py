@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import errors, images
+from common.core import errors
+from common.media import images
 from infra import photos
 from tests import images as odd
 from tests.conftest import REPO
@@ -158,7 +159,7 @@ def test_draft_is_close_to_full_decode() -> None:
 
 
 def test_serving_import_does_not_pull_tensorflow(models_dir: Path) -> None:
-    code = ("import sys; from common.model import get_model; from infra import photos; m = get_model();"
+    code = ("import sys; from common.models.model import get_model; from infra import photos; m = get_model();"
             " m.probabilities(m.prepare(photos.data('coffee.png')));"
             " print(sorted(k for k in ('tensorflow', 'keras') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
@@ -167,7 +168,7 @@ def test_serving_import_does_not_pull_tensorflow(models_dir: Path) -> None:
 
 
 def test_unknown_model(lite0) -> None:
-    from common.model import get_model
+    from common.models.model import get_model
 
     with pytest.raises(errors.NotFound) as missing:
         get_model("no_such_model")

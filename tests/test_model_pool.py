@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import errors, parallel
-from common.interpreters import Pool
+from common.core import errors, parallel
+from common.models.interpreters import Pool
 from infra import photos
 from tests import images as odd
 from tests.conftest import configure
@@ -25,9 +25,9 @@ TOLERANCE = 1e-5  # max |Δprob| allowed between paths; in practice they are bit
 @pytest.fixture
 def pooled(models_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh built-in model (backbone + head) on a pool of 2 single-threaded interpreters."""
-    from common import model_layout
-    from common.backbone import DEFAULT, Backbone
-    from common.model import Model
+    from common.models import layout as model_layout
+    from common.models.backbone import DEFAULT, Backbone
+    from common.models.model import Model
 
     configure(monkeypatch, MODELS_DIR=str(models_dir), MODEL_INTERPRETERS="2", MODEL_THREADS="1")
     model = Model.load("efficientnet_lite0", models_dir)
@@ -126,7 +126,7 @@ def test_a_bug_in_one_item_is_not_swallowed(pooled) -> None:
 
 def test_whole_classifier_is_pooled_too(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         pooled) -> None:
-    from common.model import Model
+    from common.models.model import Model
 
     for name in ("efficientnet_lite0.tflite", "efficientnet_lite0.labels.json"):
         shutil.copy(models_dir / name, tmp_path / name)  # no backbone or head: the whole classifier serves
@@ -192,7 +192,7 @@ def test_ordered_map_keeps_order_bounds_read_ahead_and_raises() -> None:
 
 
 def test_settings_refuse_a_pool_of_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.config import settings
+    from common.core.config import settings
 
     for name, value in (("MODEL_INTERPRETERS", "0"), ("MODEL_THREADS", "-1"), ("MODEL_THREADS", "two")):
         monkeypatch.setenv(name, value)
@@ -206,7 +206,7 @@ def test_settings_refuse_a_pool_of_none(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_start_up_warming_logs_a_missing_model_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    from common import model
+    from common.models import model
 
     configure(monkeypatch, MODELS_DIR=str(tmp_path))
     monkeypatch.setattr(model, "_models", {})  # models loaded by earlier tests of this process are not the point

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from common.openapi import spec
+from common.http.openapi import spec
 from infra import photos
 from infra.targets import routes
 from tests import localstack_server as stack

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from common import seed_routes
+from common.http import seed_routes
 from infra import photos
 from tests.conftest import Api
 from tests.test_classify import assert_error, bearer, refill

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from common.eventpost import binary_event
+from common.adapters.eventpost import binary_event
 from infra import processes
 from infra.targets import TARGETS
 from tests.conftest import GENEROUS_LIMITS

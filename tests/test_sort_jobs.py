@@ -47,7 +47,7 @@ class Backend:
         return [k[len(space):] for k in self.keys(space + prefix)]
 
     def keys(self, prefix: str) -> list[str]:
-        from common.storage.port import list_all
+        from common.adapters.storage.port import list_all
 
         return sorted(list_all(self.client, prefix))
 
@@ -61,14 +61,14 @@ def storage_client(env: dict[str, str]) -> Any:
         for name, value in env.items():
             patch.setenv(name, value)
         if env["STORAGE_BACKEND"] == "gcs":
-            from common.storage.gcs import GcsStorage
+            from common.adapters.storage.gcs import GcsStorage
 
             return GcsStorage(env["BUCKET"], PROJECT)
         if env["STORAGE_BACKEND"] == "s3":
-            from common.storage.s3 import S3Storage
+            from common.adapters.storage.s3 import S3Storage
 
             return S3Storage(env["BUCKET"])
-        from common.storage.local import LocalStorage
+        from common.adapters.storage.local import LocalStorage
 
         return LocalStorage(Path(env["BUCKET_DIR"]), env["BUCKET"])
 
@@ -101,7 +101,7 @@ def sqs_queue(moto: servers.Server, name: str) -> tuple[Any, str]:
 @pytest.fixture(scope="module", params=["local", "gcp", "aws"])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             models_dir: Path) -> Iterator[Backend]:
-    from common.queue import sqs_relay
+    from common.adapters.queue import sqs_relay
 
     name = str(request.param)
     store = "sqlite" if name == "local" else "firestore"
@@ -209,7 +209,7 @@ def test_redelivered_message_changes_nothing(backend: Backend) -> None:
                            json={"classes": ["cat"], "source": folder}).json()["id"]
     before = wait_done(backend, job_id, user)
     message = {"job_id": job_id, "object": f"users/{user['username']}/{folder}/x.png"}
-    from common.eventpost import post_event
+    from common.adapters.eventpost import post_event
 
     for _ in range(2):
         assert post_event(backend.api.url("sort_worker", "/"), signed(message)) == 200
@@ -360,7 +360,7 @@ def test_forged_messages_change_nothing(backend: Backend) -> None:
     job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["cat"], "source": folder}).json()["id"]
     before = wait_done(backend, job_id, user)
-    from common.eventpost import post_event
+    from common.adapters.eventpost import post_event
 
     worker, dead = backend.api.url("sort_worker", "/"), backend.api.url("sort_dead_letter", "/")
     for i in range(5):  # unsigned, wrongly signed, and signed but outside the job's source

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from common import files, signing, sorting
-from common.backends import get_storage, get_store
-from common.store.records import Account, ImageOutcome, Job
+from common.adapters.backends import get_storage, get_store
+from common.core import signing
+from common.files import service as files
+from common.jobs import sorting
+from common.records.records import Account, ImageOutcome, Job
 from tests.conftest import configure
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 92  # 100 bytes; no image is decoded here
@@ -111,7 +113,7 @@ def test_a_copy_that_lands_after_its_image_was_settled_is_removed(job: Job) -> N
 
 
 def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:
-    from common import operations
+    from common.ops import operations
 
     assert operations.redrive_job("j1")["published"] == 1  # recorded, so not re-listed; its copy is what is missing
     assert state()[0]["status"] == "running"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common import errors
-from common.storage.port import list_all
+from common.adapters.storage.port import list_all
+from common.core import errors
 
 
 def test_write_read_copy(storage) -> None:
@@ -78,7 +78,7 @@ def test_local_temporary_files_stay_out_of_the_spaces_and_stale_ones_go(tmp_path
     import os
     import time
 
-    from common.storage.local import LocalStorage
+    from common.adapters.storage.local import LocalStorage
 
     local = LocalStorage(tmp_path / "bucket", "b")
     stale, fresh = local.tmp / "w-killed", local.tmp / "w-in-flight"
@@ -94,7 +94,7 @@ def test_local_temporary_files_stay_out_of_the_spaces_and_stale_ones_go(tmp_path
 
 
 def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:
-    from common.storage.local import LocalStorage
+    from common.adapters.storage.local import LocalStorage
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -106,7 +106,7 @@ def test_local_root_cannot_be_escaped_by_symlink(tmp_path) -> None:
 
 
 def test_uri_must_name_our_bucket_and_the_callers_space(storage) -> None:
-    from common.spaces import key_from_uri
+    from common.files.spaces import key_from_uri
 
     base = f"{storage.scheme}://{storage.bucket}"
     assert key_from_uri(f"{base}/users/alice/all/a.png", "alice", storage) == "users/alice/all/a.png"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from common import errors
-from common.store.store import Store
+from common.core import errors
+from common.records.store import Store
 
 
 def new_account(store: Store, name: str = "alice", tokens: int = 5, admin: bool = False) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from common import errors
-from common.store.records import ImageOutcome, Job
-from common.store.store import Store
+from common.core import errors
+from common.records.records import ImageOutcome, Job
+from common.records.store import Store
 
 
 def stored(size: int | None) -> Callable[[str], int | None]:

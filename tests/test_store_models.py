@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from common import errors
-from common.store.records import ModelRecord
-from common.store.store import Store
+from common.core import errors
+from common.records.records import ModelRecord
+from common.records.store import Store
 
 
 def new_model(store: Store, owner: str, images: int = 10, chunks: int = 3, labels: int = 2) -> ModelRecord:
@@ -103,7 +103,7 @@ def test_delete_while_training_refunds_in_full_and_late_messages_find_nothing(st
 
 
 def test_sweeper_fails_a_stalled_run(store: Store, owner: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from common import sweeper
+    from common.ops import sweeper
     from tests.conftest import configure
 
     m = new_model(store, owner)
@@ -112,7 +112,7 @@ def test_sweeper_fails_a_stalled_run(store: Store, owner: str, monkeypatch: pyte
     assert sweeper.sweep(time.time())["models_failed"] == []  # not stalled yet
     result = sweeper.sweep(time.time() + 61)
     assert result["models_failed"] == [m.reference]
-    from common.backends import get_store
+    from common.adapters.backends import get_store
 
     record = get_store().get_model_record(owner, "pets")
     assert record is not None and record.status == "failed" and "stalled" in (record.error or "")

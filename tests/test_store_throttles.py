@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from common import errors
-from common.store.accounts import KEYS, key_record
-from common.store.store import Store
-from common.store.throttles import FAILURES, MAX_LOCK, MEMORY
-from common.sweeper import sweep
+from common.core import errors
+from common.ops.sweeper import sweep
+from common.records.accounts import KEYS, key_record
+from common.records.store import Store
+from common.records.throttles import FAILURES, MAX_LOCK, MEMORY
 
 
 def fail(store: Store, name: str, network: str, times: int, now: float) -> None:

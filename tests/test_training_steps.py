@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from common import errors
-from common.classnames import normalise_class
+from common.core import errors
+from common.models.classnames import normalise_class
 from common.training import augment as aug
 from common.training.confusion_png import render
 from common.training.dataset import list_dataset

@@ -91,7 +91,7 @@ def test_config_from_api_endpoints(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("raw", ["[1]", "{\"classify\": 3}", "{\"classify\": \"ftp://x\"}", "not json"])
 def test_a_malformed_endpoint_map_is_a_clear_configuration_error(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
-    from common.config import settings
+    from common.core.config import settings
 
     configure(monkeypatch, API_ENDPOINTS=raw)
     with pytest.raises(RuntimeError, match="API_ENDPOINTS must be a JSON object"):

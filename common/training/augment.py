@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from common import errors
+from common.core import errors
 
 DEFAULT_VIEWS, MAX_VIEWS = 2, 8
 SCALE = (0.6, 1.0)  # fraction of the crop's area a view keeps

@@ -15,8 +15,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from common import errors
-from common.classnames import normalise_class
+from common.core import errors
+from common.models.classnames import normalise_class
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 MIN_CLASSES, MAX_CLASSES = 2, 200

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from common import errors, parallel
-from common.backbone import Backbone
-from common.heads import Head
+from common.core import errors, parallel
+from common.models.backbone import Backbone
+from common.models.heads import Head
 from common.training import augment as aug
 from common.training.dataset import Dataset
 from common.training.fit import fit_softmax

@@ -1,14 +1,17 @@
 """The `classify` function: `POST /classify` with one image or a batch; one token per image classified.
 
 Also the seeds' routes, metered the same way: `POST /upload` (multipart `image`) and `POST /predict`
-(multipart `file`), answered in their seed's shape (see common/seed_routes.py).
+(multipart `file`), answered in their seed's shape (see common/http/seed_routes.py).
 """
 
 import flask
 import functions_framework
 
-from common import classify as classifying
-from common import classify_request, httpauth, model, seed_routes, web
+from common.classify import request as classify_request
+from common.classify import service as classifying
+from common.http import auth as httpauth
+from common.http import seed_routes, web
+from common.models import model
 
 model.warm()  # at start-up, not in the first request
 

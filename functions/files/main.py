@@ -7,7 +7,10 @@
 import flask
 import functions_framework
 
-from common import errors, files, httpauth, web
+from common.core import errors
+from common.files import service as files
+from common.http import auth as httpauth
+from common.http import web
 
 
 @functions_framework.http

@@ -8,7 +8,10 @@ The training itself runs in the queue worker (`sort_worker`).
 import flask
 import functions_framework
 
-from common import custom_models, errors, httpauth, web
+from common.core import errors
+from common.http import auth as httpauth
+from common.http import web
+from common.training import service as custom_models
 
 
 @functions_framework.http

@@ -4,7 +4,9 @@ console's sessions (`POST /sessions` signs in with a key of its own, `DELETE /se
 import flask
 import functions_framework
 
-from common import accounts, httpauth, web
+from common.accounts import service as accounts
+from common.http import auth as httpauth
+from common.http import web
 
 
 @functions_framework.http

@@ -15,8 +15,12 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common import errors, events, httpauth, jobs, labelling, requestlog, web, worker
-from common import sweeper as sweeping
+from common.core import errors
+from common.http import auth as httpauth
+from common.http import requestlog, web
+from common.jobs import events, labelling, worker
+from common.jobs import service as jobs
+from common.ops import sweeper as sweeping
 
 log = logging.getLogger("imageclassify.sort_job")
 

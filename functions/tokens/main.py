@@ -3,7 +3,9 @@
 import flask
 import functions_framework
 
-from common import admins, httpauth, web
+from common.accounts import admins
+from common.http import auth as httpauth
+from common.http import web
 
 
 @functions_framework.http

@@ -8,8 +8,8 @@ from pathlib import Path
 import flask
 import functions_framework
 
-from common import console
-from common.web import endpoint
+from common.http import console
+from common.http.web import endpoint
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 

@@ -5,7 +5,7 @@
 # (CORS_ORIGINS and API_ENDPOINTS are the two it computes itself, and the test compares them).
 
 locals {
-  # Settings every function gets; the defaults in common/config.py cover the rest. TRUSTED_PROXIES=1: Google's
+  # Settings every function gets; the defaults in common/core/config.py cover the rest. TRUSTED_PROXIES=1: Google's
   # front end appends the caller's address to X-Forwarded-For, and the peer itself is the front end.
   common_env = {
     STORE_BACKEND        = "firestore"

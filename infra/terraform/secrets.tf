@@ -2,7 +2,7 @@
 # ones its `secrets` list in targets.tf names, as environment variables of the same name.
 #
 #   ADMIN_PASSWORD   the first admin's password (var.admin_password), for the functions that authenticate users
-#   INTERNAL_SECRET  the HMAC key of queue messages (common/signing.py), generated here, for every function that
+#   INTERNAL_SECRET  the HMAC key of queue messages (common/core/signing.py), generated here, for every function that
 #                    publishes or handles them. Rotate: terraform apply -replace=random_password.internal_secret
 #                    (messages signed with the old key then go to the dead letter and are refunded).
 

@@ -1,0 +1,79 @@
+"""Administrators: created only by an operator (command or bootstrap configuration), never by sign-up;
+the one thing they may do over HTTP is refill an account."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from common.accounts import passwords
+from common.accounts import service as accounts
+from common.adapters.backends import get_store
+from common.core import errors
+from common.core.config import settings
+from common.records.records import Account
+
+MAX_REFILL = 1_000_000
+
+
+def parse_refill(body: dict[str, Any]) -> tuple[str, int]:
+    """The account and amount of a refill, in the contract's form or the seed's (`user`, `refill`)."""
+    seed_form = "user" in body or "refill" in body
+    target = body.get("user") if seed_form else body.get("username")
+    amount = body.get("refill") if seed_form else body.get("amount")
+    if not isinstance(target, str) or not target:
+        raise errors.BadRequest("Name the account to refill: {\"username\": ..., \"amount\": n}.")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_REFILL:
+        raise errors.BadRequest(f"amount must be a whole number from 1 to {MAX_REFILL}.", code="invalid_amount")
+    return target, amount
+
+
+def refill(admin: Account, username: str, amount: int) -> int:
+    if not admin.is_admin:
+        raise errors.Forbidden("Only administrators can refill accounts.")
+    store = get_store()
+    if store.get_account(username) is None:
+        raise errors.NotFound(f"There is no account named {username!r}.", code="unknown_user")
+    return store.refill(username, amount)
+
+
+def ensure_admin(username: str, password: str | None) -> Account:
+    """Create an admin, or promote an existing account; used by the operator command and the bootstrap."""
+    store = get_store()
+    account = store.get_account(username)
+    if account is None:
+        if not password:
+            raise errors.BadRequest(f"{username} does not exist yet: give a password to create it.")
+        accounts.validate_credentials({"username": username, "password": password})
+        key, hashed_key = accounts.new_api_key()
+        return store.create_account(username, passwords.hash_password(password), hashed_key,
+                                    settings().initial_tokens, is_admin=True, prefix=accounts.key_prefix(key))
+    if password:
+        store.set_password(username, passwords.hash_password(password))
+    store.set_admin(username, True)
+    return Account(username, account.password_hash, account.tokens, True)
+
+
+_bootstrapped = False
+
+
+def bootstrap_admin() -> None:
+    """Create the admin named by ADMIN_USERNAME/ADMIN_PASSWORD once per process, if it is missing.
+
+    Run before the first authentication of each instance: an admin can only act once authenticated."""
+    global _bootstrapped
+    if _bootstrapped:
+        return
+    s = settings()
+    if s.admin_username and s.admin_password:
+        account = get_store().get_account(s.admin_username)
+        if account is None or not account.is_admin:
+            with contextlib.suppress(errors.Conflict):  # another instance created it first
+                ensure_admin(s.admin_username, s.admin_password if account is None else None)
+    _bootstrapped = True
+
+
+def reset_bootstrap() -> None:
+    """Tests switch stores; the next authentication checks the admin again."""
+    global _bootstrapped
+    _bootstrapped = False

@@ -1,0 +1,97 @@
+"""`/files`: put, list, read and delete the images of the caller's space, within a per-account quota.
+
+Only images go in (recognised by their first bytes, before anything is
+stored): the space feeds sort jobs and training. The quota is counted in the
+store as files pass through here and as sort jobs write their outputs
+(`common/jobs/sorting.py`), with a size record per file that keeps the usage equal
+to what is stored whatever the interleaving (`common/records/usage.py`); files
+an operator drops straight into the bucket folder are not counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from common.adapters.backends import get_storage, get_store
+from common.core import errors
+from common.core.config import settings
+from common.files import spaces
+from common.media import imagetypes
+from common.records.records import Account
+
+PAGE_MAX = 1000
+log = logging.getLogger("imageclassify.files")
+
+
+def image_type(data: bytes) -> str:
+    """The media type of image bytes, or a 415 that says what can be stored."""
+    kind = imagetypes.media_type(data)
+    if kind is None:
+        raise errors.UnsupportedMediaType("Only images can be stored in your space: send a JPEG, PNG, GIF, WebP, "
+                                          "BMP or TIFF file as the raw request body.", code="not_an_image")
+    return kind
+
+
+def stored_size(key: str) -> int | None:
+    """What the storage holds at `key` now: the probe the usage rules count with."""
+    found = get_storage().stat(key)
+    return None if found is None else found.size
+
+
+@contextmanager
+def counted_write(owner: str, key: str, size: int, limits: tuple[int, int] | None) -> Iterator[None]:
+    """Change the storage at `key` inside the usage's open and close (`common/records/usage.py`): the bytes are
+    reserved first (403 `quota_exceeded` past `limits`), and afterwards, written or not, what is stored is
+    counted. A close that cannot be made now is left to the sweeper, which makes it after the lease."""
+    store, op_id = get_store(), f"{owner}:{uuid.uuid4().hex}"
+    store.open_space_write(owner, key, size, op_id, stored_size, limits)
+    try:
+        yield
+    except BaseException:
+        _quietly(lambda: store.close_space_write(op_id, owner, key, stored_size))  # the write's error is the one
+        raise
+    store.close_space_write(op_id, owner, key, stored_size)
+
+
+def _quietly(close: Callable[[], None]) -> None:
+    try:
+        close()
+    except Exception:  # noqa: BLE001 - the sweeper closes it after its lease
+        log.exception("could not count a space write now; the sweeper will")
+
+
+def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
+    if not data:
+        raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
+    key, media_type = spaces.key(account.username, path), image_type(data)
+    s = settings()
+    with counted_write(account.username, key, len(data), (s.space_max_bytes, s.space_max_files)):
+        get_storage().write(key, data, media_type)
+    return {"path": spaces.relative(account.username, key), "size": len(data)}
+
+
+def listing(account: Account, prefix: str, page_token: str | None, limit: int) -> dict[str, Any]:
+    folder = spaces.space(account.username) + spaces.clean_path(prefix, what="prefix")
+    objects, token = get_storage().list(folder, page_token or None, max(1, min(limit, PAGE_MAX)))
+    return {"files": [{"path": spaces.relative(account.username, o.key), "size": o.size} for o in objects],
+            "next": token}
+
+
+def read(account: Account, path: str) -> tuple[bytes, str]:
+    data = get_storage().read(spaces.key(account.username, path, existing=True), settings().max_body_bytes)
+    try:
+        return data, image_type(data)
+    except errors.UnsupportedMediaType:
+        return data, "application/octet-stream"
+
+
+def delete(account: Account, path: str) -> None:
+    key = spaces.key(account.username, path, existing=True)
+    if get_storage().stat(key) is None:
+        raise errors.NotFound(f"There is no file {path[:200]!r} in your space.", code="unknown_object")
+    with counted_write(account.username, key, 0, None):
+        get_storage().delete(key)

@@ -1,0 +1,100 @@
+"""Who is asking: the account behind an HTTP request.
+
+Any of `Authorization: Bearer <api key>` (a hash and one look-up, no bcrypt),
+HTTP Basic, or `username`/`password` in a JSON body (the seeds' form). Werkzeug
+parses the header; a header it cannot parse is a 401, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from common.accounts import admins, passwords
+from common.accounts import service as accounts
+from common.adapters.backends import get_store
+from common.core import errors, logs
+from common.core.config import settings
+from common.http import web
+from common.http.clientaddr import client_network as client_network  # re-exported: the functions call it here
+from common.records.records import Account
+
+
+def _by_password(username: Any, password: Any, network: str) -> Account:
+    """The account whose password this is. A name no account can have is refused at once (no timing to hide);
+    the others take as long whether the account exists or not, and only an existing one costs a bcrypt slot.
+    Failures lock this name for this network only (common/records/throttles.py)."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise errors.Unauthorized("username and password must be strings.")
+    wrong = errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
+    if not accounts.USERNAME_RULE.fullmatch(username):
+        raise wrong
+    store = get_store()
+    store.check_login(username, network)  # 429 while locked after repeated failures, before any bcrypt work
+    account = store.get_account(username)
+    if account is None or not passwords.check_password(password, account.password_hash):
+        if account is None:
+            passwords.pretend_check()  # as long as a wrong password takes, without a hash or a hash slot
+        store.login_failed(username, network, settings().login_free_failures)
+        raise wrong
+    store.login_succeeded(username, network)
+    return account
+
+
+def _by_key(key: str) -> Account:
+    key = key.strip()
+    account = get_store().account_by_key(accounts.key_hash(key)) if key.startswith(accounts.KEY_PREFIX) else None
+    if account is None:
+        raise errors.Unauthorized(
+            "The API key is not valid. Use the key shown at registration, or get a new one with POST /api-key.",
+            code="invalid_api_key",
+        )
+    return account
+
+
+def _body_credentials(request: flask.Request) -> dict[str, Any] | None:
+    """`username`/`password` from a JSON object body or multipart form fields (the seeds' forms), if any."""
+    if request.mimetype == "multipart/form-data":
+        body: dict[str, Any] = dict(request.form)
+    elif web.is_json(request) and request.content_length:
+        body = web.json_body(request, required=False)
+    else:
+        return None
+    return body if "password" in body else None
+
+
+def authenticate(request: flask.Request, *, allow_key: bool = True) -> Account:
+    """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body. Its
+    username (never a key or password) goes on the request's log line."""
+    account = _authenticate(request, allow_key)
+    logs.annotate(user=account.username)
+    return account
+
+
+def _authenticate(request: flask.Request, allow_key: bool) -> Account:
+    admins.bootstrap_admin()
+    header = request.headers.get("Authorization", "")
+    try:
+        auth = request.authorization
+    except ValueError:  # werkzeug lets b64decode's ValueError out for non-ASCII Basic credentials
+        auth = None
+    if header and auth is None:
+        raise errors.Unauthorized("The Authorization header is malformed. Send Bearer <api key> or Basic "
+                                  "base64(username:password).")
+    if auth is not None and auth.type == "bearer":
+        if not allow_key:
+            raise errors.Unauthorized("This needs your password, not an API key: use HTTP Basic or "
+                                      "username and password in the JSON body.")
+        return _by_key(auth.token or "")
+    if auth is not None and auth.type == "basic":
+        if not auth.password:
+            raise errors.Unauthorized("The Basic authorization header must hold username:password.")
+        return _by_password(auth.username, auth.password, client_network(request))
+    if auth is not None:
+        raise errors.Unauthorized("Unsupported Authorization scheme; use Bearer <api key> or Basic.")
+    body = _body_credentials(request)
+    if body is not None:
+        return _by_password(body.get("username"), body.get("password"), client_network(request))
+    how = "Authorization: Bearer <api key>, HTTP Basic, or" if allow_key else "HTTP Basic or"
+    raise errors.Unauthorized(f"Authentication required: send {how} username and password in the JSON body.")

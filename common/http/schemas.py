@@ -1,0 +1,138 @@
+"""The JSON Schemas of the API description (`common/http/openapi.py`): every request body and reply of the contract.
+
+Kept as data next to the code that produces the replies, and checked against
+real replies by the tests (tests/test_openapi.py), so the description cannot
+drift from what the functions answer. Objects stay open (`additionalProperties`
+allowed) where the contract says "..." so that adding a field is not a break.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: list[str], props: dict[str, Schema], **extra: Any) -> Schema:
+    return {"type": "object", "required": required, "properties": props, **extra}
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
+USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$", "examples": ["alice"]}
+MODEL_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["efficientnet_lite0"]}
+COUNTS: Schema = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+OPTIONS: dict[str, Schema] = {
+    "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+    "min_score": {**FRACTION, "default": 0},
+    "model": {**MODEL_NAME, "description": "The caller's own model first, then the built-ins."},
+}
+SOURCES: dict[str, Schema] = {
+    "url": {"type": "string", "format": "uri", "maxLength": 4096, "description": "http(s); private addresses refused"},
+    "image": {"type": "string", "contentEncoding": "base64", "description": "base64, or a data: URL"},
+    "uri": {"type": "string", "maxLength": 4096, "description": "gs://<bucket>/... or s3://<bucket>/... in your space"},
+}
+SOURCE = {"oneOf": [obj([name], {name: schema}) for name, schema in SOURCES.items()]}
+
+SCHEMAS: dict[str, Schema] = {
+    "ErrorDetail": obj(["status", "code", "message"], {
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "code": {"type": "string", "examples": ["insufficient_tokens"]},
+        "message": {"type": "string", "description": "Says what to do; never echoes the request."},
+        "balance": INT, "needed": INT}),
+    "Error": obj(["error"], {"error": ref("ErrorDetail")}),
+    "Credentials": obj(["username", "password"], {
+        "username": USERNAME, "password": {"type": "string", "minLength": 8, "maxLength": 256}}),
+    "Registered": obj(["username", "tokens", "api_key"], {
+        "username": STR, "tokens": INT, "api_key": {"type": "string", "description": "Shown once."}}),
+    "ApiKey": obj(["username", "api_key"], {"username": STR, "api_key": STR}),
+    "Session": obj(["username", "id", "name", "prefix", "scope", "created", "expires", "key"], {
+        "username": STR, "id": STR, "name": {"const": "session"}, "prefix": STR, "scope": STR,
+        "created": {"type": "number"}, "expires": {"type": "number"}, "tokens": INT,
+        "key": {"type": "string", "description": "Shown once; send it as Bearer until DELETE /sessions/{id}."}}),
+    "Balance": obj(["username", "tokens"], {"username": STR, "tokens": {"type": "integer", "minimum": 0}}),
+    "Refill": {"oneOf": [
+        obj(["username", "amount"], {"username": USERNAME, "amount": {"type": "integer", "minimum": 1}},
+            description="The contract's form, with the admin's credentials in the Authorization header."),
+        obj(["user", "refill"], {"username": STR, "password": STR, "user": USERNAME,
+                                 "refill": {"type": "integer", "minimum": 1}},
+            description="Seed form: the admin's username/password in the body, `user` is the account refilled."),
+    ]},
+    "ClassifyJson": {"oneOf": [
+        {**SOURCE, "properties": {**OPTIONS}, "description": "One image."},
+        obj(["images"], {"images": {"type": "array", "minItems": 1, "maxItems": 16, "items": SOURCE}, **OPTIONS},
+            description="A batch: charged per image classified, each item answered on its own."),
+    ]},
+    "ClassifyForm": obj([], {
+        "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+        "image": {"type": "string", "contentMediaType": "application/octet-stream", "description": "same as file"},
+        "top_k": STR, "min_score": STR, "model": STR}, description="Exactly one of file or image."),
+    "Prediction": obj(["label", "score", "class_id"], {
+        "label": STR, "score": FRACTION, "class_id": INT, "wnid": {"type": "string", "pattern": "^n[0-9]{8}$"}}),
+    "Classified": obj(["model", "predictions", "tokens_remaining"], {
+        "model": STR, "predictions": {"type": "array", "items": ref("Prediction")}, "tokens_remaining": INT}),
+    "BatchClassified": obj(["model", "results", "tokens_remaining"], {
+        "model": STR, "tokens_remaining": INT,
+        "results": {"type": "array", "items": {"oneOf": [
+            obj(["index", "predictions"], {"index": INT, "predictions": {"type": "array", "items": ref("Prediction")}}),
+            obj(["index", "error"], {"index": INT, "error": ref("ErrorDetail")}),
+        ]}}}),
+    "JobRequest": obj(["classes"], {
+        "classes": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "examples": [["dog", "food"]]},
+        "source": {"type": "string", "default": "all/", "description": "A folder of your space."},
+        "model": MODEL_NAME, "min_score": {**FRACTION, "default": 0.3}}),
+    "Job": obj(["id", "status", "total", "processed", "matched", "unmatched", "failed", "percentage"], {
+        "id": STR, "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+        "total": INT, "processed": INT, "matched": COUNTS, "unmatched": INT, "failed": INT,
+        "not_written": {**INT, "description": "Images classified (and charged) whose output was not written: a "
+                        "different file of yours was at <class>/<path>, or the source was deleted meanwhile."},
+        "percentage": {"type": "number", "minimum": 0, "maximum": 100},
+        "classes": {"type": "array", "items": STR}, "source": STR, "min_score": {"type": "number"},
+        "model": {"type": ["string", "null"]}, "created": {"type": "number"}}),
+    "ModelRequest": obj(["name", "source"], {
+        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,39}$"},
+        "source": {"type": "string", "description": "A folder of your space; its subfolders are the classes."},
+        "augment": BOOL}),
+    "Progress": obj(["done", "total", "percentage"], {"done": INT, "total": INT, "percentage": {"type": "number"}}),
+    "ClassMetrics": obj([], {k: {"type": ["number", "null"]} for k in ("precision", "recall", "f1", "roc_auc")}
+                        | {"support": INT}),
+    "Metrics": obj(["accuracy", "macro_f1", "per_class", "confusion_matrix"], {
+        "accuracy": FRACTION, "macro_f1": FRACTION,
+        "per_class": {"type": "object", "additionalProperties": ref("ClassMetrics")},
+        "confusion_matrix": obj(["labels", "matrix"], {
+            "labels": {"type": "array", "items": STR},
+            "matrix": {"type": "array", "items": {"type": "array", "items": INT}, "description": "rows = true class"}}),
+    }),
+    "Model": obj(["name", "status"], {
+        "name": STR, "status": {"type": "string", "enum": ["queued", "embedding", "training", "ready", "failed"]},
+        "builtin": BOOL, "error": STR, "progress": ref("Progress"),
+        "classes": {"oneOf": [{"type": "array", "items": STR}, INT]}, "images": INT,
+        "split": obj(["train", "validation", "test"], {"train": INT, "validation": INT, "test": INT}),
+        "metrics": {"oneOf": [ref("Metrics"), {"type": "null"}]}}),
+    "ModelList": obj(["models"], {"models": {"type": "array", "items": {"oneOf": [ref("Model"), STR]}}}),
+    "File": obj(["path", "size"], {"path": STR, "size": {"type": "integer", "minimum": 0}}),
+    "FileList": obj(["files", "next"], {
+        "files": {"type": "array", "items": ref("File")},
+        "next": {"type": ["string", "null"], "description": "Pass as ?next= for the next page"}}),
+    "SeedForm": obj([], {"model": {**MODEL_NAME, "description": "a custom model: /predict answers seed 003's shape"}}),
+    "UploadReply": {"type": "object", "description": "Seed 001: the top three.",
+                    "patternProperties": {"^prediction_[1-3]$": obj(["predicted_label", "confidence_level"], {
+                        "predicted_label": STR, "confidence_level": FRACTION})},
+                    "additionalProperties": False},
+    "PredictReply": {"oneOf": [
+        {"type": "array", "maxItems": 3, "description": "Seed 002: the top three (built-in models).",
+         "items": obj(["label", "score"], {"label": STR, "score": FRACTION}, additionalProperties=False)},
+        obj(["predicted_class", "confidence_score"], {"predicted_class": STR, "confidence_score": FRACTION},
+            description="Seed 003: the best class of a custom model.", additionalProperties=False),
+    ]},
+    "EndpointMap": obj(["endpoints"], {"endpoints": {
+        "type": "object", "additionalProperties": {"type": "string"},
+        "description": "First path segment -> base URL of the function serving it; empty = this origin."}}),
+}

@@ -1,0 +1,130 @@
+"""HTTP helpers shared by every function: error rendering, JSON bodies, routing.
+
+Each function's handler is wrapped in `endpoint`, the one place where
+exceptions become the contract's JSON error shape with a real status. The
+decorator also puts `httpguard` (limits before the body is read, the envelope
+for the server's own refusals, security headers, CORS) in front of the app that
+functions-framework is building for the function.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from common.core import errors, jsonlimits, logs
+from common.http import guard as httpguard
+from common.http import health, requestlog
+
+Handler = Callable[[flask.Request], flask.Response]
+PARSED = "imageclassify.json"  # the request's JSON object, once parsed
+
+
+def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    response = flask.Response(json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(exc: BaseException) -> flask.Response:
+    if isinstance(exc, HTTPException):  # werkzeug's own refusals, e.g. a malformed multipart body
+        refused = errors.refusal(exc.code or 400) if exc.code != 413 else httpguard.form_field_too_large()
+        refused.headers.update({n: v for n, v in exc.get_headers() if n.lower() in ("allow", "retry-after")})
+        exc = refused
+    body, status, headers = errors.render(exc)
+    return respond(body, status, headers)
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Wrap an HTTP handler: every exception rendered as JSON, one log line per request
+    (common/http/requestlog.py), and `GET /healthz` answered before routing (common/http/health.py).
+
+    Also installs the request guard (limits before the body is read, security headers, CORS) on the app
+    that is loading this module, and renders the framework's own refusals as JSON: a request its router
+    never hands to the handler (e.g. a path with a newline) would otherwise get Flask's HTML page.
+    """
+    import functions_framework
+
+    httpguard.install_on_current_app()
+    functions_framework.errorhandler(HTTPException)(error_response)
+    logs.configure()  # JSON log lines from import on (before Flask gives its logger a plain handler)
+    name = handler.__name__
+
+    @functools.wraps(handler)
+    def wrapper(request: flask.Request) -> flask.Response:
+        with requestlog.RequestScope(name, request) as scope:  # one log line per request, see common/http/requestlog.py
+            try:  # the body's size was refused from its headers already, by the guard (common/http/guard.py)
+                probe = health.probe(name, request)  # GET /healthz, before any routing
+                return scope.finish(respond(*probe) if probe else handler(request))
+            except Exception as exc:  # noqa: BLE001 - this is the one place errors are rendered
+                return scope.finish(error_response(exc))
+
+    return wrapper
+
+
+def path_is(request: flask.Request, *names: str) -> bool:
+    """Whether the request path ends with one of `names` (functions may be mounted under a prefix)."""
+    path = request.path.rstrip("/")
+    return any(path == f"/{n}" or path.endswith(f"/{n}") for n in names)
+
+
+def route(request: flask.Request, *groups: str, most: int) -> tuple[str, list[str]]:
+    """(the group, the segments after it) of a path `[/prefix]/<group>[/<segment>...]` with at most `most`
+    segments after the group, none empty; anything else is a 404 naming the routes (functions may be mounted
+    under a prefix, so the group is looked for along the path)."""
+    segments = request.path.strip("/").split("/")
+    for i, segment in enumerate(segments):
+        if segment in groups:
+            rest = segments[i + 1:]
+            if len(rest) <= most and all(rest):
+                return segment, rest
+            break
+    raise errors.NotFound(f"No such endpoint: use {' or '.join('/' + g for g in groups)}, followed by at most "
+                          f"{most} path segment{'s' if most != 1 else ''} (see /docs).")
+
+
+def require_method(request: flask.Request, *methods: str) -> None:
+    if request.method not in methods:
+        raise errors.MethodNotAllowed(
+            f"{request.method} is not supported on {request.path}; use {' or '.join(methods)}.",
+            headers={"Allow": ", ".join(methods)},
+        )
+
+
+def read_body(request: flask.Request) -> bytes:
+    """The raw body; its size was checked against the limit by the guard before anything read it."""
+    return request.get_data(cache=True)
+
+
+def is_json(request: flask.Request) -> bool:
+    return request.mimetype == "application/json" or request.mimetype.endswith("+json")
+
+
+def json_body(request: flask.Request, *, required: bool = True) -> dict[str, Any]:
+    """The JSON object in the body; `{}` when the body is empty and not required."""
+    raw = read_body(request)
+    if not raw.strip():
+        if required:
+            raise errors.BadRequest("The request needs a JSON object body (Content-Type: application/json).")
+        return {}
+    if request.mimetype and not is_json(request):
+        raise errors.UnsupportedMediaType(
+            f"Expected Content-Type application/json, got {request.mimetype}. Send the body as JSON."
+        )
+    if PARSED in request.environ:  # the handler and the credentials both read it: one parse a request
+        return dict(request.environ[PARSED])
+    try:
+        data = jsonlimits.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.BadRequest("The body is not valid JSON. Send a JSON object such as {\"username\": ...}.") from None
+    if not isinstance(data, dict):
+        raise errors.BadRequest(f"The body must be a JSON object, not a JSON {type(data).__name__}.")
+    request.environ[PARSED] = data
+    return dict(data)

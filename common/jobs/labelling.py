@@ -1,0 +1,46 @@
+"""Label new uploads: classify an object that landed under the watched prefix and write its labels.
+
+Outputs go outside the watched prefix (`labels/...`, and class folders when
+AUTOSORT_CLASSES is set), so they never trigger the function again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from common.adapters.backends import get_storage
+from common.core import errors
+from common.core.config import settings
+from common.jobs.sorting import copy_unless_taken
+
+
+def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
+    """Classify a new upload under the watched prefix; write labels/<key>.json; auto-sort if configured."""
+    from common.models.model import best_class, get_model
+    s = settings()
+    storage = get_storage()
+    if bucket != storage.bucket or not key.startswith(s.watch_prefix) or key.endswith("/"):
+        return None  # outside the watched prefix: our own outputs land here and must not re-trigger
+    model = get_model()
+    result: dict[str, Any] = {"object": key, "model": model.name}
+    try:
+        probs = model.predict(storage.read(key, s.max_body_bytes))
+    except errors.BAD_IMAGE as exc:
+        result["error"] = exc.body()["error"]
+    except errors.NotFound:
+        return None  # deleted before we got to it
+    else:
+        result["predictions"] = model.top(probs, 5)
+        if s.autosort_classes:
+            scores = model.class_scores(probs, s.autosort_classes)
+            chosen = best_class(scores, s.default_min_score)
+            result["class_scores"] = {c: round(v, 5) for c, v in scores.items()}
+            result["class"] = chosen or "unmatched"
+            destination = f"{result['class']}/{key[len(s.watch_prefix):]}"
+            try:  # never over a different file: a clash is noted in the labels instead
+                copy_unless_taken(key, destination, destination)
+            except (errors.Conflict, errors.NotFound) as exc:
+                result["sort_error"] = exc.body()["error"]
+    storage.write(f"{s.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")
+    return result

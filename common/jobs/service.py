@@ -1,0 +1,120 @@
+"""Sort jobs as the API sees them: validate, create (reserving one token per image), poll.
+
+A job lists the images under a folder of the owner's space, reserves their
+tokens in the same atomic write that stores the job, and publishes one message
+per image; `common.jobs.sorting` handles each message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from common.adapters.backends import get_queue, get_storage, get_store
+from common.adapters.storage.port import list_all
+from common.core import errors
+from common.core.config import settings
+from common.files import spaces
+from common.models import classnames
+from common.records import messages
+from common.records.records import Account, Job
+
+log = logging.getLogger("imageclassify.jobs")
+MAX_CLASSES = 20
+MAX_IMAGES = 10_000
+
+
+def validate_classes(classes: Any, model: Any) -> list[str]:
+    """The job's classes, canonical; with a custom model they default to all its labels and must be its labels."""
+    from common.models.registry import CustomModel
+
+    custom = isinstance(model, CustomModel)
+    if custom and classes is None:
+        classes = list(model.labels)
+    if not isinstance(classes, list) or not classes:
+        raise errors.BadRequest("classes must be a non-empty list of class names, e.g. [\"dog\", \"food\"].",
+                                code="invalid_classes")
+    limit = len(model.labels) if custom else MAX_CLASSES
+    if len(classes) > limit:
+        raise errors.BadRequest(f"At most {limit} classes per job ({len(classes)} given).",
+                                code="invalid_classes")
+    canonical = classnames.unique(classes)
+    for name in canonical:
+        model.resolve(name)  # unknown names are a 400 listing near matches
+    return canonical
+
+
+def validate_source(source: Any) -> str:
+    """A folder of the caller's space, relative to it (`all/` is `users/<you>/all/`)."""
+    folder = spaces.clean_path(source, folder=True, what="source")
+    if not folder:
+        raise errors.BadRequest("source must be a folder of your space, e.g. \"all/\".", code="invalid_source")
+    return folder
+
+
+def validate_model(account: Account, name: Any) -> Any:
+    """The model a job sorts with: the caller's own first, then the built-ins (None: the default)."""
+    from common.models.registry import resolve
+
+    if name is not None and (not isinstance(name, str) or not name):
+        raise errors.BadRequest("model must be a model name.", code="invalid_model")
+    return resolve(account.username, name)
+
+
+def check_output_folders(owner: str, classes: list[str], source: str) -> None:
+    """Refuse a job whose output folders cannot be made (409, nothing charged): a file of the owner's named like
+    a class folder, or like a folder on the way to the outputs (`cat/all` for `all/`). Every image sorted there
+    would have no place to go; it would be charged for an answer whose file is never written."""
+    storage, space, parts = get_storage(), spaces.space(owner), source.rstrip("/").split("/")
+    for name in [*classes, "unmatched"]:
+        for depth in range(len(parts) + 1):
+            path = "/".join([name, *parts[:depth]])
+            if storage.stat(space + path) is not None:
+                raise errors.Conflict(f"{path!r} is a file in your space, where this job's folder {path}/ must go. "
+                                      "Move or delete that file (or choose other classes), then start the job "
+                                      "again; nothing was charged.", code="output_folder_taken")
+
+
+def create_job(account: Account, body: dict[str, Any]) -> Job:
+    from common.models.registry import reference
+
+    model = validate_model(account, body.get("model"))
+    classes = validate_classes(body.get("classes"), model)
+    source = validate_source(body.get("source", "all/"))
+    min_score = body.get("min_score", settings().default_min_score)
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
+        raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
+    check_output_folders(account.username, classes, source)
+    objects = []
+    for key in list_all(get_storage(), spaces.space(account.username) + source):
+        objects.append(key)
+        if len(objects) > MAX_IMAGES:
+            raise errors.BadRequest(f"{source} holds more than {MAX_IMAGES} objects; sort a smaller folder.",
+                                    code="too_many_images")
+    job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
+              min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
+              created=time.time(), model=reference(model))
+    get_store().create_job(job, len(objects), f"{account.username}:job:{job.id}")
+    try:
+        get_queue().publish([messages.image(job.id, key) for key in objects])
+    except Exception as exc:
+        log.exception("publishing job %s failed", job.id)
+        get_store().finish_job(job.id, "failed", "The job could not be queued.")  # refunds every image
+        raise errors.retry_later("The job could not be queued; no tokens were spent. Retry in a moment.", exc) from exc
+    return job
+
+
+def get_job(account: Account, job_id: str) -> Job:
+    """The caller's job; another user's job is a 404, exactly like a missing one."""
+    job = get_store().get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
+    if job is None or job.owner != account.username:
+        raise errors.NotFound(f"There is no job {job_id[:80]!r} of yours.", code="unknown_job")
+    return job
+
+
+def cancel_job(account: Account, job_id: str) -> Job:
+    """Stop a job: images not yet sorted are refunded and their queued messages change nothing."""
+    job = get_job(account, job_id)
+    return get_store().finish_job(job.id, "cancelled") if not job.finished else job

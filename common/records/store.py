@@ -1,0 +1,39 @@
+"""`Store`: every record rule of the product over one `DocumentStore` adapter."""
+
+from __future__ import annotations
+
+from common.records.accounts import KEYS as API_KEYS
+from common.records.accounts import AccountRecords
+from common.records.jobs import JobRecords
+from common.records.ledger import Ledger
+from common.records.metered import MeteredDocuments
+from common.records.models import ModelRecords
+from common.records.port import DocumentStore, Tx
+from common.records.reservations import KEYS, Reservations
+from common.records.throttles import FAILURES, WINDOWS, Throttles
+from common.records.usage import UsageRecords
+
+
+class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords, Throttles):
+    def __init__(self, docs: DocumentStore) -> None:
+        self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/records/metered.py)
+
+    def purge_expired(self, now: float, limit: int = 1000) -> int:
+        """Delete sign-up windows, Idempotency-Key records, password-failure records and console session keys
+        past their `expires` (all are read as absent once expired, so this changes no answer; it keeps them from
+        piling up); how many were deleted."""
+        purged = 0
+        for kind in (WINDOWS, KEYS, FAILURES, API_KEYS):
+            for key, _ in self.docs.find_below(kind, "expires", now, limit):
+                def work(tx: Tx, kind: str = kind, key: str = key) -> bool:
+                    current = tx.get(kind, key)  # renewed meanwhile (a new window or request): kept
+                    if current is None or current.get("expires", now) >= now:
+                        return False
+                    tx.delete(kind, key)
+                    return True
+
+                purged += self.docs.transact(work)
+        return purged
+
+    def close(self) -> None:
+        self.docs.close()

@@ -1,0 +1,136 @@
+"""Custom models as the API sees them: create (validate, charge, fan out), list, describe, delete.
+
+Creating a model lists the training folder of the caller's space and checks
+every rule before a token is taken; then one commit stores the model and
+charges one token per image, the listing is saved beside the model's files,
+and one queue message per chunk of images goes to the worker
+(`common.training.worker`), through the same queue and worker as sort jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from common.adapters.backends import get_queue, get_storage, get_store
+from common.adapters.storage.port import list_all
+from common.core import errors
+from common.core.config import settings
+from common.files import spaces
+from common.models import files as model_files
+from common.models.registry import NAME, builtin_names
+from common.records import messages
+from common.records.models import unknown_model
+from common.records.records import Account, ModelRecord
+from common.training import augment, dataset, split
+
+log = logging.getLogger("imageclassify.custom_models")
+SEED = 0
+MAX_LISTED = 100_000  # objects read from a training folder (images or not) before giving up
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise errors.BadRequest("name must be 2 to 40 characters: lowercase letters, digits, '_' and '-', starting "
+                                "with a letter or digit (e.g. \"my-pets\").", code="invalid_name")
+    if name in builtin_names() or name == settings().default_model:
+        raise errors.BadRequest(f"{name!r} is the name of a built-in model. Choose another name.",
+                                code="invalid_name")
+    return name
+
+
+def _bounded(keys: Iterable[str]) -> Iterator[str]:
+    for n, key in enumerate(keys):
+        if n >= MAX_LISTED:
+            raise errors.BadRequest(f"The folder holds more than {MAX_LISTED:,} files. Use a folder with only the "
+                                    "training images.", code="too_many_files")
+        yield key
+
+
+def create(account: Account, body: dict[str, Any]) -> ModelRecord:
+    name = check_name(body.get("name"))
+    source = spaces.clean_path(body.get("source", ""), folder=True, what="source")  # a non-string is a 400 too
+    if not source:
+        raise errors.BadRequest("source must be a folder of your space whose subfolders are the classes, e.g. "
+                                "\"datasets/pets/\".", code="invalid_source")
+    views = augment.check_views(body.get("augment"))
+    store, storage, s = get_store(), get_storage(), settings()
+    if store.get_model_record(account.username, name) is not None:  # the commit checks again; this saves a listing
+        raise errors.Conflict(f"You already have a model named {name!r}. Choose another name, or "
+                              f"DELETE /models/{name} first.", code="model_exists")
+    prefix = spaces.space(account.username) + source
+    found = dataset.list_dataset(_bounded(list_all(storage, prefix)), prefix, min(s.model_max_images,
+                                                                                 dataset.MAX_IMAGES))
+    sizes = split.stratified_split([c for _, c in found.items()], SEED).sizes()
+    version = uuid.uuid4().hex
+    record = ModelRecord(owner=account.username, name=name, version=version, labels=found.labels,
+                         images=found.images, chunk_size=max(1, s.model_chunk_size),
+                         chunks=math.ceil(found.images / max(1, s.model_chunk_size)), augment=views, source=source,
+                         split=sizes, seed=SEED, decoded=[0] * len(found.labels),
+                         spend_id=f"{account.username}:model:{version}")
+    store.create_model(record)
+    try:
+        model_files.write_dataset(storage, record, found)
+        get_queue().publish([messages.training(record, "embed", chunk=i) for i in range(record.chunks)])
+    except Exception as exc:
+        log.exception("queueing model %s failed", record.reference)
+        store.fail_model(record.owner, name, version, "The training could not be queued; every token was refunded.")
+        raise errors.retry_later("The training could not be queued; no tokens were spent. Retry in a moment.",
+                                 exc) from exc
+    record.status = "queued"
+    return record
+
+
+def get(account: Account, name: str) -> ModelRecord:
+    """The caller's model; another user's answers 404 exactly like a missing one."""
+    record = get_store().get_model_record(account.username, name) if NAME.fullmatch(name) else None
+    if record is None:
+        raise unknown_model(name)
+    return record
+
+
+def describe(record: ModelRecord, metrics: bool = True) -> dict[str, Any]:
+    done = record.images if record.status == "ready" else record.done
+    body: dict[str, Any] = {
+        "name": record.name, "status": record.status, "classes": record.labels, "images": record.images,
+        "failed": record.failed, "source": record.source, "augment": record.augment,
+        "progress": {"done": done, "total": record.images,
+                     "percentage": round(100.0 * done / record.images, 1) if record.images else 100.0},
+        "split": record.split, "created": record.created, "updated": record.updated,
+    }
+    if record.error:
+        body["error"] = record.error
+    if record.status == "ready":
+        body["accuracy"], body["macro_f1"] = record.accuracy, record.macro_f1
+        if metrics:
+            body["metrics"] = model_files.read_metrics(get_storage(), record)
+    return body
+
+
+def listing(account: Account) -> dict[str, Any]:
+    own = [describe(r, metrics=False) for r in get_store().models_of(account.username)]
+    builtins = [{"name": n, "builtin": True, "status": "ready"} for n in builtin_names()]
+    return {"models": builtins + [{**m, "builtin": False} for m in own]}
+
+
+def confusion_png(account: Account, name: str) -> bytes:
+    record = get(account, name)
+    if record.status != "ready":
+        raise errors.Conflict(f"The model {name!r} is not ready yet (status {record.status}); its confusion matrix "
+                              "is drawn when training ends.", code="model_not_ready")
+    return model_files.read_confusion(get_storage(), record)
+
+
+def delete(account: Account, name: str) -> None:
+    """Remove the model, its files and its cached head; a model not ready yet is refunded in full. Messages
+    still queued for it find no model (or another version) and change nothing."""
+    from common.models import heads
+
+    if not NAME.fullmatch(name):
+        raise unknown_model(name)
+    record = get_store().delete_model(account.username, name)
+    model_files.delete_all(get_storage(), model_files.folder(record))
+    heads.forget(record.key)  # as models_registry cached it
