@@ -3,7 +3,7 @@
     nox -s serve       the whole product on http://127.0.0.1:8080 (-- --emulators for the cloud emulators;
                        -- --cloud for the cloud as it deploys: one process and one origin per function)
     nox -s tests       the whole test suite against real servers
-    nox -s lint        ruff
+    nox -s lint        ruff, and the layer contracts of common/ (import-linter, pyproject.toml)
     nox -s typecheck   mypy
     nox -s model       build the default model (.tflite + labels) into the models directory
     nox -s bench       benchmarks, printed and written to bench/results.json
@@ -25,6 +25,7 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 # checkov cannot share the dev venv (it needs another boto3 than the functions pin), so it has its own session;
 # tests/test_terraform.py runs the checkov this session installs (.nox/checkov/bin/checkov) with CHECKOV_ARGS.
 CHECKOV = "checkov==3.3.30"
+IMPORT_LINTER = "import-linter==2.17"
 CHECKOV_ARGS = ("-d", "infra/terraform", "--framework", "terraform", "--quiet", "--compact", "--skip-download")
 
 
@@ -64,8 +65,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    session.install("ruff==0.17.6")
+    """ruff, then the import contracts in pyproject.toml: the layers of common/, only http imports the web
+    frameworks, adapters import no feature, no import circle."""
+    session.install("ruff==0.17.6", IMPORT_LINTER)
+    session.env["PYTHONPATH"] = REPO
     session.run("ruff", "check", ".")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)

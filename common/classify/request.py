@@ -1,4 +1,5 @@
-"""What a classify request asks for, read and validated before a token is reserved.
+"""What a classify request asks for, validated before a token is reserved (read from HTTP by
+`common.http.classify_parse`).
 
 Accepted image sources (exactly one per image): JSON `url`, JSON `image`
 (base64, optionally a `data:` URL), JSON `uri` (an object in the configured
@@ -12,14 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import flask
-
 from common.core import errors
-from common.core.config import settings
-from common.http import web
 from common.models import classnames
 
 SOURCES = ("url", "image", "uri")
@@ -47,10 +45,6 @@ class ClassifyRequest:
     model: str | None = None
 
 
-def _option(body: dict[str, Any], request: flask.Request, name: str) -> Any:
-    return body[name] if name in body else request.args.get(name, request.form.get(name) if request.form else None)
-
-
 def _bounded(value: Any, cast: type, low: float, high: float, refusal: errors.BadRequest) -> Any:
     """`value` (a JSON number or a query/form string) as `cast`, within [low, high]; else `refusal`."""
     if isinstance(value, bool) or (cast is int and isinstance(value, float)):
@@ -64,8 +58,9 @@ def _bounded(value: Any, cast: type, low: float, high: float, refusal: errors.Ba
     return number
 
 
-def _options(req: ClassifyRequest, request: flask.Request, body: dict[str, Any]) -> None:
-    top_k, min_score, model, classes = (_option(body, request, n) for n in ("top_k", "min_score", "model", "classes"))
+def apply_options(req: ClassifyRequest, option: Callable[[str], Any]) -> None:
+    """Validate the options (`option(name)`: the JSON body's, else the query string's or the form's) into `req`."""
+    top_k, min_score, model, classes = (option(n) for n in ("top_k", "min_score", "model", "classes"))
     if classes is not None:
         names = classes.split(",") if isinstance(classes, str) else classes
         if not isinstance(names, list) or not 1 <= len(names) <= MAX_CLASSES:
@@ -121,49 +116,24 @@ def _item(obj: Any) -> Item:
     return Item(kind, value)
 
 
-def one_upload(request: flask.Request, fields: tuple[str, ...]) -> Any:
-    """The one file a multipart form carries, when it is in one of `fields` (else None); a form with more than
-    one file is a 400. A part a browser sends for a file input left empty (no file name) is no file."""
-    sent = [(name, part) for name, parts in request.files.lists() for part in parts if part.filename]
-    if len(sent) > 1:
-        raise errors.BadRequest(f"Send exactly one file in a form (this one has {len(sent)}); for several images "
-                                "POST /classify with a JSON list of images.", code="invalid_source")
-    return next((part for name, part in sent if name in fields), None)
+def from_json(body: dict[str, Any], max_batch: int) -> ClassifyRequest:
+    """A JSON body's images: one image (`url`, `image` or `uri`) or a batch (`images`) of 1 to `max_batch`."""
+    if "images" not in body:
+        return ClassifyRequest([_item(body)], batch=False)
+    images = body["images"]
+    if any(k in body for k in SOURCES):
+        raise errors.BadRequest(FORMS, code="invalid_source")
+    if not isinstance(images, list) or not 1 <= len(images) <= max_batch:
+        raise errors.BadRequest(f"images must be a list of 1 to {max_batch} images.", code="invalid_batch")
+    # a bad item in a batch is that item's error; the rest still run
+    return ClassifyRequest([_batch_item(obj) for obj in images], batch=True)
 
 
-def parse(request: flask.Request) -> ClassifyRequest:
-    """Everything the request asks for, validated before a token is reserved."""
-    mimetype = request.mimetype or ""
-    if mimetype == "multipart/form-data":
-        upload = one_upload(request, ("file", "image"))
-        if upload is None:
-            raise errors.BadRequest(FORMS, code="invalid_source")
-        data = upload.read()
-        if not data:
-            raise errors.BadRequest("The uploaded file is empty (0 bytes).", code="empty_image")
-        req, body = ClassifyRequest([Item("bytes", data)], batch=False), dict(request.form)
-    elif mimetype.startswith("image/") or mimetype == "application/octet-stream":
-        data = web.read_body(request)
-        if not data:
-            raise errors.BadRequest("The request body is empty: send the image file's bytes.", code="empty_image")
-        req, body = ClassifyRequest([Item("bytes", data)], batch=False), {}
-    elif web.is_json(request) or not mimetype:
-        body = web.json_body(request)
-        if "images" in body:
-            images = body["images"]
-            if any(k in body for k in SOURCES):
-                raise errors.BadRequest(FORMS, code="invalid_source")
-            if not isinstance(images, list) or not 1 <= len(images) <= settings().max_batch:
-                raise errors.BadRequest(f"images must be a list of 1 to {settings().max_batch} images.",
-                                        code="invalid_batch")
-            # a bad item in a batch is that item's error; the rest still run
-            req = ClassifyRequest([_batch_item(obj) for obj in images], batch=True)
-        else:
-            req = ClassifyRequest([_item(body)], batch=False)
-    else:
-        raise errors.UnsupportedMediaType(f"Content-Type {mimetype} is not accepted. {FORMS}")
-    _options(req, request, body)
-    return req
+def one_image(data: bytes, empty: str) -> ClassifyRequest:
+    """A request for the one image in `data` (an upload or a raw body); `empty` says what to send when it is empty."""
+    if not data:
+        raise errors.BadRequest(empty, code="empty_image")
+    return ClassifyRequest([Item("bytes", data)], batch=False)
 
 
 def _batch_item(obj: Any) -> Item:

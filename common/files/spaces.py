@@ -9,10 +9,10 @@ every space.
 
 from __future__ import annotations
 
-from common.adapters.storage.port import MAX_NAME_BYTES, Storage, check_key
+from common.adapters.storage.port import MAX_NAME_BYTES, SPACES, Storage, check_key
 from common.core import errors
 
-ROOT = "users/"
+ROOT = SPACES
 
 
 def space(username: str) -> str:

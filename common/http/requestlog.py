@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from common.core import errors, logs, metrics
 from common.core.config import settings
 from common.http.clientaddr import client_address
-from common.jobs.events import guard_current_app
+from common.http.eventguard import guard_current_app
 
 log = logging.getLogger("imageclassify.request")
 TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -130,7 +130,7 @@ class FullDisk(HTTPException):
 def events(handler: Callable[[Event], None]) -> Callable[[Event], None]:
     """Wrap a CloudEvent function: its lines carry its name, and each event gets one line with its outcome.
     An exception still propagates (functions-framework answers 500, so the queue delivers again); a body that
-    is no CloudEvent at all is refused 400 before the framework reads it (`common.jobs.events.guard_current_app`)."""
+    is no CloudEvent at all is refused 400 before the framework reads it (`common.http.eventguard`)."""
     logs.configure()
     name = handler.__name__
     guard_current_app(name)

@@ -14,9 +14,10 @@ from typing import Any
 
 import flask
 
-from common.classify.request import ClassifyRequest, Item, one_upload
+from common.classify.request import ClassifyRequest, Item
 from common.core import errors
 from common.http import web
+from common.http.classify_parse import one_upload
 
 FIELDS = {"upload": "image", "predict": "file"}  # route -> the one multipart field its seed reads
 TOP = 3  # both seeds answer with their model's top three

@@ -24,7 +24,6 @@ import numpy as np
 from common.adapters.storage.port import Storage, list_all
 from common.core import errors
 from common.records.records import ModelRecord
-from common.training.dataset import Dataset
 
 ROOT = "models/"
 MAX_DATASET_BYTES = 64 * 1024 * 1024  # 20,000 keys of at most 1 KB each, with room
@@ -43,27 +42,6 @@ def fit_folder(record: ModelRecord, run: int) -> str:
 
 def chunk_path(record: ModelRecord, chunk: int) -> str:
     return f"{folder(record)}chunks/{chunk}.npz"
-
-
-# -- the training set ----------------------------------------------------------------------
-
-def write_dataset(storage: Storage, record: ModelRecord, dataset: Dataset) -> None:
-    body = {"labels": dataset.labels, "keys": dataset.keys, "seed": record.seed, "augment": record.augment,
-            "chunk_size": record.chunk_size}
-    storage.write(folder(record) + "dataset.json", json.dumps(body, separators=(",", ":")).encode(),
-                  "application/json")
-
-
-def read_dataset(storage: Storage, record: ModelRecord) -> Dataset:
-    body = json.loads(storage.read(folder(record) + "dataset.json", MAX_DATASET_BYTES))
-    return Dataset(list(body["labels"]), [list(keys) for keys in body["keys"]])
-
-
-def chunk_items(dataset: Dataset, record: ModelRecord, chunk: int) -> list[tuple[int, str, int]]:
-    """(item index, key, class index) of each image of a chunk: consecutive runs of the sorted item list."""
-    items = dataset.items()
-    start = chunk * record.chunk_size
-    return [(start + i, key, c) for i, (key, c) in enumerate(items[start:start + record.chunk_size])]
 
 
 # -- features ------------------------------------------------------------------------------

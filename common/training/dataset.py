@@ -11,12 +11,16 @@ refusal is a 400 whose message says what to change.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from common.adapters.storage.port import Storage
 from common.core import errors
+from common.models import files as model_files
 from common.models.classnames import normalise_class
+from common.records.records import ModelRecord
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 MIN_CLASSES, MAX_CLASSES = 2, 200
@@ -104,3 +108,24 @@ def validate(dataset: Dataset, prefix: str) -> None:
         raise errors.BadRequest(f"Each class needs at least {MIN_PER_CLASS} images; too few in: {names}. Add "
                                 "images to these folders or remove them.", code="class_too_small",
                                 details={"classes": sorted(short)})
+
+
+# -- the training set in the bucket (dataset.json beside the model's files) -----------------------------
+
+def write_dataset(storage: Storage, record: ModelRecord, dataset: Dataset) -> None:
+    body = {"labels": dataset.labels, "keys": dataset.keys, "seed": record.seed, "augment": record.augment,
+            "chunk_size": record.chunk_size}
+    storage.write(model_files.folder(record) + "dataset.json", json.dumps(body, separators=(",", ":")).encode(),
+                  "application/json")
+
+
+def read_dataset(storage: Storage, record: ModelRecord) -> Dataset:
+    body = json.loads(storage.read(model_files.folder(record) + "dataset.json", model_files.MAX_DATASET_BYTES))
+    return Dataset(list(body["labels"]), [list(keys) for keys in body["keys"]])
+
+
+def chunk_items(dataset: Dataset, record: ModelRecord, chunk: int) -> list[tuple[int, str, int]]:
+    """(item index, key, class index) of each image of a chunk: consecutive runs of the sorted item list."""
+    items = dataset.items()
+    start = chunk * record.chunk_size
+    return [(start + i, key, c) for i, (key, c) in enumerate(items[start:start + record.chunk_size])]

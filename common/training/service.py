@@ -73,7 +73,7 @@ def create(account: Account, body: dict[str, Any]) -> ModelRecord:
                          spend_id=f"{account.username}:model:{version}")
     store.create_model(record)
     try:
-        model_files.write_dataset(storage, record, found)
+        dataset.write_dataset(storage, record, found)
         get_queue().publish([messages.training(record, "embed", chunk=i) for i in range(record.chunks)])
     except Exception as exc:
         log.exception("queueing model %s failed", record.reference)

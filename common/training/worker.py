@@ -31,6 +31,7 @@ from common.files import spaces
 from common.models import files as model_files
 from common.records import messages
 from common.records.records import ModelRecord
+from common.training import dataset as training_set
 
 log = logging.getLogger("imageclassify.training")
 
@@ -76,14 +77,14 @@ def embed(record: ModelRecord, chunk: int) -> bool:
         if record.status == "training" and record.fit_chunk == chunk:
             _publish_fit(record)  # the fit may have been lost between the last chunk's commit and its publication
         return False
-    dataset = model_files.read_dataset(storage, record)
+    dataset = training_set.read_dataset(storage, record)
     _, where = pipeline.split_of_keys(dataset, record.seed)
     backbone, limit = get_backbone(), settings().max_body_bytes
     decoded, failed = [0] * len(record.labels), []
     rows: list[np.ndarray] = []
     items: list[int] = []
     views: list[int] = []
-    for index, key, label in model_files.chunk_items(dataset, record, chunk):
+    for index, key, label in training_set.chunk_items(dataset, record, chunk):
         try:
             data = storage.read(key, limit)
         except (*errors.BAD_IMAGE, errors.NotFound):
@@ -115,7 +116,7 @@ def _features(record: ModelRecord) -> tuple[Any, dict[str, int], dict[str, str]]
     from common.training import pipeline
 
     storage = get_storage()
-    dataset = model_files.read_dataset(storage, record)
+    dataset = training_set.read_dataset(storage, record)
     items = dataset.items()
     embedded = pipeline.Embedded()
     for chunk in range(record.chunks):

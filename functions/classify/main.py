@@ -7,10 +7,9 @@ Also the seeds' routes, metered the same way: `POST /upload` (multipart `image`)
 import flask
 import functions_framework
 
-from common.classify import request as classify_request
 from common.classify import service as classifying
 from common.http import auth as httpauth
-from common.http import seed_routes, web
+from common.http import classify_parse, seed_routes, web
 from common.models import model
 
 model.warm()  # at start-up, not in the first request
@@ -22,7 +21,7 @@ def classify(request: flask.Request) -> flask.Response:
     web.require_method(request, "POST")
     seed = seed_routes.route_of(request)
     # bad input is refused here, before anything is spent
-    parsed = seed_routes.parse(request, seed) if seed else classify_request.parse(request)
+    parsed = seed_routes.parse(request, seed) if seed else classify_parse.parse(request)
     account = httpauth.authenticate(request)
     status, body = classifying.run(account, parsed, request.headers.get("Idempotency-Key"))
     if seed:

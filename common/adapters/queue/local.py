@@ -35,7 +35,7 @@ from typing import Any
 
 from common.adapters.eventpost import post_event
 from common.adapters.localfiles import ThreadSqlite, rollback
-from common.files.spaces import ROOT
+from common.adapters.storage.port import SPACES as ROOT
 
 log = logging.getLogger("imageclassify.queue")
 SCHEMA = """

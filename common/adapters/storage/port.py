@@ -55,6 +55,9 @@ def list_objects(storage: Storage, prefix: str) -> Iterator[Object]:
             return
 
 
+SPACES = "users/"  # the bucket's layout: each account's space is users/<name>/ (common/files/spaces.py)
+
+
 def list_all(storage: Storage, prefix: str) -> Iterator[str]:
     return (o.key for o in list_objects(storage, prefix))
 
