@@ -40,8 +40,8 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
-from common.core import errors
 from common.core.config import settings
+from common.http.envelope import refusal
 from common.http.guard import Guard, envelope
 
 VERSION = re.compile(rb" HTTP/(\d\.\d)$")
@@ -103,7 +103,7 @@ class JsonErrorTask(ErrorTask):
     """waitress's own error replies, as the project's JSON envelope."""
 
     def execute(self) -> None:
-        status, headers, body = envelope(errors.refusal(int(self.request.error.code)))
+        status, headers, body = envelope(refusal(int(self.request.error.code)))
         self.status = status
         self.response_headers.extend((n, v) for n, v in headers if n != "Content-Length")
         self.set_close_on_finish()

@@ -1,18 +1,16 @@
-"""The project's exceptions, each with an HTTP status and a stable code.
+"""The project's exceptions, each with a stable code and a message that says what to do.
 
-Business code raises these; `render` turns any exception into the one error
-shape of the HTTP contract. Anything that is not an `AppError` is a bug: it is
-logged with its traceback and the client sees a generic 500, never its text.
+Business code raises these; `common.http.envelope` turns any exception into the
+one error shape of the HTTP contract. Anything that is not an `AppError` is a bug:
+it is logged with its traceback and the client sees a generic 500, never its text.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import sqlite3
 import time
-from http import HTTPStatus
 from typing import Any
 
 log = logging.getLogger("imageclassify")
@@ -168,54 +166,3 @@ def full_disk(exc: BaseException | None) -> bool:
 # What an image can be refused for (empty, not an image, too large, undecodable): the image's fault,
 # recorded as that image's outcome rather than retried.
 BAD_IMAGE = (BadRequest, UnsupportedMediaType, PayloadTooLarge, Unprocessable)
-
-
-# The HTTP layer's own refusals (the server's and werkzeug's), by status: the code and a message that says what to
-# do. None of them echoes the request.
-HTTP_REFUSALS = {
-    400: ("bad_request", "The request is malformed. Check its headers and body."),
-    403: ("forbidden", "This request is not allowed."),
-    404: ("not_found", "No such endpoint."),
-    405: ("method_not_allowed", "This method is not supported here."),
-    408: ("request_timeout", "The request was not received in time. Send the whole request at once."),
-    411: ("length_required", "Send the body with a Content-Length header; chunked uploads are not accepted."),
-    413: ("payload_too_large", "The request body is too large."),
-    414: ("uri_too_long", "The URL is too long."),
-    415: ("unsupported_media_type", "This Content-Type is not accepted."),
-    417: ("expectation_failed", "This Expect header is not supported; send the request without it."),
-    431: ("headers_too_large", "The request headers are too large."),
-    500: ("internal", "Something went wrong on our side. Retry later; if it persists, report it."),
-    501: ("not_implemented", "This Transfer-Encoding is not supported; send the body with a Content-Length header."),
-    505: ("http_version_not_supported", "Use HTTP/1.1."),
-    507: ("insufficient_storage", "The server's disk is full, so nothing was stored. Retry later."),
-}
-
-
-def refusal(status: int) -> AppError:
-    """The project's error for a refusal the HTTP layer made (never echoing the request)."""
-    status = status if 400 <= status <= 599 else 400
-    default = HTTP_REFUSALS[500 if status >= 500 else 400]
-    code, message = HTTP_REFUSALS.get(status, default)
-    return AppError(message, code=code, status=status)
-
-
-SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
-
-
-def envelope(exc: AppError) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Status line, headers and body of the JSON error envelope for `exc`."""
-    body = json.dumps(exc.body(), separators=(",", ":")).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               ("Cache-Control", "no-store"), *SECURITY_HEADERS, *exc.headers.items()]
-    return f"{exc.status} {HTTPStatus(exc.status).phrase}", headers, body
-
-
-def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The JSON body, status and headers for any exception."""
-    if not isinstance(exc, AppError) and full_disk(exc):  # the one place a full disk becomes its 507
-        log.error("a write failed: the disk is full (%s)", exc)
-        exc = InsufficientStorage()
-    if isinstance(exc, AppError):
-        return exc.body(), exc.status, exc.headers
-    log.exception("unexpected error", exc_info=exc)
-    return refusal(500).body(), 500, {}

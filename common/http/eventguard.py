@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.core import errors
+from common.http import envelope
 
 EVENT_GUARDED = "imageclassify.event_guarded"
 
@@ -36,7 +37,7 @@ def _unconvertible() -> Any:
     except Exception:  # noqa: BLE001 - whatever the framework would have failed on
         refused = errors.BadRequest("The body is not a CloudEvent: send a JSON object in structured mode, or the "
                                     "ce-* headers with the data in binary mode.", code="bad_event")
-        status, headers, body = errors.envelope(refused)
+        status, headers, body = envelope.envelope(refused)
         return flask.Response(body, status=refused.status, headers=headers)
     return None
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from common.core import errors, jsonlimits
 from common.core.config import settings
+from common.http import envelope as envelopes
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -39,8 +40,8 @@ GUARDED = "imageclassify.guarded"
 MAX_URL = 8192
 MAX_FORM_PARTS = 1000  # what Flask's form parser reads (its `max_form_parts`)
 PROTOCOLS = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"}
-SECURITY_HEADERS = errors.SECURITY_HEADERS
-envelope = errors.envelope
+SECURITY_HEADERS = envelopes.SECURITY_HEADERS
+envelope = envelopes.envelope
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 CORS_EXPOSE = "Location, Retry-After, WWW-Authenticate"
@@ -50,13 +51,13 @@ CORS_MAX_AGE = "3600"
 def _check(environ: Environ) -> errors.AppError | None:
     """The refusal a request earns from its request line and headers alone, if any."""
     if environ.get("SERVER_PROTOCOL", "") not in PROTOCOLS:
-        return errors.refusal(505)
+        return envelopes.refusal(505)
     if len(environ.get("RAW_URI") or environ.get("REQUEST_URI") or
            environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")) > MAX_URL:
         return errors.AppError(f"The URL is longer than {MAX_URL} bytes. Send long input in the body.",
                                code="uri_too_long", status=414)
     if environ.get("HTTP_TRANSFER_ENCODING"):
-        return errors.refusal(411)
+        return envelopes.refusal(411)
     declared = environ.get("CONTENT_LENGTH", "")
     if declared and not (declared.isascii() and declared.isdigit()):
         return errors.BadRequest("The Content-Length header must be one whole number of bytes.",
@@ -183,7 +184,7 @@ class Guard:
             names = {name.lower() for name, _ in headers}
             kind = next((v for n, v in headers if n.lower() == "content-type"), "")
             if code >= 400 and not kind.startswith("application/json"):
-                error = errors.refusal(code) if code != 413 else form_field_too_large()
+                error = envelopes.refusal(code) if code != 413 else form_field_too_large()
                 error.headers.update({n: v for n, v in headers if n.lower() in ("allow", "retry-after")})
                 replaced.append(error)
                 return lambda data: None

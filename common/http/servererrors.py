@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from common.core import errors
+from common.http import envelope
 
 _installed = False
 
@@ -29,7 +29,7 @@ def write_error(sock: socket.socket, status: int, reason: str, message: str) -> 
     """gunicorn's `util.write_error`, answering with the envelope for `status` instead of `message`."""
     from gunicorn import util
 
-    status_line, headers, body = errors.envelope(errors.refusal(status))
+    status_line, headers, body = envelope.envelope(envelope.refusal(status))
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     util.write_nonblock(sock, f"HTTP/1.1 {status_line}\r\nConnection: close\r\n{head}\r\n".encode("latin-1") + body)
 

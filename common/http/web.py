@@ -18,8 +18,8 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from common.core import errors, jsonlimits, logs
+from common.http import envelope, health, requestlog
 from common.http import guard as httpguard
-from common.http import health, requestlog
 
 Handler = Callable[[flask.Request], flask.Response]
 PARSED = "imageclassify.json"  # the request's JSON object, once parsed
@@ -35,10 +35,10 @@ def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None)
 
 def error_response(exc: BaseException) -> flask.Response:
     if isinstance(exc, HTTPException):  # werkzeug's own refusals, e.g. a malformed multipart body
-        refused = errors.refusal(exc.code or 400) if exc.code != 413 else httpguard.form_field_too_large()
+        refused = envelope.refusal(exc.code or 400) if exc.code != 413 else httpguard.form_field_too_large()
         refused.headers.update({n: v for n, v in exc.get_headers() if n.lower() in ("allow", "retry-after")})
         exc = refused
-    body, status, headers = errors.render(exc)
+    body, status, headers = envelope.render(exc)
     return respond(body, status, headers)
 
 
