@@ -9,13 +9,16 @@ Terraform resource, which `tests/test_terraform.py` then demands).
 - `trigger`:   how the cloud reaches it: `http` (public, authenticates every request itself),
                `queue` (Pub/Sub push, internal), `bucket` (Eventarc object finalized, internal) or
                `schedule` (Cloud Scheduler with OIDC, internal)
-- `model`:     whether its bundle carries the model files
+- `model`:     whether its bundle carries the model files: the target needs "model" in `common.http.health.NEEDS`,
+               the one table of what each target needs
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.http import health
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,11 +30,14 @@ class Target:
     signature: str = "http"
     routes: tuple[str, ...] = ()
     trigger: str = "http"
-    model: bool = False
 
     @property
     def source(self) -> Path:
         return REPO / "functions" / self.folder / "main.py"
+
+    @property
+    def model(self) -> bool:
+        return "model" in health.needs_of(self.name)
 
     @property
     def internal(self) -> bool:
@@ -42,12 +48,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("register", "register", routes=("register", "api-key", "sessions")),
     Target("tokens", "tokens", routes=("token", "tokens", "refill")),
     Target("files_api", "files", routes=("files",)),
-    Target("classify", "classify", routes=("classify", "upload", "predict"), model=True),
-    Target("sort_job", "sort_job", routes=("jobs", "classification-job"), model=True),
-    Target("models", "models", routes=("models",), model=True),
-    Target("sort_worker", "sort_job", "cloudevent", routes=("_worker",), trigger="queue", model=True),
+    Target("classify", "classify", routes=("classify", "upload", "predict")),
+    Target("sort_job", "sort_job", routes=("jobs", "classification-job")),
+    Target("models", "models", routes=("models",)),
+    Target("sort_worker", "sort_job", "cloudevent", routes=("_worker",), trigger="queue"),
     Target("sort_dead_letter", "sort_job", "cloudevent", routes=("_dead_letter",), trigger="queue"),
-    Target("on_upload", "sort_job", "cloudevent", routes=("_upload",), trigger="bucket", model=True),
+    Target("on_upload", "sort_job", "cloudevent", routes=("_upload",), trigger="bucket"),
     Target("sweeper", "sort_job", routes=("_sweep",), trigger="schedule"),
     Target("web", "web", routes=("", "assets", "config.json", "openapi.json", "docs")),
 )}

@@ -16,6 +16,7 @@ from common.adapters.backends import get_storage, get_store
 from common.core import signing
 from common.files import service as files
 from common.jobs import sorting
+from common.jobs.service import describe
 from common.records.records import Account, ImageOutcome, Job
 from tests.conftest import configure
 
@@ -79,7 +80,7 @@ def test_a_file_put_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
     assert get_storage().read(OUTPUT, 100) == theirs
     record = get_store().image_record("j1", SOURCE)
     assert record is not None and not record.awaiting_copy and "different file" in str(record.detail)
-    assert get_store().get_job("j1").public()["not_written"] == 1  # type: ignore[union-attr]
+    assert describe(get_store().get_job("j1"))["not_written"] == 1  # type: ignore[arg-type]
 
 
 def test_a_folder_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from common.core import errors
+from common.jobs.service import describe
 from common.records.records import ImageOutcome, Job
 from common.records.store import Store
 
@@ -52,7 +53,7 @@ def test_record_counts_once_and_refunds_failures(store: Store) -> None:
     job = store.get_job("job1")
     assert job is not None and job.writing == 0
     assert (job.status, job.processed, job.matched, job.unmatched, job.failed) == ("done", 3, {"dog": 1}, 1, 1)
-    assert job.public()["percentage"] == 100.0 and job.public()["matched"] == {"dog": 1, "cat": 0}
+    assert describe(job)["percentage"] == 100.0 and describe(job)["matched"] == {"dog": 1, "cat": 0}
     assert store.get_account("owner").tokens == 3  # type: ignore[union-attr]
     with pytest.raises(errors.NotFound):
         store.record_image("ghost", ImageOutcome("x", "dog"))

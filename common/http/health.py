@@ -26,7 +26,9 @@ from common.core.config import settings
 log = logging.getLogger("imageclassify.health")
 PATH = "/healthz"
 
-# what each HTTP function needs (its backends), by target name; one not listed needs store, storage and queue
+# What each function target needs (its backends), by target name; one not listed needs store, storage and queue.
+# The one table of it: `/healthz` checks these, and infra/targets.py ships the model files in a bundle whose target
+# needs "model".
 NEEDS: dict[str, tuple[str, ...]] = {
     "register": ("store", "disk"),
     "tokens": ("store", "disk"),
@@ -34,6 +36,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "classify": ("store", "storage", "model", "disk"),
     "sort_job": ("store", "storage", "queue", "model", "disk"),
     "models": ("store", "storage", "queue", "model", "disk"),
+    "sort_worker": ("store", "storage", "queue", "model", "disk"),
+    "on_upload": ("store", "storage", "model", "disk"),
     "sweeper": ("store", "queue", "disk"),
     "web": (),
 }

@@ -19,7 +19,7 @@ from common.core.config import settings
 from common.files import spaces
 from common.models import classnames
 from common.records import messages
-from common.records.records import Account, Job
+from common.records.records import Account, Job, model_name
 
 log = logging.getLogger("imageclassify.jobs")
 MAX_CLASSES = 20
@@ -118,3 +118,27 @@ def cancel_job(account: Account, job_id: str) -> Job:
     """Stop a job: images not yet sorted are refunded and their queued messages change nothing."""
     job = get_job(account, job_id)
     return get_store().finish_job(job.id, "cancelled") if not job.finished else job
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """A job as the API answers it (POST /jobs, GET /jobs/<id>): its progress, what it sorts and how."""
+    percentage = 100.0 if job.total == 0 else round(100.0 * job.processed / job.total, 1)
+    return {
+        "id": job.id,
+        "status": job.status,
+        "total": job.total,
+        "processed": job.processed,
+        "matched": {c: job.matched.get(c, 0) for c in job.classes},
+        "unmatched": job.unmatched,
+        "failed": job.failed,
+        "not_written": job.not_written,
+        "percentage": percentage,
+        "classes": job.classes,
+        "source": job.source,
+        "min_score": job.min_score,
+        "model": model_name(job.model),
+        "created": job.created,
+        **({"error": job.error} if job.error else {}),
+    }
+
+

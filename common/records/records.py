@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from common.records.port import Doc
 
@@ -54,26 +53,6 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.status in self.FINAL
-
-    def public(self) -> dict[str, Any]:
-        percentage = 100.0 if self.total == 0 else round(100.0 * self.processed / self.total, 1)
-        return {
-            "id": self.id,
-            "status": self.status,
-            "total": self.total,
-            "processed": self.processed,
-            "matched": {c: self.matched.get(c, 0) for c in self.classes},
-            "unmatched": self.unmatched,
-            "failed": self.failed,
-            "not_written": self.not_written,
-            "percentage": percentage,
-            "classes": self.classes,
-            "source": self.source,
-            "min_score": self.min_score,
-            "model": model_name(self.model),
-            "created": self.created,
-            **({"error": self.error} if self.error else {}),
-        }
 
 
 @dataclass(frozen=True)

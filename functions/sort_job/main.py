@@ -32,12 +32,12 @@ def sort_job(request: flask.Request) -> flask.Response:
     if not rest:
         web.require_method(request, "POST")
         job = jobs.create_job(httpauth.authenticate(request), web.json_body(request))
-        return web.respond(job.public(), 202, {"Location": f"{request.path.rstrip('/')}/{job.id}"})
+        return web.respond(jobs.describe(job), 202, {"Location": f"{request.path.rstrip('/')}/{job.id}"})
     web.require_method(request, "GET", "DELETE")
     account, job_id = httpauth.authenticate(request), rest[0]
     if request.method == "DELETE":
-        return web.respond(jobs.cancel_job(account, job_id).public())
-    return web.respond(jobs.get_job(account, job_id).public())
+        return web.respond(jobs.describe(jobs.cancel_job(account, job_id)))
+    return web.respond(jobs.describe(jobs.get_job(account, job_id)))
 
 
 def _message(event: CloudEvent) -> object:
