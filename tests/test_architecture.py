@@ -54,7 +54,7 @@ def test_every_package_of_common_is_in_the_layers_contract() -> None:
     packages = {p.parent.name for p in COMMON.glob("*/__init__.py")} | {p.stem for p in COMMON.glob("*.py")}
     assert packages - {"__init__"} <= layered, packages - layered
     framework_free = {m.removeprefix("common.") for m in contracts["web-frameworks"]["source_modules"]}
-    assert framework_free == layered - {"http", "bootstrap"}, framework_free ^ (layered - {"http", "bootstrap"})
+    assert framework_free >= layered - {"http", "bootstrap"}, (layered - {"http", "bootstrap"}) - framework_free
 
 
 def test_modules_stay_small() -> None:

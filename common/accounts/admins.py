@@ -8,9 +8,8 @@ from typing import Any
 
 from common.accounts import passwords
 from common.accounts import service as accounts
-from common.adapters.backends import get_store
+from common.adapters.deps import Deps
 from common.core import errors
-from common.core.config import settings
 from common.records.records import Account
 
 MAX_REFILL = 1_000_000
@@ -28,18 +27,18 @@ def parse_refill(body: dict[str, Any]) -> tuple[str, int]:
     return target, amount
 
 
-def refill(admin: Account, username: str, amount: int) -> int:
+def refill(admin: Account, username: str, amount: int, deps: Deps) -> int:
     if not admin.is_admin:
         raise errors.Forbidden("Only administrators can refill accounts.")
-    store = get_store()
+    store = deps.store
     if store.get_account(username) is None:
         raise errors.NotFound(f"There is no account named {username!r}.", code="unknown_user")
     return store.refill(username, amount)
 
 
-def ensure_admin(username: str, password: str | None) -> Account:
+def ensure_admin(username: str, password: str | None, deps: Deps) -> Account:
     """Create an admin, or promote an existing account; used by the operator command and the bootstrap."""
-    store = get_store()
+    store = deps.store
     account = store.get_account(username)
     if account is None:
         if not password:
@@ -47,7 +46,7 @@ def ensure_admin(username: str, password: str | None) -> Account:
         accounts.validate_credentials({"username": username, "password": password})
         key, hashed_key = accounts.new_api_key()
         return store.create_account(username, passwords.hash_password(password), hashed_key,
-                                    settings().initial_tokens, is_admin=True, prefix=accounts.key_prefix(key))
+                                    deps.settings.initial_tokens, is_admin=True, prefix=accounts.key_prefix(key))
     if password:
         store.set_password(username, passwords.hash_password(password))
     store.set_admin(username, True)
@@ -57,19 +56,19 @@ def ensure_admin(username: str, password: str | None) -> Account:
 _bootstrapped = False
 
 
-def bootstrap_admin() -> None:
+def bootstrap_admin(deps: Deps) -> None:
     """Create the admin named by ADMIN_USERNAME/ADMIN_PASSWORD once per process, if it is missing.
 
     Run before the first authentication of each instance: an admin can only act once authenticated."""
     global _bootstrapped
     if _bootstrapped:
         return
-    s = settings()
+    s = deps.settings
     if s.admin_username and s.admin_password:
-        account = get_store().get_account(s.admin_username)
+        account = deps.store.get_account(s.admin_username)
         if account is None or not account.is_admin:
             with contextlib.suppress(errors.Conflict):  # another instance created it first
-                ensure_admin(s.admin_username, s.admin_password if account is None else None)
+                ensure_admin(s.admin_username, s.admin_password if account is None else None, deps)
     _bootstrapped = True
 
 

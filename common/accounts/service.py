@@ -18,9 +18,8 @@ import time
 from typing import Any
 
 from common.accounts import passwords
-from common.adapters.backends import get_store
+from common.adapters.deps import Deps
 from common.core import errors, logs
-from common.core.config import settings
 from common.records.accounts import key_record
 from common.records.records import Account
 
@@ -61,12 +60,12 @@ def validate_credentials(body: dict[str, Any]) -> tuple[str, str]:
     return username, password
 
 
-def register(body: dict[str, Any], network: str) -> tuple[Account, str]:
+def register(body: dict[str, Any], network: str, deps: Deps) -> tuple[Account, str]:
     """Create an ordinary account; fields other than username/password (e.g. is_admin) are ignored.
     Sign-ups are limited per client network and in all, per minute (429 with Retry-After); one refused a
     password-hash slot (503) is not counted, since it was never attempted."""
     username, password = validate_credentials(body)
-    s, store = settings(), get_store()
+    s, store = deps.settings, deps.store
     password_hash = passwords.hash_password(
         password, admit=lambda: store.admit_signup(network, s.signups_per_address, s.signups_per_minute))
     key, hashed_key = new_api_key()
@@ -75,23 +74,23 @@ def register(body: dict[str, Any], network: str) -> tuple[Account, str]:
     return account, key
 
 
-def rotate_key(account: Account) -> str:
+def rotate_key(account: Account, deps: Deps) -> str:
     """A new API key for the account; the previous one stops working (its console sessions do not)."""
     key, hashed_key = new_api_key()
-    get_store().set_key(account.username, hashed_key, prefix=key_prefix(key))
+    deps.store.set_key(account.username, hashed_key, prefix=key_prefix(key))
     return key
 
 
-def open_session(account: Account) -> tuple[str, dict[str, Any]]:
+def open_session(account: Account, deps: Deps) -> tuple[str, dict[str, Any]]:
     """A new session key for one console sign-in, and its record: the account's API key is left as it is."""
     key, hashed_key = new_api_key()
     record = key_record(account.username, key_prefix(key), SESSION, expires=time.time() + SESSION_SECONDS)
-    get_store().add_key(hashed_key, record)
+    deps.store.add_key(hashed_key, record)
     return key, record
 
 
-def close_session(account: Account, session_id: str) -> None:
+def close_session(account: Account, session_id: str, deps: Deps) -> None:
     """Revoke one of the account's session keys (sign-out); another account's or an unknown id is a 404."""
-    if not get_store().revoke_key(account.username, session_id, SESSION):
+    if not deps.store.revoke_key(account.username, session_id, SESSION):
         raise errors.NotFound("There is no such session of yours: it was signed out or has expired.",
                               code="unknown_session")

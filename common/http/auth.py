@@ -11,17 +11,17 @@ from typing import Any
 
 import flask
 
+from common import bootstrap
 from common.accounts import admins, passwords
 from common.accounts import service as accounts
-from common.adapters.backends import get_store
+from common.adapters.deps import Deps
 from common.core import errors, logs
-from common.core.config import settings
 from common.http import web
 from common.http.clientaddr import client_network as client_network  # re-exported: the functions call it here
 from common.records.records import Account
 
 
-def _by_password(username: Any, password: Any, network: str) -> Account:
+def _by_password(username: Any, password: Any, network: str, deps: Deps) -> Account:
     """The account whose password this is. A name no account can have is refused at once (no timing to hide);
     the others take as long whether the account exists or not, and only an existing one costs a bcrypt slot.
     Failures lock this name for this network only (common/records/throttles.py)."""
@@ -30,21 +30,21 @@ def _by_password(username: Any, password: Any, network: str) -> Account:
     wrong = errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
     if not accounts.USERNAME_RULE.fullmatch(username):
         raise wrong
-    store = get_store()
+    store = deps.store
     store.check_login(username, network)  # 429 while locked after repeated failures, before any bcrypt work
     account = store.get_account(username)
     if account is None or not passwords.check_password(password, account.password_hash):
         if account is None:
             passwords.pretend_check()  # as long as a wrong password takes, without a hash or a hash slot
-        store.login_failed(username, network, settings().login_free_failures)
+        store.login_failed(username, network, deps.settings.login_free_failures)
         raise wrong
     store.login_succeeded(username, network)
     return account
 
 
-def _by_key(key: str) -> Account:
+def _by_key(key: str, deps: Deps) -> Account:
     key = key.strip()
-    account = get_store().account_by_key(accounts.key_hash(key)) if key.startswith(accounts.KEY_PREFIX) else None
+    account = deps.store.account_by_key(accounts.key_hash(key)) if key.startswith(accounts.KEY_PREFIX) else None
     if account is None:
         raise errors.Unauthorized(
             "The API key is not valid. Use the key shown at registration, or get a new one with POST /api-key.",
@@ -64,16 +64,16 @@ def _body_credentials(request: flask.Request) -> dict[str, Any] | None:
     return body if "password" in body else None
 
 
-def authenticate(request: flask.Request, *, allow_key: bool = True) -> Account:
+def authenticate(request: flask.Request, *, allow_key: bool = True, deps: Deps | None = None) -> Account:
     """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body. Its
-    username (never a key or password) goes on the request's log line."""
-    account = _authenticate(request, allow_key)
+    username (never a key or password) goes on the request's log line. `deps`: the process's by default."""
+    account = _authenticate(request, allow_key, deps or bootstrap.deps())
     logs.annotate(user=account.username)
     return account
 
 
-def _authenticate(request: flask.Request, allow_key: bool) -> Account:
-    admins.bootstrap_admin()
+def _authenticate(request: flask.Request, allow_key: bool, deps: Deps) -> Account:
+    admins.bootstrap_admin(deps)
     header = request.headers.get("Authorization", "")
     try:
         auth = request.authorization
@@ -86,15 +86,15 @@ def _authenticate(request: flask.Request, allow_key: bool) -> Account:
         if not allow_key:
             raise errors.Unauthorized("This needs your password, not an API key: use HTTP Basic or "
                                       "username and password in the JSON body.")
-        return _by_key(auth.token or "")
+        return _by_key(auth.token or "", deps)
     if auth is not None and auth.type == "basic":
         if not auth.password:
             raise errors.Unauthorized("The Basic authorization header must hold username:password.")
-        return _by_password(auth.username, auth.password, client_network(request))
+        return _by_password(auth.username, auth.password, client_network(request), deps)
     if auth is not None:
         raise errors.Unauthorized("Unsupported Authorization scheme; use Bearer <api key> or Basic.")
     body = _body_credentials(request)
     if body is not None:
-        return _by_password(body.get("username"), body.get("password"), client_network(request))
+        return _by_password(body.get("username"), body.get("password"), client_network(request), deps)
     how = "Authorization: Bearer <api key>, HTTP Basic, or" if allow_key else "HTTP Basic or"
     raise errors.Unauthorized(f"Authentication required: send {how} username and password in the JSON body.")

@@ -21,6 +21,7 @@ import os
 import sys
 from typing import Any
 
+from common import bootstrap
 from common.accounts import admins
 from common.adapters.backends import get_store
 from common.core import errors
@@ -54,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                 password = sys.stdin.readline().rstrip("\n")
             else:
                 password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
-            account = admins.ensure_admin(args.username, password)
+            account = admins.ensure_admin(args.username, password, bootstrap.deps())
             print(f"{account.username} is an admin with {account.tokens} tokens.")
         elif args.command == "promote":
-            account = admins.ensure_admin(args.username, None)
+            account = admins.ensure_admin(args.username, None, bootstrap.deps())
             print(f"{account.username} is now an admin.")
         else:
             if not 1 <= args.amount <= admins.MAX_REFILL:

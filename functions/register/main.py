@@ -4,9 +4,12 @@ console's sessions (`POST /sessions` signs in with a key of its own, `DELETE /se
 import flask
 import functions_framework
 
+from common import bootstrap
 from common.accounts import service as accounts
 from common.http import auth as httpauth
 from common.http import web
+
+DEPS = bootstrap.deps()  # built once per process, handed to the services
 
 
 @functions_framework.http
@@ -14,12 +17,12 @@ from common.http import web
 def register(request: flask.Request) -> flask.Response:
     if web.path_is(request, "api-key"):
         web.require_method(request, "POST")
-        account = httpauth.authenticate(request, allow_key=False)
-        return web.respond({"username": account.username, "api_key": accounts.rotate_key(account)})
+        account = httpauth.authenticate(request, allow_key=False, deps=DEPS)
+        return web.respond({"username": account.username, "api_key": accounts.rotate_key(account, DEPS)})
     if "sessions" in request.path.strip("/").split("/"):
         return sessions(request)
     web.require_method(request, "POST")
-    account, key = accounts.register(web.json_body(request), httpauth.client_network(request))
+    account, key = accounts.register(web.json_body(request), httpauth.client_network(request), DEPS)
     return web.respond({"username": account.username, "tokens": account.tokens, "api_key": key}, 201)
 
 
@@ -27,9 +30,9 @@ def sessions(request: flask.Request) -> flask.Response:
     _, rest = web.route(request, "sessions", most=1)
     if not rest:
         web.require_method(request, "POST")
-        account = httpauth.authenticate(request, allow_key=False)
-        key, record = accounts.open_session(account)
+        account = httpauth.authenticate(request, allow_key=False, deps=DEPS)
+        key, record = accounts.open_session(account, DEPS)
         return web.respond({**record, "key": key, "tokens": account.tokens}, 201)  # the key, shown once
     web.require_method(request, "DELETE")
-    accounts.close_session(httpauth.authenticate(request), rest[0])
+    accounts.close_session(httpauth.authenticate(request, deps=DEPS), rest[0], DEPS)
     return flask.Response(status=204, headers={"Cache-Control": "no-store"})

@@ -3,9 +3,12 @@
 import flask
 import functions_framework
 
+from common import bootstrap
 from common.accounts import admins
 from common.http import auth as httpauth
 from common.http import web
+
+DEPS = bootstrap.deps()  # built once per process, handed to the services
 
 
 @functions_framework.http
@@ -14,8 +17,8 @@ def tokens(request: flask.Request) -> flask.Response:
     if web.path_is(request, "refill"):
         web.require_method(request, "POST")
         username, amount = admins.parse_refill(web.json_body(request))
-        balance = admins.refill(httpauth.authenticate(request), username, amount)
+        balance = admins.refill(httpauth.authenticate(request, deps=DEPS), username, amount, DEPS)
         return web.respond({"username": username, "tokens": balance})
     web.require_method(request, "GET", "POST")
-    account = httpauth.authenticate(request)
+    account = httpauth.authenticate(request, deps=DEPS)
     return web.respond({"username": account.username, "tokens": account.tokens})
