@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from common.adapters.backends import get_storage, get_store
+from common.bootstrap import bootstrap
 from common.files import service as files
 from common.jobs import sorting
 from common.records.records import Account, ImageOutcome, Job
@@ -126,9 +127,9 @@ def test_a_sort_output_and_an_upload_of_its_path_count_what_is_stored(tmp_path: 
     store.create_account("ann", "hash", "key-ann", 5)
     job = store.create_job(Job(id="j1", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=1,
                                created=time.time()), 1, "ann:job:j1")
-    files.put(Account("ann", "hash", 5), "all/a.png", png(100, 1))
+    files.put(Account("ann", "hash", 5), "all/a.png", png(100, 1), bootstrap())
     store.record_image_once("j1", ImageOutcome(source, "cat", output, usage=(100, 1)), files.stored_size)
-    files.put(Account("ann", "hash", 4), "cat/all/a.png", png(5000, 2))
+    files.put(Account("ann", "hash", 4), "cat/all/a.png", png(5000, 2), bootstrap())
     sorting._place(job, source, output)  # the worker's copy, after the upload
     there = get_storage().stat(output)
     assert there is not None and store.usage("ann") == (100 + there.size, 2)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from common.adapters.backends import get_storage, get_store
+from common.bootstrap import bootstrap
 from common.core import signing
 from common.files import service as files
 from common.jobs import sorting
@@ -55,7 +56,7 @@ def test_a_redelivery_finishes_the_copy_without_classifying_again(job: Job) -> N
     assert not sorting.handle_image(signing.sign(MESSAGE))  # no model is loaded: the record is used
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
     assert get_store().image_record("j1", SOURCE).written  # type: ignore[union-attr]
-    files.delete(Account("ann", "hash", 4), "cat/a.png")  # the owner deletes the output later: still the job's
+    files.delete(Account("ann", "hash", 4), "cat/a.png", bootstrap())  # the owner deletes the output later: still the job's
     sorting.handle_image(signing.sign(MESSAGE))
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 
@@ -74,7 +75,7 @@ def test_a_file_put_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
     """A different file put at the output's place after the job began: never replaced; the image stays charged
     (before: a path_conflict refunded it, and an overwrite lost the user's file)."""
     theirs = PNG[:-1] + b"\x01"
-    files.put(Account("ann", "hash", 4), "cat/a.png", theirs)  # the user's own file, counted once
+    files.put(Account("ann", "hash", 4), "cat/a.png", theirs, bootstrap())  # the user's own file, counted once
     sorting.handle_image(signing.sign(MESSAGE))
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
     assert get_storage().read(OUTPUT, 100) == theirs

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from common.adapters.backends import get_storage, get_store
+from common.adapters.backends import get_storage
+from common.adapters.deps import Deps
+from common.adapters.storage.port import Storage
 from common.core import errors
-from common.core.config import settings
 from common.files import spaces
 from common.media import imagetypes
 from common.records.records import Account
@@ -36,18 +37,28 @@ def image_type(data: bytes) -> str:
     return kind
 
 
-def stored_size(key: str) -> int | None:
-    """What the storage holds at `key` now: the probe the usage rules count with."""
-    found = get_storage().stat(key)
+def size_in(storage: Storage, key: str) -> int | None:
+    """What `storage` holds at `key` now: the probe the usage rules count with."""
+    found = storage.stat(key)
     return None if found is None else found.size
 
 
+def stored_size(key: str) -> int | None:
+    """`size_in` the process's storage (for the sort worker and the sweeper, which do not take a `Deps` yet)."""
+    return size_in(get_storage(), key)
+
+
 @contextmanager
-def counted_write(owner: str, key: str, size: int, limits: tuple[int, int] | None) -> Iterator[None]:
+def counted_write(owner: str, key: str, size: int, limits: tuple[int, int] | None, deps: Deps) -> Iterator[None]:
     """Change the storage at `key` inside the usage's open and close (`common/records/usage.py`): the bytes are
     reserved first (403 `quota_exceeded` past `limits`), and afterwards, written or not, what is stored is
     counted. A close that cannot be made now is left to the sweeper, which makes it after the lease."""
-    store, op_id = get_store(), f"{owner}:{uuid.uuid4().hex}"
+    store, op_id = deps.store, f"{owner}:{uuid.uuid4().hex}"
+    storage = deps.storage
+
+    def stored_size(key: str) -> int | None:
+        return size_in(storage, key)
+
     store.open_space_write(owner, key, size, op_id, stored_size, limits)
     try:
         yield
@@ -64,34 +75,34 @@ def _quietly(close: Callable[[], None]) -> None:
         log.exception("could not count a space write now; the sweeper will")
 
 
-def put(account: Account, path: str, data: bytes) -> dict[str, Any]:
+def put(account: Account, path: str, data: bytes, deps: Deps) -> dict[str, Any]:
     if not data:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
     key, media_type = spaces.key(account.username, path), image_type(data)
-    s = settings()
-    with counted_write(account.username, key, len(data), (s.space_max_bytes, s.space_max_files)):
-        get_storage().write(key, data, media_type)
+    s = deps.settings
+    with counted_write(account.username, key, len(data), (s.space_max_bytes, s.space_max_files), deps):
+        deps.storage.write(key, data, media_type)
     return {"path": spaces.relative(account.username, key), "size": len(data)}
 
 
-def listing(account: Account, prefix: str, page_token: str | None, limit: int) -> dict[str, Any]:
+def listing(account: Account, prefix: str, page_token: str | None, limit: int, deps: Deps) -> dict[str, Any]:
     folder = spaces.space(account.username) + spaces.clean_path(prefix, what="prefix")
-    objects, token = get_storage().list(folder, page_token or None, max(1, min(limit, PAGE_MAX)))
+    objects, token = deps.storage.list(folder, page_token or None, max(1, min(limit, PAGE_MAX)))
     return {"files": [{"path": spaces.relative(account.username, o.key), "size": o.size} for o in objects],
             "next": token}
 
 
-def read(account: Account, path: str) -> tuple[bytes, str]:
-    data = get_storage().read(spaces.key(account.username, path, existing=True), settings().max_body_bytes)
+def read(account: Account, path: str, deps: Deps) -> tuple[bytes, str]:
+    data = deps.storage.read(spaces.key(account.username, path, existing=True), deps.settings.max_body_bytes)
     try:
         return data, image_type(data)
     except errors.UnsupportedMediaType:
         return data, "application/octet-stream"
 
 
-def delete(account: Account, path: str) -> None:
+def delete(account: Account, path: str, deps: Deps) -> None:
     key = spaces.key(account.username, path, existing=True)
-    if get_storage().stat(key) is None:
+    if deps.storage.stat(key) is None:
         raise errors.NotFound(f"There is no file {path[:200]!r} in your space.", code="unknown_object")
-    with counted_write(account.username, key, 0, None):
-        get_storage().delete(key)
+    with counted_write(account.username, key, 0, None, deps):
+        deps.storage.delete(key)

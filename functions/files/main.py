@@ -7,17 +7,20 @@
 import flask
 import functions_framework
 
+from common import bootstrap
 from common.core import errors
 from common.files import service as files
 from common.http import auth as httpauth
 from common.http import web
+
+DEPS = bootstrap.deps()  # built once per process, handed to the services
 
 
 @functions_framework.http
 @web.endpoint
 def files_api(request: flask.Request) -> flask.Response:
     web.require_method(request, "GET", "PUT", "DELETE")
-    account = httpauth.authenticate(request)
+    account = httpauth.authenticate(request, deps=DEPS)
     _, mounted, rest = request.path.partition("/files")
     if not mounted or (rest and not rest.startswith("/")):
         raise errors.NotFound("No such endpoint: use /files or /files/<path>.")
@@ -26,12 +29,12 @@ def files_api(request: flask.Request) -> flask.Response:
         web.require_method(request, "GET")
         limit, page = request.args.get("limit", ""), request.args.get("next") or request.args.get("page_token")
         return web.respond(files.listing(account, request.args.get("prefix", ""), page,
-                                         int(limit) if limit.isdigit() else files.PAGE_MAX))
+                                         int(limit) if limit.isdigit() else files.PAGE_MAX, DEPS))
     if request.method == "PUT":
-        return web.respond(files.put(account, path, web.read_body(request)), 201)
+        return web.respond(files.put(account, path, web.read_body(request), DEPS), 201)
     if request.method == "DELETE":
-        files.delete(account, path)
+        files.delete(account, path, DEPS)
         return flask.Response(status=204, headers={"Cache-Control": "no-store"})
-    data, media_type = files.read(account, path)
+    data, media_type = files.read(account, path, DEPS)
     return flask.Response(data, mimetype=media_type, headers={
         "Cache-Control": "no-store", "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
