@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from common.adapters.backends import get_store
+from common.adapters.deps import Deps
 from common.classify import service as classify
 from common.classify.request import ClassifyRequest, Item
 from common.core.config import settings
@@ -59,6 +60,7 @@ def test_kill_between_any_two_commits_charges_a_key_once(backend: str, commits: 
     monkeypatch.setenv("RESERVATION_HOLDER", "stack-1")
     settings.cache_clear()
     store = get_store()
+    deps = Deps(settings(), store=store)  # what the classify function hands the service
     store.create_account("ann", "hash", "key-hash", 10)
     account = Account("ann", "hash", 10)
     metered = store.docs
@@ -66,7 +68,7 @@ def test_kill_between_any_two_commits_charges_a_key_once(backend: str, commits: 
     real = metered.inner
     metered.inner = DiesAfter(real, commits)
     try:
-        status, body = classify.run(account, request(), "key-1")
+        status, body = classify.run(account, request(), "key-1", deps)
         assert commits >= 2 and status == 200  # lived through every commit it needs
     except Killed:
         pass
@@ -75,8 +77,8 @@ def test_kill_between_any_two_commits_charges_a_key_once(backend: str, commits: 
         store.release_holder("stack-1")
     else:  # the cloud: the sweeper, once the lease is over
         store.expire_reservations(now=time.time() + settings().reservation_lease + 1)
-    status, body = classify.run(account, request(), "key-1")  # the client's retry: replayed or run, never 409
+    status, body = classify.run(account, request(), "key-1", deps)  # the client's retry: replayed or run, never 409
     assert status == 200 and body["predictions"][0]["label"] == "espresso", body
     assert body["tokens_remaining"] == 9
     assert store.get_account("ann").tokens == 9  # type: ignore[union-attr]
-    assert classify.run(account, request(), "key-1") == (status, body)  # and from now on replayed
+    assert classify.run(account, request(), "key-1", deps) == (status, body)  # and from now on replayed

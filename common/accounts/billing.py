@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from common.adapters.backends import get_store
 from common.core import errors
-from common.core.config import settings
+from common.core.config import Settings
 from common.records.records import Account
+from common.records.store import Store
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
@@ -31,6 +31,7 @@ def fingerprint(*parts: Any) -> str:
 
 @dataclass
 class Reservation:
+    store: Store
     username: str
     amount: int
     spend_id: str
@@ -46,19 +47,20 @@ class Reservation:
         def reply(balance: int) -> dict[str, Any]:
             return {"status": status, "body": {**body, "tokens_remaining": balance}}
 
-        self.balance = get_store().settle(self.username, self.spend_id, used, self.key, reply)
+        self.balance = self.store.settle(self.username, self.spend_id, used, self.key, reply)
         return dict(reply(self.balance)["body"])
 
     def abandon(self, used: int) -> None:
         """The request failed on our side: refund what was not used and let a retry run again."""
-        get_store().settle(self.username, self.spend_id, used, self.key, failed=True)
+        self.store.settle(self.username, self.spend_id, used, self.key, failed=True)
 
 
-def reserve(account: Account, amount: int, idempotency_key: str | None, request_fingerprint: str = "") -> Reservation:
+def reserve(store: Store, s: Settings, account: Account, amount: int, idempotency_key: str | None,
+            request_fingerprint: str = "") -> Reservation:
+    """Reserve `amount` tokens of `account` in `store` for one request (or find the reply kept for its key)."""
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise errors.BadRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces.",
                                 code="invalid_idempotency_key")
-    s = settings()
-    spend_id, balance, replay = get_store().reserve(account.username, amount, s.reservation_lease, idempotency_key,
-                                                    request_fingerprint, s.reservation_holder)
-    return Reservation(account.username, amount, spend_id, balance, idempotency_key, replay)
+    spend_id, balance, replay = store.reserve(account.username, amount, s.reservation_lease, idempotency_key,
+                                              request_fingerprint, s.reservation_holder)
+    return Reservation(store, account.username, amount, spend_id, balance, idempotency_key, replay)

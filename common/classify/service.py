@@ -13,9 +13,9 @@ import hashlib
 from typing import Any
 
 from common.accounts import billing
+from common.adapters.deps import Deps
 from common.classify.request import ClassifyRequest, Item
 from common.core import errors, logs
-from common.core.config import settings
 from common.files import spaces
 from common.media import imagefetch
 from common.records.records import Account
@@ -23,19 +23,17 @@ from common.records.records import Account
 Outcome = dict[str, Any] | errors.AppError  # one image's result (its predictions ...), or why it failed
 
 
-def load(item: Item, owner: str) -> bytes:
+def load(item: Item, owner: str, deps: Deps) -> bytes:
     """The image bytes of one item (fetched, or read from the owner's space of the bucket, when needed)."""
     if item.kind == "url":
         return imagefetch.fetch(item.value)
     if item.kind == "uri":
-        from common.adapters.backends import get_storage
-
-        storage = get_storage()
-        return storage.read(spaces.key_from_uri(item.value, owner, storage), settings().max_body_bytes)
+        storage = deps.storage
+        return storage.read(spaces.key_from_uri(item.value, owner, storage), deps.settings.max_body_bytes)
     return bytes(item.value)
 
 
-def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+def run(account: Account, req: ClassifyRequest, idempotency_key: str | None, deps: Deps) -> tuple[int, dict[str, Any]]:
     """Charge, classify, refund failures; the status and body of the reply."""
     from common.models.registry import resolve
 
@@ -47,11 +45,11 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None) -> 
     if not chargeable:
         raise req.items[0].refusal or errors.BadRequest("Nothing to classify.")
     fingerprint = _fingerprint(req) if idempotency_key is not None else ""  # hashing images only when it is used
-    reservation = billing.reserve(account, len(chargeable), idempotency_key, fingerprint)
+    reservation = billing.reserve(deps.store, deps.settings, account, len(chargeable), idempotency_key, fingerprint)
     if reservation.replay is not None:
         return int(reservation.replay["status"]), reservation.replay["body"]
     try:
-        outcomes = _classify_all(model, req, chargeable, account.username)
+        outcomes = _classify_all(model, req, chargeable, account.username, deps)
     except BaseException:
         reservation.abandon(used=0)  # nothing was classified: the outcomes come all at once or not at all
         raise
@@ -73,14 +71,15 @@ def _fingerprint(req: ClassifyRequest) -> str:
     return billing.fingerprint("classify", items, req.batch, req.top_k, req.min_score, req.model, req.classes)
 
 
-def _classify_all(model: Any, req: ClassifyRequest, todo: list[Item], owner: str) -> list[Outcome]:
+def _classify_all(model: Any, req: ClassifyRequest, todo: list[Item], owner: str, deps: Deps) -> list[Outcome]:
     """Every item's outcome, in order; the `todo` ones (not refused already) are read, decoded and inferred side
     by side."""
-    results = iter(model.predict_many([functools.partial(load, item, owner) for item in todo]))
-    return [item.refusal or _classify(model, next(results), req) for item in req.items]
+    results = iter(model.predict_many([functools.partial(load, item, owner, deps) for item in todo]))
+    default_min_score = deps.settings.default_min_score
+    return [item.refusal or _classify(model, next(results), req, default_min_score) for item in req.items]
 
 
-def _classify(model: Any, probs: Any, req: ClassifyRequest) -> Outcome:
+def _classify(model: Any, probs: Any, req: ClassifyRequest, default_min_score: float) -> Outcome:
     from common.models.model import best_class
 
     if isinstance(probs, errors.AppError):
@@ -88,7 +87,7 @@ def _classify(model: Any, probs: Any, req: ClassifyRequest) -> Outcome:
     result: dict[str, Any] = {"predictions": model.top(probs, req.top_k, req.min_score or 0.0)}
     if req.classes:
         scores = model.class_scores(probs, req.classes)
-        threshold = settings().default_min_score if req.min_score is None else req.min_score
+        threshold = default_min_score if req.min_score is None else req.min_score
         result["class_scores"] = {c: round(v, 5) for c, v in scores.items()}
         result["class"] = best_class(scores, threshold)
     return result

@@ -12,10 +12,9 @@ import time
 import uuid
 from typing import Any
 
-from common.adapters.backends import get_queue, get_storage, get_store
+from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
 from common.core import errors
-from common.core.config import settings
 from common.files import spaces
 from common.models import classnames
 from common.records import messages
@@ -63,11 +62,11 @@ def validate_model(account: Account, name: Any) -> Any:
     return resolve(account.username, name)
 
 
-def check_output_folders(owner: str, classes: list[str], source: str) -> None:
+def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps) -> None:
     """Refuse a job whose output folders cannot be made (409, nothing charged): a file of the owner's named like
     a class folder, or like a folder on the way to the outputs (`cat/all` for `all/`). Every image sorted there
     would have no place to go; it would be charged for an answer whose file is never written."""
-    storage, space, parts = get_storage(), spaces.space(owner), source.rstrip("/").split("/")
+    storage, space, parts = deps.storage, spaces.space(owner), source.rstrip("/").split("/")
     for name in [*classes, "unmatched"]:
         for depth in range(len(parts) + 1):
             path = "/".join([name, *parts[:depth]])
@@ -77,18 +76,18 @@ def check_output_folders(owner: str, classes: list[str], source: str) -> None:
                                       "again; nothing was charged.", code="output_folder_taken")
 
 
-def create_job(account: Account, body: dict[str, Any]) -> Job:
+def create_job(account: Account, body: dict[str, Any], deps: Deps) -> Job:
     from common.models.registry import reference
 
     model = validate_model(account, body.get("model"))
     classes = validate_classes(body.get("classes"), model)
     source = validate_source(body.get("source", "all/"))
-    min_score = body.get("min_score", settings().default_min_score)
+    min_score = body.get("min_score", deps.settings.default_min_score)
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
         raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
-    check_output_folders(account.username, classes, source)
+    check_output_folders(account.username, classes, source, deps)
     objects = []
-    for key in list_all(get_storage(), spaces.space(account.username) + source):
+    for key in list_all(deps.storage, spaces.space(account.username) + source):
         objects.append(key)
         if len(objects) > MAX_IMAGES:
             raise errors.BadRequest(f"{source} holds more than {MAX_IMAGES} objects; sort a smaller folder.",
@@ -96,28 +95,28 @@ def create_job(account: Account, body: dict[str, Any]) -> Job:
     job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
               min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
               created=time.time(), model=reference(model))
-    get_store().create_job(job, len(objects), f"{account.username}:job:{job.id}")
+    deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}")
     try:
-        get_queue().publish([messages.image(job.id, key) for key in objects])
+        deps.queue.publish([messages.image(job.id, key) for key in objects])
     except Exception as exc:
         log.exception("publishing job %s failed", job.id)
-        get_store().finish_job(job.id, "failed", "The job could not be queued.")  # refunds every image
+        deps.store.finish_job(job.id, "failed", "The job could not be queued.")  # refunds every image
         raise errors.retry_later("The job could not be queued; no tokens were spent. Retry in a moment.", exc) from exc
     return job
 
 
-def get_job(account: Account, job_id: str) -> Job:
+def get_job(account: Account, job_id: str, deps: Deps) -> Job:
     """The caller's job; another user's job is a 404, exactly like a missing one."""
-    job = get_store().get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
+    job = deps.store.get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
     if job is None or job.owner != account.username:
         raise errors.NotFound(f"There is no job {job_id[:80]!r} of yours.", code="unknown_job")
     return job
 
 
-def cancel_job(account: Account, job_id: str) -> Job:
+def cancel_job(account: Account, job_id: str, deps: Deps) -> Job:
     """Stop a job: images not yet sorted are refunded and their queued messages change nothing."""
-    job = get_job(account, job_id)
-    return get_store().finish_job(job.id, "cancelled") if not job.finished else job
+    job = get_job(account, job_id, deps)
+    return deps.store.finish_job(job.id, "cancelled") if not job.finished else job
 
 
 def describe(job: Job) -> dict[str, Any]:

@@ -15,10 +15,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from common.adapters.backends import get_queue, get_storage, get_store
+from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
 from common.core import errors
-from common.core.config import settings
 from common.files import spaces
 from common.models import files as model_files
 from common.models.registry import NAME, builtin_names
@@ -32,11 +31,11 @@ SEED = 0
 MAX_LISTED = 100_000  # objects read from a training folder (images or not) before giving up
 
 
-def check_name(name: Any) -> str:
+def check_name(name: Any, default_model: str) -> str:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise errors.BadRequest("name must be 2 to 40 characters: lowercase letters, digits, '_' and '-', starting "
                                 "with a letter or digit (e.g. \"my-pets\").", code="invalid_name")
-    if name in builtin_names() or name == settings().default_model:
+    if name in builtin_names() or name == default_model:
         raise errors.BadRequest(f"{name!r} is the name of a built-in model. Choose another name.",
                                 code="invalid_name")
     return name
@@ -50,14 +49,14 @@ def _bounded(keys: Iterable[str]) -> Iterator[str]:
         yield key
 
 
-def create(account: Account, body: dict[str, Any]) -> ModelRecord:
-    name = check_name(body.get("name"))
+def create(account: Account, body: dict[str, Any], deps: Deps) -> ModelRecord:
+    name = check_name(body.get("name"), deps.settings.default_model)
     source = spaces.clean_path(body.get("source", ""), folder=True, what="source")  # a non-string is a 400 too
     if not source:
         raise errors.BadRequest("source must be a folder of your space whose subfolders are the classes, e.g. "
                                 "\"datasets/pets/\".", code="invalid_source")
     views = augment.check_views(body.get("augment"))
-    store, storage, s = get_store(), get_storage(), settings()
+    store, storage, s = deps.store, deps.storage, deps.settings
     if store.get_model_record(account.username, name) is not None:  # the commit checks again; this saves a listing
         raise errors.Conflict(f"You already have a model named {name!r}. Choose another name, or "
                               f"DELETE /models/{name} first.", code="model_exists")
@@ -74,7 +73,7 @@ def create(account: Account, body: dict[str, Any]) -> ModelRecord:
     store.create_model(record)
     try:
         dataset.write_dataset(storage, record, found)
-        get_queue().publish([messages.training(record, "embed", chunk=i) for i in range(record.chunks)])
+        deps.queue.publish([messages.training(record, "embed", chunk=i) for i in range(record.chunks)])
     except Exception as exc:
         log.exception("queueing model %s failed", record.reference)
         store.fail_model(record.owner, name, version, "The training could not be queued; every token was refunded.")
@@ -84,15 +83,15 @@ def create(account: Account, body: dict[str, Any]) -> ModelRecord:
     return record
 
 
-def get(account: Account, name: str) -> ModelRecord:
+def get(account: Account, name: str, deps: Deps) -> ModelRecord:
     """The caller's model; another user's answers 404 exactly like a missing one."""
-    record = get_store().get_model_record(account.username, name) if NAME.fullmatch(name) else None
+    record = deps.store.get_model_record(account.username, name) if NAME.fullmatch(name) else None
     if record is None:
         raise unknown_model(name)
     return record
 
 
-def describe(record: ModelRecord, metrics: bool = True) -> dict[str, Any]:
+def describe(record: ModelRecord, deps: Deps, metrics: bool = True) -> dict[str, Any]:
     done = record.images if record.status == "ready" else record.done
     body: dict[str, Any] = {
         "name": record.name, "status": record.status, "classes": record.labels, "images": record.images,
@@ -106,31 +105,31 @@ def describe(record: ModelRecord, metrics: bool = True) -> dict[str, Any]:
     if record.status == "ready":
         body["accuracy"], body["macro_f1"] = record.accuracy, record.macro_f1
         if metrics:
-            body["metrics"] = model_files.read_metrics(get_storage(), record)
+            body["metrics"] = model_files.read_metrics(deps.storage, record)
     return body
 
 
-def listing(account: Account) -> dict[str, Any]:
-    own = [describe(r, metrics=False) for r in get_store().models_of(account.username)]
+def listing(account: Account, deps: Deps) -> dict[str, Any]:
+    own = [describe(r, deps, metrics=False) for r in deps.store.models_of(account.username)]
     builtins = [{"name": n, "builtin": True, "status": "ready"} for n in builtin_names()]
     return {"models": builtins + [{**m, "builtin": False} for m in own]}
 
 
-def confusion_png(account: Account, name: str) -> bytes:
-    record = get(account, name)
+def confusion_png(account: Account, name: str, deps: Deps) -> bytes:
+    record = get(account, name, deps)
     if record.status != "ready":
         raise errors.Conflict(f"The model {name!r} is not ready yet (status {record.status}); its confusion matrix "
                               "is drawn when training ends.", code="model_not_ready")
-    return model_files.read_confusion(get_storage(), record)
+    return model_files.read_confusion(deps.storage, record)
 
 
-def delete(account: Account, name: str) -> None:
+def delete(account: Account, name: str, deps: Deps) -> None:
     """Remove the model, its files and its cached head; a model not ready yet is refunded in full. Messages
     still queued for it find no model (or another version) and change nothing."""
     from common.models import heads
 
     if not NAME.fullmatch(name):
         raise unknown_model(name)
-    record = get_store().delete_model(account.username, name)
-    model_files.delete_all(get_storage(), model_files.folder(record))
+    record = deps.store.delete_model(account.username, name)
+    model_files.delete_all(deps.storage, model_files.folder(record))
     heads.forget(record.key)  # as models_registry cached it

@@ -8,10 +8,13 @@ The training itself runs in the queue worker (`sort_worker`).
 import flask
 import functions_framework
 
+from common import bootstrap
 from common.core import errors
 from common.http import auth as httpauth
 from common.http import web
 from common.training import service as custom_models
+
+DEPS = bootstrap.deps()  # built once per process, handed to the services
 
 
 @functions_framework.http
@@ -23,20 +26,20 @@ def models(request: flask.Request) -> flask.Response:
     if not parts:
         web.require_method(request, "GET", "POST")
         if request.method == "GET":
-            return web.respond(custom_models.listing(httpauth.authenticate(request)))
+            return web.respond(custom_models.listing(httpauth.authenticate(request, deps=DEPS), DEPS))
         body = web.json_body(request)  # bad input is refused before the caller is looked up
-        record = custom_models.create(httpauth.authenticate(request), body)
-        return web.respond(custom_models.describe(record, metrics=False), 202,
+        record = custom_models.create(httpauth.authenticate(request, deps=DEPS), body, DEPS)
+        return web.respond(custom_models.describe(record, DEPS, metrics=False), 202,
                            {"Location": f"{request.path.rstrip('/')}/{record.name}"})
     name = parts[0]
     if len(parts) == 2:
         web.require_method(request, "GET")
-        png = custom_models.confusion_png(httpauth.authenticate(request), name)
+        png = custom_models.confusion_png(httpauth.authenticate(request, deps=DEPS), name, DEPS)
         return flask.Response(png, mimetype="image/png", headers={"Cache-Control": "no-store",
                                                                   "X-Content-Type-Options": "nosniff"})
     web.require_method(request, "GET", "DELETE")
-    account = httpauth.authenticate(request)
+    account = httpauth.authenticate(request, deps=DEPS)
     if request.method == "DELETE":
-        custom_models.delete(account, name)
+        custom_models.delete(account, name, DEPS)
         return flask.Response(status=204, headers={"Cache-Control": "no-store"})
-    return web.respond(custom_models.describe(custom_models.get(account, name)))
+    return web.respond(custom_models.describe(custom_models.get(account, name, DEPS), DEPS))

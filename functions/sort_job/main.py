@@ -15,6 +15,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from common import bootstrap
 from common.core import errors
 from common.http import auth as httpauth
 from common.http import requestlog, web
@@ -22,7 +23,7 @@ from common.jobs import events, labelling, worker
 from common.jobs import service as jobs
 from common.ops import sweeper as sweeping
 
-log = logging.getLogger("imageclassify.sort_job")
+DEPS, log = bootstrap.deps(), logging.getLogger("imageclassify.sort_job")  # DEPS: handed to the services
 
 
 @functions_framework.http
@@ -31,13 +32,13 @@ def sort_job(request: flask.Request) -> flask.Response:
     _, rest = web.route(request, "jobs", "classification-job", most=1)
     if not rest:
         web.require_method(request, "POST")
-        job = jobs.create_job(httpauth.authenticate(request), web.json_body(request))
+        job = jobs.create_job(httpauth.authenticate(request, deps=DEPS), web.json_body(request), DEPS)
         return web.respond(jobs.describe(job), 202, {"Location": f"{request.path.rstrip('/')}/{job.id}"})
     web.require_method(request, "GET", "DELETE")
-    account, job_id = httpauth.authenticate(request), rest[0]
+    account, job_id = httpauth.authenticate(request, deps=DEPS), rest[0]
     if request.method == "DELETE":
-        return web.respond(jobs.describe(jobs.cancel_job(account, job_id)))
-    return web.respond(jobs.describe(jobs.get_job(account, job_id)))
+        return web.respond(jobs.describe(jobs.cancel_job(account, job_id, DEPS)))
+    return web.respond(jobs.describe(jobs.get_job(account, job_id, DEPS)))
 
 
 def _message(event: CloudEvent) -> object:
