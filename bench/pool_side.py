@@ -140,9 +140,10 @@ def cold(t0: float, photo: Path) -> dict[str, float]:
     from common.models.interpreters import Pool
 
     config = serving.settings()
-    load_head(config.models_dir, config.default_model)
+    load_head(config.models.models_dir, config.models.default_model)
     mark("head (.npz)")
-    pool = Pool(config.models_dir / f"{config.default_model}_features.tflite", 1, config.model_threads)
+    models = config.models
+    pool = Pool(models.models_dir / f"{models.default_model}_features.tflite", 1, models.model_threads)
     mark("interpreter: mmap + XNNPACK set-up")
     crop = numpy.full(pool.input_shape[1:], 128, dtype=numpy.uint8)
     pool.run(crop)

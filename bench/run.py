@@ -51,7 +51,7 @@ def env(**extra: str) -> dict[str, str]:
 def models_dir() -> str:
     from common.core.config import settings
 
-    return str(settings().models_dir.resolve())
+    return str(settings().models.models_dir.resolve())
 
 
 def side(name: str) -> dict[str, Any]:
@@ -350,7 +350,7 @@ def bench_bundles(tmp: Path) -> dict[str, Any]:
     out = tmp / "build"
     report = {}
     for target in sorted(TARGETS):
-        bundle = bundles.build(target, out, settings().models_dir)
+        bundle = bundles.build(target, out, settings().models.models_dir)
         venv = bundle_check.venv_for(bundle / "requirements.txt")
         colds = []
         for run in range(3):

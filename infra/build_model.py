@@ -45,7 +45,7 @@ REFERENCE = Path(__file__).parent.parent / "tests" / "data" / "efficientnet_lite
 def models_dir() -> Path:
     from common.core.config import settings
 
-    return settings().models_dir
+    return settings().models.models_dir
 
 
 def build_keras(name: str, weights: Path | None) -> Any:

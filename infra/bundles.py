@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("targets", nargs="*", default=sorted(TARGETS))
     args = parser.parse_args()
     for target in args.targets:
-        dest = build(target, args.out, settings().models_dir)
+        dest = build(target, args.out, settings().models.models_dir)
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"{target:12s} {dest}  ({size / 1e6:.1f} MB source)")
 

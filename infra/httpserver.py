@@ -128,7 +128,7 @@ class Server(TcpWSGIServer):
             if request is None or request.completed or channel.requests:
                 continue
             stalled = now - channel.last_activity > self.adj.channel_timeout
-            if stalled or clock > request.deadline(s.http_header_timeout, s.http_request_timeout):
+            if stalled or clock > request.deadline(s.http.http_header_timeout, s.http.http_request_timeout):
                 with channel.requests_lock:
                     request.error, request.completed = _Refusal(408), True
                     channel.requests.append(request)
@@ -159,8 +159,8 @@ def _raise_open_files_limit(wanted: int) -> None:
 def make_server(host: str, port: int, app: Any) -> Server:
     """`app` behind the guard, served by waitress on host:port (not started: call `serve_forever`)."""
     s = settings()
-    _raise_open_files_limit(s.http_connection_limit + 256)
-    return Server(Guard(app), host=host, port=port, threads=s.http_threads, ident="",
-                  channel_timeout=s.http_idle_timeout, cleanup_interval=1, asyncore_use_poll=True,
-                  connection_limit=s.http_connection_limit, max_request_header_size=MAX_HEADER_BYTES,
-                  max_request_body_size=s.max_body_bytes + 1, expose_tracebacks=False)
+    _raise_open_files_limit(s.http.http_connection_limit + 256)
+    return Server(Guard(app), host=host, port=port, threads=s.http.http_threads, ident="",
+                  channel_timeout=s.http.http_idle_timeout, cleanup_interval=1, asyncore_use_poll=True,
+                  connection_limit=s.http.http_connection_limit, max_request_header_size=MAX_HEADER_BYTES,
+                  max_request_body_size=s.http.max_body_bytes + 1, expose_tracebacks=False)

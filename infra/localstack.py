@@ -130,16 +130,16 @@ def banner(port: int, emulators: bool) -> str:
         names = ("STORE_BACKEND", "GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
                  "PUBSUB_EMULATOR_HOST")
         where = ("emulators (in memory): " + " ".join(f"{n}={os.environ[n]}" for n in names[2:]) +
-                 f"\n  bucket:            gs://{s.bucket}/ (uploads under {s.watch_prefix} are labelled)")
+                 f"\n  bucket:            gs://{s.storage.bucket}/ (uploads under {s.jobs.watch_prefix} are labelled)")
         admin = " ".join(f"{n}={os.environ[n]}" for n in names[:3]) + " " + admin
     else:
-        where = (f"accounts and jobs: {s.sqlite_path}\n  bucket folder:     {s.bucket_dir}/ "
-                 f"(drop images into {s.bucket_dir}/{s.watch_prefix} to label them)")
+        where = (f"accounts and jobs: {s.store.sqlite_path}\n  bucket folder:     {s.storage.bucket_dir}/ "
+                 f"(drop images into {s.storage.bucket_dir}/{s.jobs.watch_prefix} to label them)")
     return f"""
 ImageClassify Functions is serving on {url}
   web console:       {url}/   (API description: {url}/docs)
   {where}
-  models:            {s.models_dir}/
+  models:            {s.models.models_dir}/
   try:               curl -s -X POST {url}/register -H 'Content-Type: application/json' \\
                           -d '{{"username": "alice", "password": "a long password"}}'
   first admin:       {admin}
@@ -172,16 +172,16 @@ def start_background(port: int, stop: threading.Event) -> None:
     queue = get_queue()
     if hasattr(queue, "start"):
         queue.start()
-    if s.storage_backend == "local":
+    if s.storage.storage_backend == "local":
         from infra.watcher import watch
 
-        s.bucket_dir.mkdir(parents=True, exist_ok=True)
-        threading.Thread(target=watch, daemon=True, args=(s.bucket_dir, s.watch_prefix, s.bucket,
+        s.storage.bucket_dir.mkdir(parents=True, exist_ok=True)
+        threading.Thread(target=watch, daemon=True, args=(s.storage.bucket_dir, s.jobs.watch_prefix, s.storage.bucket,
                                                           f"http://127.0.0.1:{port}/_upload", stop,
                                                           0.5, internal_headers())).start()
 
     def sweeping() -> None:
-        while not stop.wait(s.sweep_interval):
+        while not stop.wait(s.jobs.sweep_interval):
             try:
                 sweep()
             except Exception:  # noqa: BLE001 - the next round tries again

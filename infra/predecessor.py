@@ -43,7 +43,7 @@ def release_predecessor() -> int:
     from common.adapters.backends import get_store
     from common.core.config import settings
 
-    released = get_store().release_holder(settings().reservation_holder)
+    released = get_store().release_holder(settings().billing.reservation_holder)
     if released:
         logging.getLogger("imageclassify.sweeper").warning(
             "released %d reservation(s) of requests the previous run did not finish", released)

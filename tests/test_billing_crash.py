@@ -76,7 +76,7 @@ def test_kill_between_any_two_commits_charges_a_key_once(backend: str, commits: 
     if recovery == "restart":  # the local stack's next start releases what its dead predecessor held
         store.release_holder("stack-1")
     else:  # the cloud: the sweeper, once the lease is over
-        store.expire_reservations(now=time.time() + settings().reservation_lease + 1)
+        store.expire_reservations(now=time.time() + settings().billing.reservation_lease + 1)
     status, body = classify.run(account, request(), "key-1", deps)  # the client's retry: replayed or run, never 409
     assert status == 200 and body["predictions"][0]["label"] == "espresso", body
     assert body["tokens_remaining"] == 9

@@ -81,7 +81,7 @@ def test_the_flattest_png_passes_the_check() -> None:
 def test_large_decodes_take_turns_and_photos_never_wait() -> None:
     """A photo passes while the pixel budget is all held; a large image waits for its turn; eight large images
     sent at once never decode side by side beyond the budget."""
-    gate = decodegate.gate(settings().max_image_pixels)
+    gate = decodegate.gate(settings().models.max_image_pixels)
     photo, large = odd.jpeg(), huge("L")
     done: list[str] = []
     with gate.decoding(gate.budget):  # the whole budget held, as a huge decode would
@@ -145,7 +145,7 @@ def test_peak_memory_of_eight_huge_pngs_and_eight_hostile_tiffs_at_once(tmp_path
 @pytest.mark.fast
 def test_a_twelve_megapixel_photo_never_waits() -> None:
     """A phone photo decodes at a reduced scale (JPEG draft): under the large size, it passes the gate."""
-    gate = decodegate.gate(settings().max_image_pixels)
+    gate = decodegate.gate(settings().models.max_image_pixels)
     img = Image.open(io.BytesIO(photos.data("grace_hopper.jpg"))).convert("RGB").resize((4000, 3000))
     passed = gate.passed
     with gate.decoding(gate.budget):  # the budget all held: a photo that waited would never finish here

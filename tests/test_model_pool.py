@@ -201,7 +201,7 @@ def test_settings_refuse_a_pool_of_none(monkeypatch: pytest.MonkeyPatch) -> None
             settings()
         monkeypatch.delenv(name)
     settings.cache_clear()
-    assert settings().model_threads == 1 and settings().model_warmup
+    assert settings().models.model_threads == 1 and settings().models.model_warmup
 
 
 def test_start_up_warming_logs_a_missing_model_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

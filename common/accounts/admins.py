@@ -46,7 +46,8 @@ def ensure_admin(username: str, password: str | None, deps: Deps) -> Account:
         accounts.validate_credentials({"username": username, "password": password})
         key, hashed_key = accounts.new_api_key()
         return store.create_account(username, passwords.hash_password(password), hashed_key,
-                                    deps.settings.initial_tokens, is_admin=True, prefix=accounts.key_prefix(key))
+                                    deps.settings.accounts.initial_tokens, is_admin=True,
+                                    prefix=accounts.key_prefix(key))
     if password:
         store.set_password(username, passwords.hash_password(password))
     store.set_admin(username, True)
@@ -64,11 +65,11 @@ def bootstrap_admin(deps: Deps) -> None:
     if _bootstrapped:
         return
     s = deps.settings
-    if s.admin_username and s.admin_password:
-        account = deps.store.get_account(s.admin_username)
+    if s.accounts.admin_username and s.accounts.admin_password:
+        account = deps.store.get_account(s.accounts.admin_username)
         if account is None or not account.is_admin:
             with contextlib.suppress(errors.Conflict):  # another instance created it first
-                ensure_admin(s.admin_username, s.admin_password if account is None else None, deps)
+                ensure_admin(s.accounts.admin_username, s.accounts.admin_password if account is None else None, deps)
     _bootstrapped = True
 
 

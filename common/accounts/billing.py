@@ -61,6 +61,6 @@ def reserve(store: Store, s: Settings, account: Account, amount: int, idempotenc
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise errors.BadRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces.",
                                 code="invalid_idempotency_key")
-    spend_id, balance, replay = store.reserve(account.username, amount, s.reservation_lease, idempotency_key,
-                                              request_fingerprint, s.reservation_holder)
+    spend_id, balance, replay = store.reserve(account.username, amount, s.billing.reservation_lease, idempotency_key,
+                                              request_fingerprint, s.billing.reservation_holder)
     return Reservation(store, account.username, amount, spend_id, balance, idempotency_key, replay)

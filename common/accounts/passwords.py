@@ -62,13 +62,13 @@ class _PasswordGate:
 @functools.cache
 def _gate(kind: str) -> _PasswordGate:
     """`hash` for real bcrypt work, `pretend` for checks that can only fail: separate budgets of one size."""
-    return _PasswordGate(settings().bcrypt_concurrency, settings().bcrypt_queue)
+    return _PasswordGate(settings().accounts.bcrypt_concurrency, settings().accounts.bcrypt_queue)
 
 
 @functools.cache
 def _calibration() -> float:
     """How long one check takes at the configured cost, measured once per process (before any real check)."""
-    salted = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(settings().bcrypt_rounds))
+    salted = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(settings().accounts.bcrypt_rounds))
     started = time.monotonic()
     bcrypt.checkpw(b"x", salted)
     return time.monotonic() - started
@@ -87,7 +87,7 @@ def hash_password(password: str, admit: Callable[[], None] | None = None) -> str
     with _gate("hash").enter():
         if admit is not None:
             admit()
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(settings().bcrypt_rounds)).decode()
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(settings().accounts.bcrypt_rounds)).decode()
 
 
 def check_password(password: str, password_hash: str | None) -> bool:

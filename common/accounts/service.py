@@ -65,7 +65,7 @@ def register(body: dict[str, Any], network: str, deps: Deps) -> tuple[Account, s
     Sign-ups are limited per client network and in all, per minute (429 with Retry-After); one refused a
     password-hash slot (503) is not counted, since it was never attempted."""
     username, password = validate_credentials(body)
-    s, store = deps.settings, deps.store
+    s, store = deps.settings.accounts, deps.store
     password_hash = passwords.hash_password(
         password, admit=lambda: store.admit_signup(network, s.signups_per_address, s.signups_per_minute))
     key, hashed_key = new_api_key()

@@ -17,40 +17,40 @@ from common.records.store import Store
 
 def _open_store() -> Store:
     s = settings()
-    if s.store_backend == "firestore":
+    if s.store.store_backend == "firestore":
         from common.adapters.store.firestore import FirestoreDocuments
 
         return Store(FirestoreDocuments(s.gcp_project))
     from common.adapters.store.sqlite import SqliteDocuments
 
-    return Store(SqliteDocuments(s.sqlite_path))
+    return Store(SqliteDocuments(s.store.sqlite_path))
 
 
 def _open_storage() -> Storage:
     s = settings()
-    if s.storage_backend == "gcs":
+    if s.storage.storage_backend == "gcs":
         from common.adapters.storage.gcs import GcsStorage
 
-        return GcsStorage(s.bucket, s.gcp_project)
-    if s.storage_backend == "s3":
+        return GcsStorage(s.storage.bucket, s.gcp_project)
+    if s.storage.storage_backend == "s3":
         from common.adapters.storage.s3 import S3Storage
 
-        return S3Storage(s.bucket)
+        return S3Storage(s.storage.bucket)
     from common.adapters.storage.local import LocalStorage
 
-    return LocalStorage(s.bucket_dir, s.bucket)
+    return LocalStorage(s.storage.bucket_dir, s.storage.bucket)
 
 
 def _open_queue() -> Queue:
     s = settings()
-    if s.queue_backend == "pubsub":
+    if s.queue.queue_backend == "pubsub":
         from common.adapters.queue.pubsub import PubSubQueue
 
-        return PubSubQueue(s.gcp_project, s.pubsub_topic)
-    if s.queue_backend == "sqs":
+        return PubSubQueue(s.gcp_project, s.queue.pubsub_topic)
+    if s.queue.queue_backend == "sqs":
         from common.adapters.queue.sqs import SqsQueue
 
-        return SqsQueue(s.sqs_queue_url)
+        return SqsQueue(s.queue.sqs_queue_url)
     return local_queue()
 
 
@@ -60,14 +60,14 @@ def local_queue(deliver: bool = True) -> Queue:
     from common.adapters.queue.local import LocalQueue
 
     s = settings()
-    return LocalQueue(s.queue_path, s.worker_url, s.dead_letter_url, headers=internal_headers(),
-                      lease=s.queue_lease, max_attempts=s.queue_max_attempts, deliver=deliver,
-                      stalled_after=s.queue_stalled_after)
+    return LocalQueue(s.queue.queue_path, s.queue.worker_url, s.queue.dead_letter_url, headers=internal_headers(),
+                      lease=s.queue.queue_lease, max_attempts=s.queue.queue_max_attempts, deliver=deliver,
+                      stalled_after=s.health.queue_stalled_after)
 
 
 def internal_headers() -> dict[str, str]:
     """What the local stack's own deliveries carry, so its internal endpoints can tell them from anyone else's."""
-    secret = settings().internal_secret
+    secret = settings().queue.internal_secret
     return {INTERNAL_HEADER: secret} if secret else {}
 
 

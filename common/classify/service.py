@@ -29,7 +29,7 @@ def load(item: Item, owner: str, deps: Deps) -> bytes:
         return imagefetch.fetch(item.value)
     if item.kind == "uri":
         storage = deps.storage
-        return storage.read(spaces.key_from_uri(item.value, owner, storage), deps.settings.max_body_bytes)
+        return storage.read(spaces.key_from_uri(item.value, owner, storage), deps.settings.http.max_body_bytes)
     return bytes(item.value)
 
 
@@ -75,7 +75,7 @@ def _classify_all(model: Any, req: ClassifyRequest, todo: list[Item], owner: str
     """Every item's outcome, in order; the `todo` ones (not refused already) are read, decoded and inferred side
     by side."""
     results = iter(model.predict_many([functools.partial(load, item, owner, deps) for item in todo]))
-    default_min_score = deps.settings.default_min_score
+    default_min_score = deps.settings.jobs.default_min_score
     return [item.refusal or _classify(model, next(results), req, default_min_score) for item in req.items]
 
 

@@ -25,13 +25,13 @@ def mac(secret: str, message: dict[str, Any]) -> str:
 
 
 def sign(message: dict[str, Any]) -> dict[str, Any]:
-    secret = settings().internal_secret
+    secret = settings().queue.internal_secret
     return {**message, FIELD: mac(secret, message)} if secret else dict(message)
 
 
 def verified(message: Any) -> bool:
     """Whether a message was signed by us (always true when no secret is configured)."""
-    secret = settings().internal_secret
+    secret = settings().queue.internal_secret
     if not secret:
         return True
     if not isinstance(message, dict) or not isinstance(message.get(FIELD), str):

@@ -80,7 +80,7 @@ def put(account: Account, path: str, data: bytes, deps: Deps) -> dict[str, Any]:
         raise errors.BadRequest("The body is empty: send the file's bytes.", code="empty_file")
     key, media_type = spaces.key(account.username, path), image_type(data)
     s = deps.settings
-    with counted_write(account.username, key, len(data), (s.space_max_bytes, s.space_max_files), deps):
+    with counted_write(account.username, key, len(data), (s.storage.space_max_bytes, s.storage.space_max_files), deps):
         deps.storage.write(key, data, media_type)
     return {"path": spaces.relative(account.username, key), "size": len(data)}
 
@@ -93,7 +93,7 @@ def listing(account: Account, prefix: str, page_token: str | None, limit: int, d
 
 
 def read(account: Account, path: str, deps: Deps) -> tuple[bytes, str]:
-    data = deps.storage.read(spaces.key(account.username, path, existing=True), deps.settings.max_body_bytes)
+    data = deps.storage.read(spaces.key(account.username, path, existing=True), deps.settings.http.max_body_bytes)
     try:
         return data, image_type(data)
     except errors.UnsupportedMediaType:

@@ -36,7 +36,7 @@ def _by_password(username: Any, password: Any, network: str, deps: Deps) -> Acco
     if account is None or not passwords.check_password(password, account.password_hash):
         if account is None:
             passwords.pretend_check()  # as long as a wrong password takes, without a hash or a hash slot
-        store.login_failed(username, network, deps.settings.login_free_failures)
+        store.login_failed(username, network, deps.settings.accounts.login_free_failures)
         raise wrong
     store.login_succeeded(username, network)
     return account

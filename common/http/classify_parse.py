@@ -36,7 +36,7 @@ def parse(request: flask.Request) -> ClassifyRequest:
         req, body = one_image(web.read_body(request), "The request body is empty: send the image file's bytes."), {}
     elif web.is_json(request) or not mimetype:
         body = web.json_body(request)
-        req = from_json(body, settings().max_batch)
+        req = from_json(body, settings().http.max_batch)
     else:
         raise errors.UnsupportedMediaType(f"Content-Type {mimetype} is not accepted. {FORMS}")
     apply_options(req, lambda name: body[name] if name in body else request.args.get(

@@ -19,7 +19,7 @@ IPV6_HOST_BITS = 64  # an IPv6 host is handed a /64: counting its addresses one 
 
 def client_address(request: flask.Request) -> str:
     """The caller's address: the peer, or with TRUSTED_PROXIES=n the address the n-th proxy from us saw."""
-    hops = settings().trusted_proxies
+    hops = settings().accounts.trusted_proxies
     forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
     if hops and len(forwarded) >= hops:
         return forwarded[-hops]

@@ -41,7 +41,7 @@ def endpoints() -> dict[str, str]:
     """Route group (first path segment) -> base URL of the function serving it; '' = this origin."""
     groups = {path.strip("/").split("/", 1)[0] for path, item in spec()["paths"].items()
               if not any("web" in op.get("tags", ()) for op in item.values())}
-    configured = dict(settings().api_endpoints)
+    configured = dict(settings().http.api_endpoints)
     return {group: configured.get(group, "") for group in sorted(groups)}
 
 

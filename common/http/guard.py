@@ -62,7 +62,7 @@ def _check(environ: Environ) -> errors.AppError | None:
     if declared and not (declared.isascii() and declared.isdigit()):
         return errors.BadRequest("The Content-Length header must be one whole number of bytes.",
                                  code="invalid_content_length")
-    limit = settings().max_body_bytes
+    limit = settings().http.max_body_bytes
     if declared and int(declared) > limit:
         return errors.PayloadTooLarge(f"The request body is larger than {limit} bytes. Send a smaller image.")
     return None
@@ -118,14 +118,14 @@ def form_field_too_large() -> errors.AppError:
 
 def _allowed_origin(environ: Environ) -> str | None:
     origin = environ.get("HTTP_ORIGIN", "").rstrip("/")
-    allowed = settings().cors_origins
+    allowed = settings().http.cors_origins
     if origin and (origin in allowed or "*" in allowed):
         return origin
     return None
 
 
 def _cors_headers(origin: str | None) -> list[tuple[str, str]]:
-    if not settings().cors_origins:
+    if not settings().http.cors_origins:
         return []
     if origin is None:
         return [("Vary", "Origin")]

@@ -53,33 +53,33 @@ def _store() -> dict[str, Any]:
     from common.adapters.backends import get_store
 
     get_store().docs.get("health", "probe")
-    return {"backend": settings().store_backend}
+    return {"backend": settings().store.store_backend}
 
 
 def _storage() -> dict[str, Any]:
     from common.adapters.backends import get_storage
 
     get_storage().list("healthz/", None, 1)
-    return {"backend": settings().storage_backend}
+    return {"backend": settings().storage.storage_backend}
 
 
 def _queue() -> dict[str, Any]:
     from common.adapters.backends import get_queue
 
     s = settings()
-    if s.queue_backend == "pubsub" and not s.pubsub_topic:
+    if s.queue.queue_backend == "pubsub" and not s.queue.pubsub_topic:
         raise Unhealthy("PUBSUB_TOPIC is not set")
-    if s.queue_backend == "sqs" and not s.sqs_queue_url:
+    if s.queue.queue_backend == "sqs" and not s.queue.sqs_queue_url:
         raise Unhealthy("SQS_QUEUE_URL is not set")
     queue = get_queue()
     depth = getattr(queue, "depth", None)
     if depth is None:
-        return {"backend": s.queue_backend}
+        return {"backend": s.queue.queue_backend}
     stalled = queue.stalled()  # type: ignore[attr-defined]
     if stalled:
         raise Unhealthy(f"the queue is not draining: {stalled}")
     live, dead = depth()
-    return {"backend": s.queue_backend, "messages": live, "dead_letters": dead}
+    return {"backend": s.queue.queue_backend, "messages": live, "dead_letters": dead}
 
 
 def _disk() -> dict[str, Any]:
@@ -90,11 +90,11 @@ def _disk() -> dict[str, Any]:
     from common.core import errors
 
     s = settings()
-    folders = {"SQLITE_PATH": s.sqlite_path.parent if s.store_backend == "sqlite" else None,
-               "BUCKET_DIR": s.bucket_dir if s.storage_backend == "local" else None,
-               "QUEUE_PATH": s.queue_path.parent if s.queue_backend == "local" else None}
+    folders = {"SQLITE_PATH": s.store.sqlite_path.parent if s.store.store_backend == "sqlite" else None,
+               "BUCKET_DIR": s.storage.bucket_dir if s.storage.storage_backend == "local" else None,
+               "QUEUE_PATH": s.queue.queue_path.parent if s.queue.queue_backend == "local" else None}
     free = {name: shutil.disk_usage(_existing(folder)).free for name, folder in folders.items() if folder}
-    full = sorted(name for name, left in free.items() if left < s.disk_min_free_bytes)
+    full = sorted(name for name, left in free.items() if left < s.health.disk_min_free_bytes)
     if full:
         raise Unhealthy(f"the disk is full: {', '.join(full)} has less than DISK_MIN_FREE_BYTES free")
     since = time.monotonic() - errors.last_full_disk
@@ -116,7 +116,7 @@ def _model() -> dict[str, Any]:
     from common.models import layout as model_layout
 
     s = settings()
-    name, folder = s.default_model, s.models_dir
+    name, folder = s.models.default_model, s.models.models_dir
     if model_layout.servable(folder, name):
         return {"model": name}
     missing = [p.name for p in model_layout.split(folder, name) if not p.is_file()]
@@ -147,10 +147,10 @@ def check(needs: Iterable[str]) -> tuple[dict[str, Any], int]:
                for n in dict.fromkeys(needs)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + settings().health_timeout
+    deadline = time.monotonic() + settings().health.health_timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    checks = {n: results.get(n) or {"ok": False, "error": f"no answer within {settings().health_timeout:g}s"}
+    checks = {n: results.get(n) or {"ok": False, "error": f"no answer within {settings().health.health_timeout:g}s"}
               for n in sorted(dict.fromkeys(needs))}
     ok = all(c["ok"] for c in checks.values())
     return {"status": "ok" if ok else "failing", "checks": checks}, 200 if ok else 503

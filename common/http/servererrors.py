@@ -55,7 +55,7 @@ def _continue_allowed(headers: Any) -> bool:
 
     lengths = [value.strip() for name, value in headers if name.upper() == "CONTENT-LENGTH"]
     return len(lengths) == 1 and lengths[0].isascii() and lengths[0].isdigit() and \
-        int(lengths[0]) <= settings().max_body_bytes
+        int(lengths[0]) <= settings().http.max_body_bytes
 
 
 def _no_continue_past_the_limit() -> None:

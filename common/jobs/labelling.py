@@ -20,27 +20,27 @@ def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
     from common.models.model import best_class, get_model
     s = settings()
     storage = get_storage()
-    if bucket != storage.bucket or not key.startswith(s.watch_prefix) or key.endswith("/"):
+    if bucket != storage.bucket or not key.startswith(s.jobs.watch_prefix) or key.endswith("/"):
         return None  # outside the watched prefix: our own outputs land here and must not re-trigger
     model = get_model()
     result: dict[str, Any] = {"object": key, "model": model.name}
     try:
-        probs = model.predict(storage.read(key, s.max_body_bytes))
+        probs = model.predict(storage.read(key, s.http.max_body_bytes))
     except errors.BAD_IMAGE as exc:
         result["error"] = exc.body()["error"]
     except errors.NotFound:
         return None  # deleted before we got to it
     else:
         result["predictions"] = model.top(probs, 5)
-        if s.autosort_classes:
-            scores = model.class_scores(probs, s.autosort_classes)
-            chosen = best_class(scores, s.default_min_score)
+        if s.jobs.autosort_classes:
+            scores = model.class_scores(probs, s.jobs.autosort_classes)
+            chosen = best_class(scores, s.jobs.default_min_score)
             result["class_scores"] = {c: round(v, 5) for c, v in scores.items()}
             result["class"] = chosen or "unmatched"
-            destination = f"{result['class']}/{key[len(s.watch_prefix):]}"
+            destination = f"{result['class']}/{key[len(s.jobs.watch_prefix):]}"
             try:  # never over a different file: a clash is noted in the labels instead
                 copy_unless_taken(key, destination, destination)
             except (errors.Conflict, errors.NotFound) as exc:
                 result["sort_error"] = exc.body()["error"]
-    storage.write(f"{s.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")
+    storage.write(f"{s.jobs.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")
     return result

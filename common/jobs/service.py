@@ -82,7 +82,7 @@ def create_job(account: Account, body: dict[str, Any], deps: Deps) -> Job:
     model = validate_model(account, body.get("model"))
     classes = validate_classes(body.get("classes"), model)
     source = validate_source(body.get("source", "all/"))
-    min_score = body.get("min_score", deps.settings.default_min_score)
+    min_score = body.get("min_score", deps.settings.jobs.default_min_score)
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
         raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
     check_output_folders(account.username, classes, source, deps)

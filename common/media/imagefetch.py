@@ -75,7 +75,7 @@ def _allowed(addr: IPAddress) -> bool:
     if is_public(addr):
         return True
     inner = _embedded_v4(addr) or addr
-    return settings().fetch_allow_loopback and inner.is_loopback
+    return settings().fetch.fetch_allow_loopback and inner.is_loopback
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def check_url(url: str) -> Target:
         raise refused("URLs with embedded credentials are not fetched.")
     local_name = host == "localhost" or host.endswith(".localhost")
     internal = host in BLOCKED_HOSTS or host.endswith(".internal") or local_name
-    if internal and not (local_name and settings().fetch_allow_loopback):
+    if internal and not (local_name and settings().fetch.fetch_allow_loopback):
         raise refused(f"{host} is an internal host name; give a public image URL.")
     port = port or (443 if parts.scheme == "https" else 80)
     try:
@@ -231,7 +231,7 @@ def _request(target: Target, deadline: float) -> requests.Response:
     session.mount("http://", _WatchedAdapter())
     remaining = max(0.1, deadline - time.monotonic())
     return session.get(pinned, stream=True, allow_redirects=False,
-                       timeout=(min(settings().fetch_connect_timeout, remaining), remaining),
+                       timeout=(min(settings().fetch.fetch_connect_timeout, remaining), remaining),
                        headers={"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity",
                                 "User-Agent": "ImageClassify-Functions/1.0"})
 
@@ -239,7 +239,7 @@ def _request(target: Target, deadline: float) -> requests.Response:
 def fetch(url: str) -> bytes:
     """The body at `url`, or the project's error that says why not; never longer than FETCH_DEADLINE."""
     s = settings()
-    with deadline(s.fetch_deadline) as watch:
+    with deadline(s.fetch.fetch_deadline) as watch:
         target = check_url(url)
         for _ in range(MAX_REDIRECTS + 1):
             try:
@@ -257,7 +257,7 @@ def fetch(url: str) -> bytes:
                 if response.status_code >= 400:
                     raise errors.BadGateway(f"{target.host} answered HTTP {response.status_code} for the image URL.",
                                             code="upstream_status", details={"upstream_status": response.status_code})
-                return _read_capped(response, s.fetch_max_bytes, watch, target.host)
+                return _read_capped(response, s.fetch.fetch_max_bytes, watch, target.host)
     raise errors.BadGateway(f"More than {MAX_REDIRECTS} redirects; give the image's final URL.",
                             code="too_many_redirects")
 

@@ -62,7 +62,7 @@ def open_image(data: bytes) -> Image.Image:
     """Open and check an image without decoding its pixels."""
     if not data:
         raise errors.BadRequest("The image is empty (0 bytes). Send the image file's content.", code="empty_image")
-    max_pixels = settings().max_image_pixels
+    max_pixels = settings().models.max_image_pixels
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
@@ -237,7 +237,7 @@ def prepare(data: bytes, size: int = 224, resize: int = 256, use_draft: bool = T
     """
     try:
         img = _opened(data, resize, use_draft)
-        with decodegate.gate(settings().max_image_pixels).decoding(img.width * img.height):
+        with decodegate.gate(settings().models.max_image_pixels).decoding(img.width * img.height):
             crop = _crop(*_decode(img, size, resize, exact), size, resize)
             del img  # the decoded pixels go before the next large decode may start
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:

@@ -41,7 +41,7 @@ class Backbone:
 
     @classmethod
     def load(cls, path: Path) -> Backbone:
-        config = settings()
+        config = settings().models
         pool = Pool(path, config.model_interpreters, config.model_threads, config.model_lead_threads)
         if config.model_warmup:
             pool.warm()
@@ -71,7 +71,7 @@ class Backbone:
 
 def get_backbone(model: str = DEFAULT) -> Backbone:
     """The backbone of `model`, loaded on first use and kept for the life of the process."""
-    path = model_layout.features(settings().models_dir, model)
+    path = model_layout.features(settings().models.models_dir, model)
     backbone = _backbones.get(path)
     if backbone is not None:
         return backbone

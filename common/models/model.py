@@ -73,8 +73,8 @@ class Model:
         classes = labels["classes"]
         backbone, head = _backbone_and_head(name, models_dir, [c["label"] for c in classes])
         config = settings()
-        pool = None if backbone is not None else Pool(models_dir / f"{name}.tflite", config.model_interpreters,
-                                                      config.model_threads, config.model_lead_threads)
+        pool = None if backbone is not None else Pool(models_dir / f"{name}.tflite", config.models.model_interpreters,
+                                                      config.models.model_threads, config.models.model_lead_threads)
         names: dict[str, set[str]] = {}
         for wnid, lemmas in labels["lemmas"].items():
             names.setdefault(wnid, set()).add(wnid)
@@ -84,7 +84,7 @@ class Model:
                     labels=[c["label"] for c in classes], wnids=[c["wnid"] for c in classes],
                     ancestry=[frozenset(c["ancestors"]) for c in classes], names=names, pool=pool,
                     backbone=backbone, head=head)
-        if config.model_warmup:
+        if config.models.model_warmup:
             model.predict(_warmup_image())  # loads Pillow's format plug-ins: ~20 ms less for the first request
         return model
 
@@ -178,14 +178,14 @@ def _backbone_and_head(name: str, models_dir: Path, labels: list[str]) -> tuple[
 def available() -> list[str]:
     """Built-in models with a labels file and either a whole classifier or the backbone and a head (a bundle
     carries only the latter: the backbone is shared by every head)."""
-    directory = settings().models_dir
+    directory = settings().models.models_dir
     names = (p.name[: -len(".labels.json")] for p in directory.glob("*.labels.json"))
     return sorted(n for n in names if model_layout.servable(directory, n))
 
 
 def get_model(name: str | None = None) -> Model:
     """The named (or default) model, loaded on first use and kept for the life of the process."""
-    name = name or settings().default_model
+    name = name or settings().models.default_model
     model = _models.get(name)
     if model is not None:
         return model
@@ -194,7 +194,7 @@ def get_model(name: str | None = None) -> Model:
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name not in available():
                 have = ", ".join(available()) or "none (build one with `nox -s model`)"
                 raise errors.NotFound(f"There is no model named {name!r}. Available: {have}.", code="unknown_model")
-            _models[name] = Model.load(name, settings().models_dir)
+            _models[name] = Model.load(name, settings().models.models_dir)
         return _models[name]
 
 
@@ -202,7 +202,7 @@ def warm() -> None:
     """Load the default model at start-up (a function's import), so the first request pays neither the load nor
     the first decode. Off with MODEL_WARMUP=0; a missing model is only logged here: the request that needs it
     gets the proper error."""
-    if not settings().model_warmup:
+    if not settings().models.model_warmup:
         return
     try:
         get_model()

@@ -108,7 +108,7 @@ def _builtin(name: str | None) -> Model:
     from common.core.config import settings
     from common.models.model import get_model
 
-    return metrics.first_use(name or settings().default_model, lambda: get_model(name))
+    return metrics.first_use(name or settings().models.default_model, lambda: get_model(name))
 
 
 def reference(model: Model | CustomModel) -> str:

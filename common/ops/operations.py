@@ -65,7 +65,7 @@ def _model_row(record: ModelRecord, now: float) -> dict[str, Any]:
 def _publisher() -> Queue:
     """The configured queue; the embedded one only stores the messages (the running stack delivers them: this
     process exits at once, and would otherwise hold leases on what it began to deliver)."""
-    return local_queue(deliver=False) if settings().queue_backend == "local" else get_queue()
+    return local_queue(deliver=False) if settings().queue.queue_backend == "local" else get_queue()
 
 
 def redrive(work_id: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ GRACE = 10.0  # seconds a job with no message left may still be recording its la
 
 def sweep(now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
-    store, stall = get_store(), settings().job_stall_seconds
+    store, stall = get_store(), settings().jobs.job_stall_seconds
     refunded = store.expire_reservations(now)
     queue = get_queue()
     pending = getattr(queue, "pending", None)

@@ -50,7 +50,7 @@ def _bounded(keys: Iterable[str]) -> Iterator[str]:
 
 
 def create(account: Account, body: dict[str, Any], deps: Deps) -> ModelRecord:
-    name = check_name(body.get("name"), deps.settings.default_model)
+    name = check_name(body.get("name"), deps.settings.models.default_model)
     source = spaces.clean_path(body.get("source", ""), folder=True, what="source")  # a non-string is a 400 too
     if not source:
         raise errors.BadRequest("source must be a folder of your space whose subfolders are the classes, e.g. "
@@ -61,13 +61,13 @@ def create(account: Account, body: dict[str, Any], deps: Deps) -> ModelRecord:
         raise errors.Conflict(f"You already have a model named {name!r}. Choose another name, or "
                               f"DELETE /models/{name} first.", code="model_exists")
     prefix = spaces.space(account.username) + source
-    found = dataset.list_dataset(_bounded(list_all(storage, prefix)), prefix, min(s.model_max_images,
+    found = dataset.list_dataset(_bounded(list_all(storage, prefix)), prefix, min(s.models.model_max_images,
                                                                                  dataset.MAX_IMAGES))
     sizes = split.stratified_split([c for _, c in found.items()], SEED).sizes()
-    version = uuid.uuid4().hex
+    version, chunk_size = uuid.uuid4().hex, s.models.model_chunk_size
     record = ModelRecord(owner=account.username, name=name, version=version, labels=found.labels,
-                         images=found.images, chunk_size=max(1, s.model_chunk_size),
-                         chunks=math.ceil(found.images / max(1, s.model_chunk_size)), augment=views, source=source,
+                         images=found.images, chunk_size=max(1, chunk_size),
+                         chunks=math.ceil(found.images / max(1, chunk_size)), augment=views, source=source,
                          split=sizes, seed=SEED, decoded=[0] * len(found.labels),
                          spend_id=f"{account.username}:model:{version}")
     store.create_model(record)
