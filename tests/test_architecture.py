@@ -91,3 +91,14 @@ def test_every_documented_module_command_exists() -> None:
     named = {m for path in sources for m in re.findall(r"python3? -m ([a-zA-Z_][\w.]*)", path.read_text())}
     missing = sorted(m for m in named if m != "pip" and importlib.util.find_spec(m) is None)
     assert named and not missing, f"documented `python -m` commands with no module: {missing}"
+
+
+def test_domain_errors_carry_no_http_status() -> None:
+    """A domain error has a code and a message; its HTTP status and headers are the http layer's one table
+    (`common.http.envelope.STATUS`), which names every domain error class (or an ancestor)."""
+    from common.core import errors
+    from common.http import envelope
+
+    domain = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.AppError)]
+    assert not [c for c in domain if "status" in vars(c) or "headers" in vars(c)]
+    assert all(any(k in envelope.STATUS for k in c.__mro__) for c in domain)

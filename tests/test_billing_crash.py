@@ -21,6 +21,7 @@ from common.adapters.deps import Deps
 from common.classify import service as classify
 from common.classify.request import ClassifyRequest, Item
 from common.core.config import settings
+from common.http.envelope import present
 from common.records.metered import MeteredDocuments
 from common.records.records import Account
 from infra import photos
@@ -68,7 +69,7 @@ def test_kill_between_any_two_commits_charges_a_key_once(backend: str, commits: 
     real = metered.inner
     metered.inner = DiesAfter(real, commits)
     try:
-        status, body = classify.run(account, request(), "key-1", deps)
+        status, body = classify.run(account, request(), "key-1", deps, present)
         assert commits >= 2 and status == 200  # lived through every commit it needs
     except Killed:
         pass
@@ -77,8 +78,8 @@ def test_kill_between_any_two_commits_charges_a_key_once(backend: str, commits: 
         store.release_holder("stack-1")
     else:  # the cloud: the sweeper, once the lease is over
         store.expire_reservations(now=time.time() + settings().billing.reservation_lease + 1)
-    status, body = classify.run(account, request(), "key-1", deps)  # the client's retry: replayed or run, never 409
+    status, body = classify.run(account, request(), "key-1", deps, present)  # the client's retry: replayed or run, never 409
     assert status == 200 and body["predictions"][0]["label"] == "espresso", body
     assert body["tokens_remaining"] == 9
     assert store.get_account("ann").tokens == 9  # type: ignore[union-attr]
-    assert classify.run(account, request(), "key-1", deps) == (status, body)  # and from now on replayed
+    assert classify.run(account, request(), "key-1", deps, present) == (status, body)  # and from now on replayed

@@ -18,6 +18,7 @@ import requests
 from PIL import Image
 
 from common.core import errors
+from common.http.envelope import status_of
 from common.media import images
 from infra import photos
 from tests import images as odd
@@ -38,7 +39,7 @@ def test_slivers_are_refused_before_decoding(size: tuple[int, int]) -> None:
     with pytest.raises(errors.Unprocessable) as refused:
         images.prepare(data)
     assert time.perf_counter() - started < 0.2  # decoding the 65000x1 one took 45 s
-    assert refused.value.code == "bad_aspect_ratio" and refused.value.status == 422
+    assert refused.value.code == "bad_aspect_ratio" and status_of(refused.value) == 422
     assert f"{size[0]}x{size[1]}" in refused.value.message and "Crop" in refused.value.message
 
 
@@ -126,4 +127,4 @@ def test_slivers_and_long_images_over_http(bounded_api: Api) -> None:
 def test_a_damaged_image_is_422_and_a_non_image_415(data: bytes, status: int, code: str) -> None:
     with pytest.raises(errors.AppError) as refused:
         images.prepare(data)
-    assert (refused.value.status, refused.value.code) == (status, code), refused.value.message
+    assert (status_of(refused.value), refused.value.code) == (status, code), refused.value.message

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from common.core import errors
+from common.http.envelope import status_of
 from common.records.store import Store
 
 
@@ -161,7 +162,7 @@ def test_reservation_expires_once_and_late_settle_changes_nothing(store: Store) 
     assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
     with pytest.raises(errors.AppError) as late:  # the request finished after all: refused, never served free
         store.settle("alice", spend_id, 4)
-    assert late.value.status == 503 and late.value.code == "reservation_expired"
+    assert status_of(late.value) == 503 and late.value.code == "reservation_expired"
     assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
     _, balance, replay = store.reserve("alice", 1, 60, "k3", "fp")  # its key expired with it: runs again
     assert replay is None and balance == 9

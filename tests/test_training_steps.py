@@ -10,6 +10,7 @@ import pytest
 from sklearn import metrics as sk
 
 from common.core import errors
+from common.http.envelope import body_of, status_of
 from common.models.classnames import normalise_class
 from common.training import augment as aug
 from common.training.confusion_png import render
@@ -174,11 +175,11 @@ def test_dataset_merges_spellings_of_one_class() -> None:
 ])
 def test_dataset_refusals_say_what_to_do(listing: list[str], code: str, words: list[str]) -> None:
     err = refusal(listing)
-    assert err.status == 400 and err.code == code
+    assert status_of(err) == 400 and err.code == code
     for word in words:
         assert word in err.message
     if code == "class_too_small":
-        assert err.body()["error"]["classes"] == ["dog", "emu"] and "cat" not in err.message
+        assert body_of(err)["error"]["classes"] == ["dog", "emu"] and "cat" not in err.message
 
 
 # -- augmentation ------------------------------------------------------------------------

@@ -33,8 +33,10 @@ def load(item: Item, owner: str, deps: Deps) -> bytes:
     return bytes(item.value)
 
 
-def run(account: Account, req: ClassifyRequest, idempotency_key: str | None, deps: Deps) -> tuple[int, dict[str, Any]]:
-    """Charge, classify, refund failures; the status and body of the reply."""
+def run(account: Account, req: ClassifyRequest, idempotency_key: str | None, deps: Deps,
+        present: errors.Present) -> tuple[int, dict[str, Any]]:
+    """Charge, classify, refund failures; the status and body of the reply (a failed image's as `present` shows it),
+    kept for a retry with the same key in the commit that settles the reservation."""
     from common.models.registry import resolve
 
     # the caller's own model first, then the built-ins: unknown is a 404, not ready a 409, before anything is spent
@@ -53,7 +55,7 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None, dep
     except BaseException:
         reservation.abandon(used=0)  # nothing was classified: the outcomes come all at once or not at all
         raise
-    status, body = _reply(model.name, req.batch, outcomes)
+    status, body = _reply(model.name, req.batch, outcomes, present)
     used = _classified(outcomes)
     body = reservation.settle(used, status, body)  # the refund and the reply kept for the key: one commit
     logs.annotate(images=used)
@@ -93,12 +95,12 @@ def _classify(model: Any, probs: Any, req: ClassifyRequest, default_min_score: f
     return result
 
 
-def _reply(model: str, batch: bool, outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
+def _reply(model: str, batch: bool, outcomes: list[Outcome], present: errors.Present) -> tuple[int, dict[str, Any]]:
     if batch:
         return 200, {"model": model, "results": [
-            {"index": i, "error": o.body()["error"]} if isinstance(o, errors.AppError) else {"index": i, **o}
+            {"index": i, "error": present(o)[1]["error"]} if isinstance(o, errors.AppError) else {"index": i, **o}
             for i, o in enumerate(outcomes)]}
     only = outcomes[0]
     if isinstance(only, errors.AppError):
-        return only.status, only.body()
+        return present(only)
     return 200, {"model": model, **only}

@@ -1,4 +1,5 @@
-"""The project's exceptions, each with a stable code and a message that says what to do.
+"""The project's domain errors, each with a stable code and a message that says what to do (no HTTP status:
+`common.http.envelope` holds the one table from these classes to statuses and headers).
 
 Business code raises these; `common.http.envelope` turns any exception into the
 one error shape of the HTTP contract. Anything that is not an `AppError` is a bug:
@@ -11,34 +12,31 @@ import errno
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("imageclassify")
 
 
 class AppError(Exception):
-    status = 500
+    """A refusal the caller can act on: a stable `code`, a `message` that says what to do, optional `details`
+    (fields of the error object) and `retry_after` (seconds, when retrying later can succeed). The HTTP status
+    and headers each class answers with are the HTTP layer's (`common.http.envelope`), looked up by class."""
+
     code = "internal"
 
-    def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None,
-                 details: dict[str, Any] | None = None, status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None,
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
-        if status:
-            self.status = status
-        self.headers = headers or {}
         self.details = details or {}
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
-        error.update(self.details)
-        return {"error": error}
+        self.retry_after = retry_after
 
 
 class BadRequest(AppError):
-    status, code = 400, "bad_request"
+    code = "bad_request"
 
 
 class UrlNotAllowed(BadRequest):
@@ -46,15 +44,11 @@ class UrlNotAllowed(BadRequest):
 
 
 class Unauthorized(AppError):
-    status, code = 401, "unauthorized"
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="imageclassify", Basic realm="imageclassify"'})
-        super().__init__(message, **kwargs)
+    code = "unauthorized"
 
 
 class InsufficientTokens(AppError):
-    status, code = 402, "insufficient_tokens"
+    code = "insufficient_tokens"
 
     def __init__(self, balance: int, needed: int) -> None:
         super().__init__(
@@ -67,76 +61,73 @@ class InsufficientTokens(AppError):
 
 
 class Forbidden(AppError):
-    status, code = 403, "forbidden"
+    code = "forbidden"
 
 
 class NotFound(AppError):
-    status, code = 404, "not_found"
-
-
-class MethodNotAllowed(AppError):
-    status, code = 405, "method_not_allowed"
+    code = "not_found"
 
 
 class Conflict(AppError):
-    status, code = 409, "conflict"
-
-
-class LengthRequired(AppError):
-    status, code = 411, "length_required"
+    code = "conflict"
 
 
 class PayloadTooLarge(AppError):
-    status, code = 413, "payload_too_large"
+    code = "payload_too_large"
 
 
 class UnsupportedMediaType(AppError):
-    status, code = 415, "unsupported_media_type"
+    code = "unsupported_media_type"
 
 
 class Unprocessable(AppError):
-    status, code = 422, "unprocessable_image"
+    code = "unprocessable_image"
 
 
 class UnprocessableRequest(AppError):
     """Well-formed but refused as a whole, e.g. an Idempotency-Key reused for a different request."""
 
-    status, code = 422, "unprocessable_request"
+    code = "unprocessable_request"
 
 
 class TooManyRequests(AppError):
-    status, code = 429, "too_many_requests"
+    code = "too_many_requests"
 
     def __init__(self, message: str, retry_after: int = 1, code: str | None = None) -> None:
-        super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})
+        super().__init__(message, code=code, retry_after=retry_after)
 
 
 class BadGateway(AppError):
-    status, code = 502, "upstream_error"
+    code = "upstream_error"
 
 
 class Unavailable(AppError):
     """A retryable failure such as database contention: the client may retry."""
 
-    status, code = 503, "unavailable"
+    code = "unavailable"
 
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+    def __init__(self, message: str, retry_after: int = 1, code: str | None = None) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
 
 
 class GatewayTimeout(AppError):
-    status, code = 504, "upstream_timeout"
+    code = "upstream_timeout"
 
 
 class InsufficientStorage(AppError):
     """The server's disk is full: nothing was written (or what was is rolled back); the same request succeeds
     once an operator frees space."""
 
-    status, code = 507, "insufficient_storage"
+    code = "insufficient_storage"
 
     def __init__(self, message: str = "The server's disk is full, so nothing was stored. Retry later; an operator "
                                       "has to free space.", retry_after: int = 30) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        super().__init__(message, retry_after=retry_after)
+
+
+# How a domain error is shown to its caller: (status, {"error": {...}}). The HTTP layer's `envelope.present` is the
+# one there is; an entry point hands it to the services that keep replies (classify) or write errors out (labels).
+Present = Callable[[AppError], tuple[int, dict[str, Any]]]
 
 
 def retry_later(message: str, cause: BaseException) -> AppError:

@@ -20,6 +20,7 @@ import flask
 
 from common.core import errors
 from common.core.config import settings
+from common.http import envelope
 from common.http.openapi import spec
 
 PAGES = {"": "index.html", "docs": "docs.html"}  # first path segment -> the page served there
@@ -65,7 +66,7 @@ def send(body: bytes, content_type: str, cache: str = "no-cache") -> flask.Respo
 def serve(request: flask.Request, folder: Path) -> flask.Response:
     """The reply for any path the web function owns."""
     if request.method not in ("GET", "HEAD"):
-        raise errors.MethodNotAllowed(f"{request.method} is not supported on {request.path}; use GET.",
+        raise envelope.MethodNotAllowed(f"{request.method} is not supported on {request.path}; use GET.",
                                       headers={"Allow": "GET, HEAD"})
     first, _, rest = request.path.strip("/").partition("/")
     files = assets(folder)

@@ -11,7 +11,57 @@ import json
 from http import HTTPStatus
 from typing import Any
 
+from common.core import errors
 from common.core.errors import AppError, InsufficientStorage, full_disk, log
+
+# The one table from domain errors to HTTP statuses: a class answers with the status of its nearest listed ancestor.
+STATUS: dict[type[AppError], int] = {
+    errors.BadRequest: 400, errors.Unauthorized: 401, errors.InsufficientTokens: 402, errors.Forbidden: 403,
+    errors.NotFound: 404, errors.Conflict: 409, errors.PayloadTooLarge: 413, errors.UnsupportedMediaType: 415,
+    errors.Unprocessable: 422, errors.UnprocessableRequest: 422, errors.TooManyRequests: 429,
+    errors.BadGateway: 502, errors.Unavailable: 503, errors.GatewayTimeout: 504, errors.InsufficientStorage: 507,
+    AppError: 500,
+}
+WWW_AUTHENTICATE = 'Bearer realm="imageclassify", Basic realm="imageclassify"'
+
+
+class HttpError(AppError):
+    """A refusal only the HTTP layer makes (a method, a URL, the server's own): its status and headers given."""
+
+    def __init__(self, message: str, *, code: str, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status, self.headers = status, dict(headers or {})
+
+
+class MethodNotAllowed(HttpError):
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message, code="method_not_allowed", status=405, headers=headers)
+
+
+def status_of(exc: AppError) -> int:
+    if isinstance(exc, HttpError):
+        return exc.status
+    return next(STATUS[k] for k in type(exc).__mro__ if k in STATUS)
+
+
+def headers_of(exc: AppError) -> dict[str, str]:
+    headers = dict(exc.headers) if isinstance(exc, HttpError) else {}
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return headers
+
+
+def body_of(exc: AppError) -> dict[str, Any]:
+    """The contract's error object: `{"error": {status, code, message, ...details}}`."""
+    return {"error": {"status": status_of(exc), "code": exc.code, "message": exc.message, **exc.details}}
+
+
+def present(exc: AppError) -> tuple[int, dict[str, Any]]:
+    """The status and body a domain error answers with (handed to the services that keep or list replies)."""
+    return status_of(exc), body_of(exc)
+
 
 # The HTTP layer's own refusals (the server's and werkzeug's), by status: the code and a message that says what to
 # do. None of them echoes the request.
@@ -34,12 +84,12 @@ HTTP_REFUSALS = {
 }
 
 
-def refusal(status: int) -> AppError:
+def refusal(status: int) -> HttpError:
     """The project's error for a refusal the HTTP layer made (never echoing the request)."""
     status = status if 400 <= status <= 599 else 400
     default = HTTP_REFUSALS[500 if status >= 500 else 400]
     code, message = HTTP_REFUSALS.get(status, default)
-    return AppError(message, code=code, status=status)
+    return HttpError(message, code=code, status=status)
 
 
 SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
@@ -47,10 +97,11 @@ SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
 
 def envelope(exc: AppError) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status line, headers and body of the JSON error envelope for `exc`."""
-    body = json.dumps(exc.body(), separators=(",", ":")).encode()
+    body = json.dumps(body_of(exc), separators=(",", ":")).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               ("Cache-Control", "no-store"), *SECURITY_HEADERS, *exc.headers.items()]
-    return f"{exc.status} {HTTPStatus(exc.status).phrase}", headers, body
+               ("Cache-Control", "no-store"), *SECURITY_HEADERS, *headers_of(exc).items()]
+    status = status_of(exc)
+    return f"{status} {HTTPStatus(status).phrase}", headers, body
 
 
 def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -59,6 +110,6 @@ def render(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
         log.error("a write failed: the disk is full (%s)", exc)
         exc = InsufficientStorage()
     if isinstance(exc, AppError):
-        return exc.body(), exc.status, exc.headers
+        return body_of(exc), status_of(exc), headers_of(exc)
     log.exception("unexpected error", exc_info=exc)
-    return refusal(500).body(), 500, {}
+    return body_of(refusal(500)), 500, {}

@@ -38,7 +38,7 @@ def _unconvertible() -> Any:
         refused = errors.BadRequest("The body is not a CloudEvent: send a JSON object in structured mode, or the "
                                     "ce-* headers with the data in binary mode.", code="bad_event")
         status, headers, body = envelope.envelope(refused)
-        return flask.Response(body, status=refused.status, headers=headers)
+        return flask.Response(body, status=int(status.split(" ", 1)[0]), headers=headers)
     return None
 
 

@@ -54,8 +54,8 @@ def _check(environ: Environ) -> errors.AppError | None:
         return envelopes.refusal(505)
     if len(environ.get("RAW_URI") or environ.get("REQUEST_URI") or
            environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")) > MAX_URL:
-        return errors.AppError(f"The URL is longer than {MAX_URL} bytes. Send long input in the body.",
-                               code="uri_too_long", status=414)
+        return envelopes.HttpError(f"The URL is longer than {MAX_URL} bytes. Send long input in the body.",
+                                   code="uri_too_long", status=414)
     if environ.get("HTTP_TRANSFER_ENCODING"):
         return envelopes.refusal(411)
     declared = environ.get("CONTENT_LENGTH", "")
@@ -108,12 +108,12 @@ def _check_form(environ: Environ) -> errors.AppError | None:
     return None
 
 
-def form_field_too_large() -> errors.AppError:
+def form_field_too_large() -> envelopes.HttpError:
     """The only 413 the app's framework makes itself for a body within the limit: a form's text field past its
     `max_form_memory_size` (forms of too many parts are refused before)."""
-    return errors.PayloadTooLarge("A form field that is not a file is larger than 500,000 bytes: send the image "
-                                  "as a file part (-F file=@photo.jpg) or as the raw body.",
-                                  code="form_field_too_large")
+    return envelopes.HttpError("A form field that is not a file is larger than 500,000 bytes: send the image as a "
+                               "file part (-F file=@photo.jpg) or as the raw body.", code="form_field_too_large",
+                               status=413)
 
 
 def _allowed_origin(environ: Environ) -> str | None:

@@ -165,9 +165,9 @@ def probe(function: str, request: Any) -> tuple[dict[str, Any], int] | None:
     if request.path.rstrip("/") != PATH:
         return None
     if request.method not in ("GET", "HEAD"):
-        from common.core import errors
+        from common.http import envelope
 
-        raise errors.MethodNotAllowed(f"{request.method} is not supported on {PATH}; use GET.",
+        raise envelope.MethodNotAllowed(f"{request.method} is not supported on {PATH}; use GET.",
                                       headers={"Allow": "GET, HEAD"})
     body, status = check(needs_of(function))
     return {**body, "function": function}, status

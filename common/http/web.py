@@ -92,7 +92,7 @@ def route(request: flask.Request, *groups: str, most: int) -> tuple[str, list[st
 
 def require_method(request: flask.Request, *methods: str) -> None:
     if request.method not in methods:
-        raise errors.MethodNotAllowed(
+        raise envelope.MethodNotAllowed(
             f"{request.method} is not supported on {request.path}; use {' or '.join(methods)}.",
             headers={"Allow": ", ".join(methods)},
         )

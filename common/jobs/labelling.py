@@ -15,8 +15,9 @@ from common.core.config import settings
 from common.jobs.sorting import copy_unless_taken
 
 
-def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
-    """Classify a new upload under the watched prefix; write labels/<key>.json; auto-sort if configured."""
+def label_upload(bucket: str, key: str, present: errors.Present) -> dict[str, Any] | None:
+    """Classify a new upload under the watched prefix; write labels/<key>.json (an error as `present` shows it);
+    auto-sort if configured."""
     from common.models.model import best_class, get_model
     s = settings()
     storage = get_storage()
@@ -27,7 +28,7 @@ def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
     try:
         probs = model.predict(storage.read(key, s.http.max_body_bytes))
     except errors.BAD_IMAGE as exc:
-        result["error"] = exc.body()["error"]
+        result["error"] = present(exc)[1]["error"]
     except errors.NotFound:
         return None  # deleted before we got to it
     else:
@@ -41,6 +42,6 @@ def label_upload(bucket: str, key: str) -> dict[str, Any] | None:
             try:  # never over a different file: a clash is noted in the labels instead
                 copy_unless_taken(key, destination, destination)
             except (errors.Conflict, errors.NotFound) as exc:
-                result["sort_error"] = exc.body()["error"]
+                result["sort_error"] = present(exc)[1]["error"]
     storage.write(f"{s.jobs.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")
     return result

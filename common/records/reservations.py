@@ -40,9 +40,8 @@ def settle_id(spend_id: str) -> str:
 
 
 def expired_reservation() -> errors.AppError:
-    return errors.AppError("This request took longer than its reservation allows, so it was not charged and its "
-                           "result was dropped. Retry it.", code="reservation_expired", status=503,
-                           headers={"Retry-After": "1"})
+    return errors.Unavailable("This request took longer than its reservation allows, so it was not charged and its "
+                              "result was dropped. Retry it.", code="reservation_expired")
 
 
 def _close(tx: Tx, spend_id: str, spend: Doc, refund: int, **marks: Any) -> int:
@@ -87,7 +86,7 @@ class Reservations:
                 if record["state"] == "done":
                     return record["spend_id"], int(read_account(tx, username)["tokens"]), record["response"]
                 raise errors.Conflict("A request with this Idempotency-Key is still being processed. Retry shortly.",
-                                      code="request_in_progress", headers={"Retry-After": "1"})
+                                      code="request_in_progress", retry_after=1)
             if record is not None and record["state"] == "running":
                 _expire(tx, record["spend_id"])  # its lease ran out: that attempt can no longer be paid for
             extra = {"key": record_key} if key is not None else {}

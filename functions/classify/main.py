@@ -10,7 +10,7 @@ import functions_framework
 from common import bootstrap
 from common.classify import service as classifying
 from common.http import auth as httpauth
-from common.http import classify_parse, seed_routes, web
+from common.http import classify_parse, envelope, seed_routes, web
 from common.models import model
 
 model.warm()  # at start-up, not in the first request
@@ -25,7 +25,7 @@ def classify(request: flask.Request) -> flask.Response:
     # bad input is refused here, before anything is spent
     parsed = seed_routes.parse(request, seed) if seed else classify_parse.parse(request)
     account = httpauth.authenticate(request, deps=DEPS)
-    status, body = classifying.run(account, parsed, request.headers.get("Idempotency-Key"), DEPS)
+    status, body = classifying.run(account, parsed, request.headers.get("Idempotency-Key"), DEPS, envelope.present)
     if seed:
         return seed_routes.respond(seed, parsed, status, body)
     return web.respond(body, status)

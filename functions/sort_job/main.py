@@ -18,7 +18,7 @@ from cloudevents.http import CloudEvent
 from common import bootstrap
 from common.core import errors
 from common.http import auth as httpauth
-from common.http import requestlog, web
+from common.http import envelope, requestlog, web
 from common.jobs import events, labelling, worker
 from common.jobs import service as jobs
 from common.ops import sweeper as sweeping
@@ -70,7 +70,7 @@ def on_upload(event: CloudEvent) -> None:
         log.error("dropping an unreadable upload event %s: %s", event["id"], exc)
         return
     for bucket, key in objects:
-        labelling.label_upload(bucket, key)
+        labelling.label_upload(bucket, key, envelope.present)
 
 
 @functions_framework.http
