@@ -1,10 +1,10 @@
-"""HTTP helpers shared by every function: error rendering, JSON bodies, routing.
+"""HTTP helpers shared by every function: the endpoint wrapper, JSON bodies, routing.
 
-Each function's handler is wrapped in `endpoint`, the one place where
-exceptions become the contract's JSON error shape with a real status. The
-decorator also puts `httpguard` (limits before the body is read, the envelope
-for the server's own refusals, security headers, CORS) in front of the app that
-functions-framework is building for the function.
+Each function's handler is wrapped in `endpoint`, the one place where exceptions
+become the contract's JSON error shape (`common.http.envelope`) with a real
+status. The decorator also puts the guard (`common.http.guard`: limits before the
+body is read, the envelope for the server's own refusals, security headers, CORS)
+in front of the app that functions-framework is building for the function.
 """
 
 from __future__ import annotations

@@ -132,4 +132,4 @@ def delete(account: Account, name: str, deps: Deps) -> None:
         raise unknown_model(name)
     record = deps.store.delete_model(account.username, name)
     model_files.delete_all(deps.storage, model_files.folder(record))
-    heads.forget(record.key)  # as models_registry cached it
+    heads.forget(record.key)  # as common.models.registry cached it
