@@ -12,18 +12,28 @@ from common.config import settings
 from common.lazy import Lazy
 from common.queue.port import Queue
 from common.storage.port import Storage
+from common.store.port import DocumentStore
 from common.store.store import Store
 
 
-def _open_store() -> Store:
+def _open_documents() -> DocumentStore:
     s = settings()
     if s.store_backend == "firestore":
         from common.store.firestore import FirestoreDocuments
 
-        return Store(FirestoreDocuments(s.gcp_project))
+        return FirestoreDocuments(s.gcp_project)
     from common.store.sqlite import SqliteDocuments
 
-    return Store(SqliteDocuments(s.sqlite_path))
+    return SqliteDocuments(s.sqlite_path)
+
+
+def _open_store() -> Store:
+    docs, record = _open_documents(), settings().store_record
+    if record:  # the scale bench: every committed write recorded with its document and time
+        from common.store.recorder import RecordingDocuments
+
+        docs = RecordingDocuments(docs, record)
+    return Store(docs)
 
 
 def _open_storage() -> Storage:

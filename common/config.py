@@ -80,6 +80,7 @@ class Settings:
     store_backend: str
     sqlite_path: Path
     gcp_project: str
+    store_record: str  # a folder: every committed write is recorded there (common/store/recorder.py; the scale bench)
     # accounts
     initial_tokens: int
     bcrypt_rounds: int
@@ -165,6 +166,7 @@ def settings() -> Settings:
         store_backend=_choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore")),
         sqlite_path=Path(_env("SQLITE_PATH", str(data_dir / "accounts.db"))),
         gcp_project=_env("GOOGLE_CLOUD_PROJECT", "imageclassify-local"),
+        store_record=_env("STORE_RECORD", ""),
         initial_tokens=_int("INITIAL_TOKENS", 5),
         bcrypt_rounds=_int("BCRYPT_ROUNDS", 12),
         bcrypt_concurrency=_int("BCRYPT_CONCURRENCY", 1),
