@@ -1,7 +1,7 @@
 """Make an EfficientNet-Lite model's reference logits with the original PyTorch network. Run once, by hand.
 
     python3.11 -m venv /tmp/torch-ref
-    /tmp/torch-ref/bin/pip install torch==2.13.0+cpu numpy              # a CPU wheel, about 190 MB
+    /tmp/torch-ref/bin/pip install numpy torch --index-url https://download.pytorch.org/whl/cpu  # ~190 MB
     /tmp/torch-ref/bin/pip install --no-deps efficientnet_lite_pytorch==0.1.0
     python -m infra.make_reference --model efficientnet_lite2 --torch-python /tmp/torch-ref/bin/python
 
