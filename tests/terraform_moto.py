@@ -110,7 +110,7 @@ def check_functions(aws: Any, outputs: dict[str, Any]) -> None:
         url = lam.get_function_url_config(FunctionName=fn_name(target.name))
         assert url["AuthType"] == "NONE" and url["FunctionUrl"].rstrip("/") == outputs["function_urls"][target.name]
         if target.name != "web":
-            assert url["Cors"]["AllowOrigins"] == [outputs["console_url"], "https://console.example"]
+            assert set(url["Cors"]["AllowOrigins"]) == {outputs["console_url"], "https://console.example"}
     assert set(outputs["function_urls"]) == {t.name for t in TARGETS.values() if not t.internal}
     assert found[fn_name("sort_worker")]["Environment"]["Variables"]["SQS_QUEUE_URL"] == outputs["queues"][
         "sort-images"]
@@ -143,8 +143,9 @@ def check_queues(aws: Any, outputs: dict[str, Any]) -> None:
         assert consumed[fn_name(target)]["EventSourceArn"] == attributes[queue]["QueueArn"]
         assert consumed[fn_name(target)]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     notified = aws("s3").get_bucket_notification_configuration(Bucket=BUCKET)["QueueConfigurations"]
-    assert [(n["QueueArn"], n["Events"], n["Filter"]["Key"]["FilterRules"]) for n in notified] == [
-        (attributes["uploads"]["QueueArn"], ["s3:ObjectCreated:*"], [{"Name": "Prefix", "Value": "inbox/"}])]
+    rules = [[(r["Name"].lower(), r["Value"]) for r in n["Filter"]["Key"]["FilterRules"]] for n in notified]
+    assert [(n["QueueArn"], n["Events"]) for n in notified] == [(attributes["uploads"]["QueueArn"], ["s3:ObjectCreated:*"])]
+    assert rules == [[("prefix", "inbox/")]]
     alarms = aws("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
     assert {(a["MetricName"], a["Dimensions"][0]["Value"]) for a in alarms} == {
         ("ApproximateNumberOfMessagesVisible", f"{PREFIX}-sort-images-dead-letter"),
@@ -198,5 +199,6 @@ def check_access(aws: Any) -> None:
     worker = statements(aws, "sort_worker")
     assert resource(worker["Consume"]).endswith(f":{PREFIX}-sort-images")
     assert resource(worker["Send"]).endswith(f":{PREFIX}-sort-images")
-    assert resource(statements(aws, "files_api")["WritePrefixes"]).endswith(f":{BUCKET}/users/*")
+    files = statements(aws, "files_api")
+    assert resource(files["WritePrefixes"]).endswith(f":{BUCKET}/users/*") and resource(files["List"]).endswith(BUCKET)
     assert resource(statements(aws, "sort_dead_letter")["OwnParameters"]).endswith("/INTERNAL_SECRET")

@@ -46,17 +46,14 @@ data "aws_iam_policy_document" "fn" {
     }
   }
 
+  # Listing is granted on the whole bucket (names only): S3 answers a read or HEAD of a missing key with 403
+  # instead of 404 unless the caller may list the bucket, and those requests carry no s3:prefix to condition on.
   dynamic "statement" {
     for_each = length(each.value.bucket_read) > 0 ? [1] : []
     content {
-      sid       = "ListPrefixes"
+      sid       = "List"
       actions   = ["s3:ListBucket"]
       resources = [local.bucket_arn]
-      condition {
-        test     = "StringLike"
-        variable = "s3:prefix"
-        values   = [for p in each.value.bucket_read : "${p}*"]
-      }
     }
   }
 
