@@ -13,6 +13,9 @@ Prints a table per section and writes bench/results.json. Sections:
   bundles    each bundle's installed size and cold start in its own virtual environment
   pool       the interpreter pool in process, per MODEL_INTERPRETERS x MODEL_THREADS: one caller vs two
              concurrent callers, a batch of 16 vs 16 singles, peak RSS; where a classify start-up goes
+  scale      issue 20's figures on the Firestore emulator with a stub model: a sort job with 1, 4, 16 worker
+             processes and one account with 1, 4, 16 classify callers; writes per document per second, contention,
+             exactness (bench/scale.py; sizes from SCALE_* variables; kept under scale.<SCALE_LABEL, default before>)
 `python -m bench.run model http` runs only some.
 """
 
@@ -403,6 +406,20 @@ def bench_pool() -> dict[str, Any]:
     return {"shapes": speed, "peak_rss_mb": memory, "cold_ms": cold}
 
 
+# -- scale ------------------------------------------------------------------------------
+
+
+def bench_scale(tmp: Path) -> dict[str, Any]:
+    """Run in a process of its own (it configures the Firestore store); each label's figures are kept beside the
+    others' already in results.json (even when every section runs), so the runs before and after a change sit
+    side by side."""
+    earlier = json.loads(RESULTS.read_text()).get("scale", {}) if RESULTS.exists() else {}
+    tmp.mkdir(parents=True, exist_ok=True)
+    out = tmp / "scale.json"
+    subprocess.run([PY, "-m", "bench.scale", str(out)], cwd=REPO, env=env(MODELS_DIR=models_dir()), check=True)
+    return {**earlier, os.environ.get("SCALE_LABEL", "before"): json.loads(out.read_text())}
+
+
 def main() -> None:
     from bench import recovery, security, throughput, training
 
@@ -416,6 +433,7 @@ def main() -> None:
         "training": lambda tmp: training.run(tmp, models_dir()),
         "bundles": lambda tmp: bench_bundles(tmp),
         "pool": lambda _: bench_pool(),
+        "scale": lambda tmp: bench_scale(tmp),
     }
     wanted = set(sys.argv[1:]) or set(sections)
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and wanted < set(sections) else {}

@@ -3,12 +3,13 @@
     python -m infra.build_model                      # EfficientNet-Lite0 from the pip package's weights
     python -m infra.build_model --if-missing         # ... only if the models directory lacks it
     python -m infra.build_model --fp16               # half-precision weights (half the file size)
+    python -m infra.build_model --model efficientnet_lite2   # the more accurate Lite2, 260x260 crops
     python -m infra.build_model --model mobilenet_v2 --weights mobilenet_v2.h5
 
-EfficientNet-Lite0 is also written as a backbone for custom models: the
-network up to its 1280-wide pooled features (`efficientnet_lite0_features.tflite`)
-and its ImageNet classifier head (`efficientnet_lite0.head.npz` + `.head.json`),
-checked to reproduce the full classifier's logits on the shipped photos.
+EfficientNet-Lite0 and Lite2 are also written as backbones for custom models:
+the network up to its 1280-wide pooled features (`<name>_features.tflite`) and
+its ImageNet classifier head (`<name>.head.npz` + `.head.json`), checked to
+reproduce the full classifier's logits on the shipped photos.
 
 Steps: load the weights (never downloaded), check the Keras port against the
 reference logits when they are at hand, convert to `.tflite`, check that the
@@ -31,7 +32,7 @@ import numpy as np
 from common.adapters.localfiles import write_atomic
 from common.models import layout as model_layout
 from infra import photos
-from infra.keras_models import SPECS, efficientnet_lite0, keras_application
+from infra.keras_models import LITE, SPECS, efficientnet_lite, keras_application
 
 ANCESTRY = Path(__file__).parent / "data" / "imagenet_ancestry.json"
 # One clean name reads as a description; the original ImageNet name is clearer. Two pairs of classes share a
@@ -39,7 +40,7 @@ ANCESTRY = Path(__file__).parent / "data" / "imagenet_ancestry.json"
 # fired, 657 is the self-propelled missile; 836 n04355933 "sunglass" is a lens, 837 the eyewear).
 LABEL_FIXES = {282: "tiger cat", 744: "projectile", 836: "sunglass lens"}
 FEATURES = "{name}_features"
-REFERENCE = Path(__file__).parent.parent / "tests" / "data" / "efficientnet_lite0_reference.npz"
+REFERENCES = Path(__file__).parent.parent / "tests" / "data"  # <name>_reference.npz (infra/make_reference.py)
 
 
 def models_dir() -> Path:
@@ -49,17 +50,23 @@ def models_dir() -> Path:
 
 
 def build_keras(name: str, weights: Path | None) -> Any:
-    if name == "efficientnet_lite0":
-        from infra.torch_weights import efficientnet_lite0_path, load_state_dict
+    if name in LITE:
+        from infra.torch_weights import efficientnet_lite_path, load_state_dict
 
-        return efficientnet_lite0(load_state_dict(weights or efficientnet_lite0_path()))
+        return efficientnet_lite(name, load_state_dict(weights or efficientnet_lite_path(name)))
     return keras_application(name, weights)
 
 
-def check_reference(model: Any) -> float:
-    """Max |Δlogit| of the Keras port against the original network's logits on the reference photos."""
-    ref = np.load(REFERENCE)
-    crops = np.stack([photos.crop(str(name)) for name in ref["photos"]])
+def reference(name: str) -> Path:
+    return REFERENCES / f"{name}_reference.npz"
+
+
+def check_reference(model: Any, name: str = "efficientnet_lite0") -> float:
+    """Max |Δlogit| of the Keras port against the original network's logits on the reference photos
+    (the crops stored with them when there are, else the photos cropped as they were)."""
+    ref = np.load(reference(name))
+    stored = "crops" in ref.files
+    crops = ref["crops"] if stored else np.stack([photos.crop(str(photo)) for photo in ref["photos"]])
     out = model.predict(crops.astype(np.float32), verbose=0)
     return float(np.abs(out - ref["logits"]).max())
 
@@ -136,13 +143,13 @@ def read_if_exists(path: Path) -> bytes | None:
 
 def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False,
           classifier: bool = True) -> dict[str, Any]:
-    """Build `name` into `out_dir`; for EfficientNet-Lite0 also its backbone and head. `classifier=False`
+    """Build `name` into `out_dir`; for EfficientNet-Lite also its backbone and head. `classifier=False`
     builds only the backbone and head (what `--if-missing` does when only they are missing)."""
     started = time.perf_counter()
     model = build_keras(name, weights)
     report: dict[str, Any] = {"model": name}
-    if name == "efficientnet_lite0" and REFERENCE.exists():
-        report["max_abs_logit_diff"] = delta = check_reference(model)
+    if name in LITE and reference(name).exists():
+        report["max_abs_logit_diff"] = delta = check_reference(model, name)
         if delta > 1e-4:
             raise SystemExit(f"The Keras port differs from the reference logits by {delta:.2e} (> 1e-4).")
     spec = SPECS[name]
@@ -156,7 +163,7 @@ def build(name: str, weights: Path | None, out_dir: Path, fp16: bool = False,
             top5(keras_logits), top5(tflite_logits(tflite, crops)), strict=True))
         if agree != len(crops):
             raise SystemExit(f"The .tflite top-5 differs from Keras on {len(crops) - agree} of {len(crops)} photos.")
-    if name == "efficientnet_lite0":
+    if name in LITE:
         served = tflite or read_if_exists(model_layout.classifier(out_dir, name))
         report["backbone"] = build_backbone(model, out_dir, fp16, crops, keras_logits, labels, served)
     write_atomic(model_layout.labels(out_dir, name), json.dumps(labels, separators=(",", ":")).encode())
@@ -212,7 +219,7 @@ def main() -> None:
         if not missing and not stale_labels(args.model, out_dir):
             return
         classifier = f"{args.model}.tflite" in missing
-    if args.model != "efficientnet_lite0" and args.weights is None:
+    if args.model not in LITE and args.weights is None:
         keras_application(args.model, None)  # exits with the message saying which file is needed
     what = "" if classifier else " (its backbone and head only)"
     print(f"building {args.model}{what} into {out_dir} ...", file=sys.stderr)
@@ -222,7 +229,7 @@ def main() -> None:
 def expected_files(name: str, out_dir: Path) -> list[Path]:
     """What a complete build of `name` leaves in `out_dir`."""
     files = model_layout.whole(out_dir, name)
-    if name == "efficientnet_lite0":
+    if name in LITE:
         files += model_layout.split(out_dir, name)[1:]  # the backbone and head beside it
     return files
 

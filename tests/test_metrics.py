@@ -83,7 +83,7 @@ def test_metrics_move_with_the_work(tmp_path: Path, models_dir: Path) -> None:
 
         health = requests.get(stack.url + "/healthz", timeout=30)
         assert health.status_code == 200, health.text
-        assert set(health.json()["checks"]) == {"store", "storage", "queue", "model"}
+        assert set(health.json()["checks"]) == {"store", "storage", "queue", "model", "disk"}
         assert health.json()["checks"]["queue"]["messages"] == 0
     finally:
         stack.stop()

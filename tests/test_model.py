@@ -233,3 +233,32 @@ def test_committed_ancestry_is_complete() -> None:
     data = json.loads((REPO / "infra" / "data" / "imagenet_ancestry.json").read_text())
     assert len(data["classes"]) == 1000
     assert all(chain[0] == wnid and "n00001740" in chain for wnid, chain in data["classes"])
+
+
+def test_lite2_reference_crops_are_the_serving_pipelines() -> None:
+    """The Lite2 reference (infra/make_reference.py) stores its crops: they are the pipeline's 260 crops of
+    the shorter side scaled to 292, the original evaluation's size + 32."""
+    ref = np.load(REPO / "tests" / "data" / "efficientnet_lite2_reference.npz")
+    assert ref["crops"].shape == (len(photos.PHOTOS), 260, 260, 3) and ref["logits"].shape == (len(photos.PHOTOS), 1000)
+    for name, crop, digest in zip(ref["photos"], ref["crops"], ref["crop_sha256"], strict=True):
+        again = photos.crop(str(name), 260, 292)
+        assert np.array_equal(again, crop) and hashlib.sha256(again.tobytes()).hexdigest() == digest, name
+
+
+def test_lite2_stages_match_the_shipped_weights() -> None:
+    from infra.keras_models import LITE, lite_stages
+    from infra.torch_weights import efficientnet_lite_path, load_state_dict
+
+    state = load_state_dict(efficientnet_lite_path("efficientnet_lite2"))
+    widths = [out for _, _, _, out, repeats in lite_stages(LITE["efficientnet_lite2"]) for _ in range(repeats)]
+    assert [state[f"_blocks.{i}._project_conv.weight"].shape[0] for i in range(len(widths))] == widths
+    assert f"_blocks.{len(widths)}._project_conv.weight" not in state and len(widths) == 21
+    assert state["_conv_stem.weight"].shape[0] == 32 and state["_conv_head.weight"].shape[:2] == (1280, 352)
+
+
+def test_a_complete_lite2_build_includes_its_backbone_and_head(tmp_path: Path) -> None:
+    from infra.build_model import expected_files
+
+    names = {p.name for p in expected_files("efficientnet_lite2", tmp_path)}
+    assert names == {"efficientnet_lite2.labels.json", "efficientnet_lite2.tflite", "efficientnet_lite2_features.tflite",
+                     "efficientnet_lite2.head.npz", "efficientnet_lite2.head.json"}

@@ -49,9 +49,9 @@ def unquote(value: Any) -> Any:
 
 
 @functools.cache
-def load() -> dict[str, Any]:
+def load(folder: Path = TF) -> dict[str, Any]:
     merged: dict[str, Any] = {"resource": {}, "locals": {}, "variable": {}}
-    for path in sorted(TF.glob("*.tf")):
+    for path in sorted(folder.glob("*.tf")):
         with open(path) as f:
             doc = unquote(hcl2.load(f))
         for block in doc.get("resource", []):
@@ -78,13 +78,14 @@ def terraform() -> str:
     return found
 
 
-def evaluate(expressions: dict[str, str], stub: str = "", files: tuple[str, ...] = ("targets.tf",)) -> dict[str, Any]:
-    """Evaluate HCL expressions over `files` of infra/terraform (+ `stub`, e.g. stand-ins for other locals) with
+def evaluate(expressions: dict[str, str], stub: str = "", files: tuple[str, ...] = ("targets.tf",),
+             folder: Path = TF) -> dict[str, Any]:
+    """Evaluate HCL expressions over `files` of `folder` (+ `stub`, e.g. stand-ins for other locals) with
     terraform console."""
     body = ", ".join(f'"{key}" = {expr}' for key, expr in expressions.items())
     with tempfile.TemporaryDirectory() as tmp:
         for name in files:
-            shutil.copy(TF / name, tmp)
+            shutil.copy(folder / name, tmp)
         Path(tmp, "stub.tf").write_text(stub)
         result = subprocess.run([terraform(), "console"], input=f"jsonencode({{{body}}})\n", cwd=tmp, env=OFFLINE,
                                 capture_output=True, text=True, timeout=120)
@@ -396,7 +397,10 @@ def checkov_command() -> tuple[str, list[str]]:
 
 
 def test_checkov_finds_no_failed_check() -> None:
+    """One scan of infra/, which holds both Terraform folders (Google's and AWS's)."""
     pin, args = checkov_command()
+    scanned = REPO / args[args.index("-d") + 1]
+    assert args.count("-d") == 1 and {TF.parent, TF.parent / "terraform-aws"} <= {scanned, *scanned.iterdir()}
     venv = REPO / ".nox" / "checkov" / "bin" / "checkov"
     binary = str(venv) if venv.exists() else shutil.which("checkov")
     assert binary, (f"checkov is not installed: run `nox -s checkov` (installs {pin} in .nox/checkov; it cannot "

@@ -12,18 +12,28 @@ from common.adapters.queue.port import Queue
 from common.adapters.storage.port import Storage
 from common.core.config import settings
 from common.core.lazy import Lazy
+from common.records.port import DocumentStore
 from common.records.store import Store
 
 
-def _open_store() -> Store:
+def _open_documents() -> DocumentStore:
     s = settings()
     if s.store.store_backend == "firestore":
         from common.adapters.store.firestore import FirestoreDocuments
 
-        return Store(FirestoreDocuments(s.gcp_project))
+        return FirestoreDocuments(s.gcp_project)
     from common.adapters.store.sqlite import SqliteDocuments
 
-    return Store(SqliteDocuments(s.store.sqlite_path))
+    return SqliteDocuments(s.store.sqlite_path)
+
+
+def _open_store() -> Store:
+    docs, record = _open_documents(), settings().store.store_record
+    if record:  # the scale bench: every committed write recorded with its document and time
+        from common.adapters.store.recorder import RecordingDocuments
+
+        docs = RecordingDocuments(docs, record)
+    return Store(docs)
 
 
 def _open_storage() -> Storage:

@@ -26,6 +26,7 @@ class StoreSettings:
 
     store_backend: str
     sqlite_path: Path
+    store_record: str  # a folder: every committed write is recorded there (adapters/store/recorder.py; the scale bench)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def settings() -> Settings:
         store=StoreSettings(
             store_backend=choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore")),
             sqlite_path=Path(text("SQLITE_PATH", str(data_dir / "accounts.db"))),
+            store_record=text("STORE_RECORD", ""),
         ),
         accounts=AccountsSettings(
             initial_tokens=integer("INITIAL_TOKENS", 5),

@@ -1,0 +1,249 @@
+"""The AWS Terraform (infra/terraform-aws) deploys exactly the targets of infra/targets.py, each with its trigger,
+validates offline with the cached AWS provider, and applies on moto_server.
+
+As for Google's (tests/test_terraform.py), the per-target locals of targets.tf are evaluated by `terraform console`
+and each resource that wires a trigger has its `for_each` evaluated against them. `terraform init` reads the
+provider from /opt/tf-plugins only (the machine is offline); checkov scans this folder too (test_terraform.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.targets import TARGETS, Target
+from tests.conftest import REPO
+from tests.test_terraform import OFFLINE, evaluate, expression, terraform
+from tests.test_terraform import load as load_folder
+
+TF = REPO / "infra" / "terraform-aws"
+PLUGINS = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
+KINDS = ("http", "queue", "bucket", "schedule")
+# Each trigger kind -> the resources that feed its targets.
+WIRING = {
+    "http": [("aws_lambda_function_url", "api")],
+    "queue": [("aws_lambda_event_source_mapping", "queue")],
+    "bucket": [("aws_lambda_event_source_mapping", "queue"), ("aws_sqs_queue_policy", "uploads")],
+    "schedule": [("aws_cloudwatch_event_rule", "schedule"), ("aws_cloudwatch_event_target", "schedule"),
+                 ("aws_lambda_permission", "schedule")],
+}
+
+
+def load() -> dict[str, Any]:
+    return load_folder(TF)
+
+
+def console(expressions: dict[str, str]) -> dict[str, Any]:
+    return evaluate(expressions, folder=TF)
+
+
+def init(folder: Path) -> Any:
+    """`terraform init` of a copy of the AWS Terraform, from the plugin dir only; the run options for what follows."""
+    assert PLUGINS.is_dir(), (f"{PLUGINS} (the cached AWS provider) is missing: run `terraform providers mirror "
+                              f"{PLUGINS}` in infra/terraform-aws on a machine with network, or set TF_PLUGIN_DIR")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in TF.glob("*.tf"):
+        shutil.copy(path, folder)
+    run = {"cwd": folder, "env": OFFLINE, "capture_output": True, "text": True, "timeout": 300}
+    result = subprocess.run([terraform(), "init", "-backend=false", f"-plugin-dir={PLUGINS}", "-input=false",
+                             "-no-color"], **run)  # type: ignore[call-overload]
+    assert result.returncode == 0, result.stdout + result.stderr
+    return run
+
+
+@functools.cache
+def facts() -> dict[str, Any]:
+    """The evaluated per-target settings and the targets each trigger resource iterates over."""
+    resources = load()["resource"]
+    exprs = {"functions": "local.functions", "tables": "local.tables", "consumers": "local.consumers",
+             "deployed": f"keys({expression(resources['aws_lambda_function']['fn']['for_each'])})"}
+    for wiring in WIRING.values():
+        for resource, name in wiring:
+            exprs[f"{resource}.{name}"] = f"keys({expression(resources[resource][name]['for_each'])})"
+    notified = resources["aws_s3_bucket_notification"]["uploads"]["dynamic"][0]["queue"]["for_each"]
+    exprs["notified"] = f"keys({expression(notified)})"
+    return console(exprs)
+
+
+def wired(found: dict[str, Any], kind: str) -> set[str]:
+    """The targets wired as `kind`: those every resource of that kind iterates over (plus web's own URL)."""
+    sets = [set(found[f"{resource}.{name}"]) for resource, name in WIRING[kind]]
+    if kind == "bucket":
+        sets.append(set(found["notified"]))
+    names = set.intersection(*sets)
+    if kind == "http":
+        names.add("web")
+    elif kind == "queue":
+        names -= set(found["notified"])
+    return names
+
+
+def mismatches(targets: dict[str, Target], found: dict[str, Any]) -> list[str]:
+    """What differs between the registry and the evaluated Terraform (empty when they agree)."""
+    problems = []
+    for name in sorted(set(targets) - set(found["deployed"])):
+        problems.append(f"{name} is in infra/targets.py but not deployed: add it to `targets` in targets.tf")
+    for name in sorted(set(found["deployed"]) - set(targets)):
+        problems.append(f"{name} is deployed but not in infra/targets.py")
+    for name, target in sorted(targets.items()):
+        fn = found["functions"].get(name)
+        if fn is not None and fn["trigger"] != target.trigger:
+            problems.append(f"{name}: Terraform trigger {fn['trigger']!r}, registry {target.trigger!r}")
+        for kind in KINDS:
+            if (name in wired(found, kind)) != (target.trigger == kind):
+                problems.append(f"{name}: {'wired' if kind != target.trigger else 'not wired'} as {kind}")
+    return problems
+
+
+def test_terraform_fmt() -> None:
+    result = subprocess.run([terraform(), "fmt", "-check", "-recursive", str(TF)], capture_output=True, text=True,
+                            env=OFFLINE)
+    assert result.returncode == 0, f"terraform fmt would change: {result.stdout}"
+
+
+def test_init_from_the_plugin_dir_and_validate(tmp_path: Path) -> None:
+    run = init(tmp_path / "tf")
+    result = subprocess.run([terraform(), "validate", "-no-color"], **run)
+    assert result.returncode == 0 and "The configuration is valid" in result.stdout, result.stdout + result.stderr
+    assert list((tmp_path / "tf" / ".terraform" / "providers" / "registry.terraform.io" / "hashicorp").iterdir()) == [
+        tmp_path / "tf" / ".terraform" / "providers" / "registry.terraform.io" / "hashicorp" / "aws"], "aws only"
+
+
+def test_every_registry_target_is_deployed_once_with_its_trigger() -> None:
+    found = facts()
+    assert mismatches(TARGETS, found) == []
+    resources = load()["resource"]
+    assert list(resources["aws_lambda_function"]) == ["fn"], "one function resource for every target"
+    fn = resources["aws_lambda_function"]["fn"]
+    assert (fn["runtime"], fn["handler"]) == ("python3.11", "lambda_main.handler")
+    assert fn["filename"] == "${var.build_dir}/${each.key}.zip"
+    assert load()["variable"]["build_dir"]["default"] == "../../build/lambda"
+    assert fn["environment"][0]["variables"] == "${local.function_env[each.key]}"
+    assert "${terraform_data.bundles}" in fn["depends_on"]
+
+
+def test_the_cross_check_fails_for_a_missing_or_miswired_target() -> None:
+    found = facts()
+    extra = {**TARGETS, "newcomer": Target("newcomer", "newcomer")}
+    assert "newcomer is in infra/targets.py but not deployed: add it to `targets` in targets.tf" in mismatches(
+        extra, found)
+    moved = {**TARGETS, "sweeper": Target("sweeper", "sort_job", trigger="queue")}
+    assert "sweeper: Terraform trigger 'schedule', registry 'queue'" in mismatches(moved, found)
+    assert "sweeper: not wired as queue" in mismatches(moved, found)
+
+
+def test_only_public_targets_have_a_url_and_it_takes_no_aws_auth_with_cors_for_the_console() -> None:
+    resources = load()["resource"]
+    urls = [resources["aws_lambda_function_url"][name] for name in ("web", "api")]
+    assert {url["authorization_type"] for url in urls} == {"NONE"}
+    assert set(facts()["aws_lambda_function_url.api"]) | {"web"} == {
+        t.name for t in TARGETS.values() if t.trigger == "http"}
+    cors = resources["aws_lambda_function_url"]["api"]["cors"][0]
+    assert cors["allow_origins"] == "${local.cors_origins}"
+    assert "aws_lambda_function_url.web.function_url" in load()["locals"]["cors_origins"]
+    assert "var.cors_origins" in load()["locals"]["cors_origins"]
+
+
+def test_queue_targets_report_partial_failures_and_dead_letters_are_handled() -> None:
+    found = facts()
+    functions, consumers = found["functions"], found["consumers"]
+    assert (functions["sort_worker"]["queue"], functions["sort_worker"]["dead_letter"]) == (
+        "sort-images", "sort-images-dead-letter")
+    assert consumers["sort-images-dead-letter"]["name"] == "sort_dead_letter"
+    assert (functions["on_upload"]["queue"], functions["on_upload"]["env"]["WATCH_PREFIX"]) == ("uploads", "inbox/")
+    mapping = load()["resource"]["aws_lambda_event_source_mapping"]["queue"]
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    notification = load()["resource"]["aws_s3_bucket_notification"]["uploads"]["dynamic"][0]["queue"]["content"][0]
+    assert notification["events"] == ["s3:ObjectCreated:*"]
+    assert notification["filter_prefix"] == "${queue.value.env.WATCH_PREFIX}"
+    published = {q for fn in functions.values() for q in fn["publishes"]}
+    assert published <= set(consumers), "every queue sent to has a consumer"
+
+
+def store_kinds() -> tuple[set[str], set[str], set[tuple[str, str]]]:
+    """From common/records: every record kind the store reads or writes, the kinds Store.purge_expired drops once
+    expired, and the (kind, field) pairs it finds records by."""
+    modules = {path.stem: ast.parse(path.read_text()) for path in (REPO / "common" / "records").glob("*.py")}
+    constants: dict[str, dict[str, str]] = {}
+    for name, tree in modules.items():
+        scope = constants.setdefault(name, {})
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.Tuple)):
+                names = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                for target, value in zip(names, values, strict=False):
+                    if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                        scope[target.id] = value.value
+    for name, tree in modules.items():
+        for node in tree.body:
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module and module.startswith("common.records."):
+                source = constants.get(module.rsplit(".", 1)[-1], {})
+                for alias in node.names:  # type: ignore[attr-defined]
+                    if alias.name in source:
+                        constants[name][alias.asname or alias.name] = source[alias.name]
+    kinds: set[str] = set()
+    finds: set[tuple[str, str]] = set()
+    purged: set[str] = set()
+    for name, tree in modules.items():
+        for node in ast.walk(tree):  # type: ignore[assignment]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and \
+                    isinstance(node.args[0], ast.Name) and node.args[0].id in constants[name] and \
+                    node.func.attr in ("get", "put", "delete", "find", "find_below"):
+                kind = constants[name][node.args[0].id]
+                kinds.add(kind)
+                if node.func.attr == "find" and isinstance(node.args[1], ast.Constant):
+                    finds.add((kind, str(node.args[1].value)))
+            if isinstance(node, ast.FunctionDef) and node.name == "purge_expired":
+                loop = next(n for n in ast.walk(node) if isinstance(n, ast.For))
+                assert isinstance(loop.iter, ast.Tuple), "purge_expired loops over a tuple of kinds"
+                purged = {constants[name][e.id] for e in loop.iter.elts if isinstance(e, ast.Name)}
+    return kinds, purged, finds
+
+
+def test_a_table_per_store_kind_with_ttl_only_where_expired_records_are_absent() -> None:
+    """TTL deletes records past `expires` on its own schedule: only the kinds the store reads as absent once
+    expired may have it; an expired reservation or space write must still be found and closed by the sweeper."""
+    kinds, purged, finds = store_kinds()
+    tables = facts()["tables"]
+    assert kinds and set(tables) == kinds
+    assert {kind for kind, table in tables.items() if table["ttl"]} == purged
+    assert "spends" in kinds and not tables["spends"]["ttl"] and not tables["space_writes"]["ttl"]
+    assert {(kind, field) for kind, table in tables.items() for field in table["indexes"]} == finds
+    table = load()["resource"]["aws_dynamodb_table"]["kind"]
+    assert (table["billing_mode"], table["hash_key"]) == ("PAY_PER_REQUEST", "key")
+    assert table["ttl"][0]["attribute_name"] == '${each.value.ttl ? "expires" : ""}'
+    assert table["point_in_time_recovery"][0]["enabled"] is True
+    assert table["server_side_encryption"][0]["enabled"] is True
+
+
+def test_a_plan_without_the_bundles_says_to_build_them(tmp_path: Path) -> None:
+    """bundles.tf with targets.tf alone (terraform_data is built in: no provider, no credentials)."""
+    build, folder = tmp_path / "build", tmp_path / "tf"
+    build.mkdir()
+    folder.mkdir()
+    (build / "web.zip").write_bytes(b"PK")
+    for name in ("targets.tf", "bundles.tf"):
+        shutil.copy(TF / name, folder)
+    (folder / "stub.tf").write_text('variable "build_dir" {\n  type = string\n}\n')
+    run = {"cwd": folder, "env": OFFLINE, "capture_output": True, "text": True, "timeout": 120}
+    assert subprocess.run([terraform(), "init", "-input=false"], **run).returncode == 0  # type: ignore[call-overload]
+    result = subprocess.run([terraform(), "plan", "-input=false", "-no-color", f"-var=build_dir={build}"],
+                            **run)  # type: ignore[call-overload]
+    message = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0 and "Build them first: `nox -s bundles`" in message, message
+    assert "register.zip" in message and "web.zip," not in message
+
+
+@pytest.mark.slow
+def test_apply_on_moto_server_creates_every_resource(tmp_path: Path) -> None:
+    from tests.terraform_moto import apply_and_check
+
+    apply_and_check(init(tmp_path / "tf"), tmp_path)
