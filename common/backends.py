@@ -12,8 +12,15 @@ from common.config import settings
 from common.lazy import Lazy
 from common.queue.port import Queue
 from common.storage.port import Storage
+from common.store.accounts import KEYS as API_KEYS
 from common.store.port import DocumentStore
+from common.store.reservations import KEYS
 from common.store.store import Store
+from common.store.throttles import FAILURES, WINDOWS
+
+# What `Store.purge_expired` deletes once expired: DynamoDB's TTL may delete them too (never spends or space writes,
+# whose expiry the sweeper must act on)
+PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
 
 
 def _open_documents() -> DocumentStore:
@@ -22,6 +29,10 @@ def _open_documents() -> DocumentStore:
         from common.store.firestore import FirestoreDocuments
 
         return FirestoreDocuments(s.gcp_project)
+    if s.store_backend == "dynamodb":
+        from common.store.dynamodb import DynamoDocuments
+
+        return DynamoDocuments(s.dynamodb_table, ttl_kinds=PURGED_KINDS)
     from common.store.sqlite import SqliteDocuments
 
     return SqliteDocuments(s.sqlite_path)

@@ -150,6 +150,7 @@ class Settings:
     # with less free space than this is full
     queue_stalled_after: float = 30.0
     disk_min_free_bytes: int = 32 * 1024 * 1024
+    dynamodb_table: str = "imageclassify"  # STORE_BACKEND=dynamodb: the one table (common/store/dynamodb.py)
 
 
 def log_level() -> str:
@@ -163,7 +164,7 @@ def settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", ".data"))
     return Settings(
         data_dir=data_dir,
-        store_backend=_choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore")),
+        store_backend=_choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore", "dynamodb")),
         sqlite_path=Path(_env("SQLITE_PATH", str(data_dir / "accounts.db"))),
         gcp_project=_env("GOOGLE_CLOUD_PROJECT", "imageclassify-local"),
         store_record=_env("STORE_RECORD", ""),
@@ -229,4 +230,5 @@ def settings() -> Settings:
         health_timeout=_float("HEALTH_TIMEOUT", 3.0),
         queue_stalled_after=_float("QUEUE_STALLED_AFTER", 30.0),
         disk_min_free_bytes=_int("DISK_MIN_FREE_BYTES", 32 * 1024 * 1024),
+        dynamodb_table=_env("DYNAMODB_TABLE", "imageclassify"),
     )
