@@ -48,7 +48,8 @@ RETRY_REASONS = {"ConditionalCheckFailed", "TransactionConflict", "ThrottlingErr
                  "ProvisionedThroughputExceeded", "RequestLimitExceeded", "None"}
 THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
              "TransactionConflictException", "ConditionalCheckFailedException"}
-AMBIGUOUS = {"InternalServerError", "ServiceUnavailable"}  # the commit may have happened: send it again
+# the commit may have happened, or is still under way: send the same request again
+AMBIGUOUS = {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
 
 
 class Retry(Exception):
@@ -186,8 +187,8 @@ class DynamoDocuments:
             except Retry:
                 time.sleep(delay)
             except Exception as exc:
-                if _code(exc) not in THROTTLED:  # a throttled read: run the attempt again
-                    raise
+                if _code(exc) not in THROTTLED | AMBIGUOUS and not _connection_error(exc):
+                    raise  # a throttled or failed read runs the attempt again; anything else is the caller's
                 time.sleep(delay)
         raise errors.Unavailable("The account database is busy. Retry in a moment.")
 
