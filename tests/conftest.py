@@ -27,7 +27,7 @@ REPO = servers.REPO
 FAST_MODULES = {"test_architecture", "test_fast_http", "test_images_bounded", "test_model", "test_model_pool",
                 "test_training_steps", "test_storage", "test_store_accounts", "test_store_jobs", "test_store_models",
                 "test_web", "test_custom_models", "test_sorting_recovery", "test_store_throttles"}
-SERVER_PARAMS = {"firestore", "gcs", "s3", "gcp", "aws"}
+SERVER_PARAMS = {"firestore", "dynamodb", "gcs", "s3", "gcp", "aws"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -76,15 +76,31 @@ def clear_firestore(server: servers.Server) -> None:
     assert r.status_code == 200, f"the Firestore emulator kept its documents: {r.status_code} {r.text[:200]}"
 
 
-@pytest.fixture(params=["sqlite", "firestore"])
+@pytest.fixture(params=["sqlite", "firestore", "dynamodb"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test using this runs once per store adapter, on a fresh store."""
     name = str(request.param)
+    extra: dict[str, str] = {}
     if name == "firestore":
         server = request.getfixturevalue("firestore_server")
         clear_firestore(server)
-    configure(monkeypatch, STORE_BACKEND=name, DATA_DIR=str(tmp_path), SQLITE_PATH=str(tmp_path / "accounts.db"))
+    if name == "dynamodb":
+        extra = new_table(request.getfixturevalue("dynamodb_server"))
+    configure(monkeypatch, STORE_BACKEND=name, DATA_DIR=str(tmp_path), SQLITE_PATH=str(tmp_path / "accounts.db"),
+              **extra)
     return name
+
+
+def new_table(moto: servers.Server) -> dict[str, str]:
+    """Environment for a fresh DynamoDB table on moto_server (created here, as infra creates it)."""
+    import boto3
+
+    from common.adapters.store.dynamodb import create_table
+
+    table = f"store-{uuid.uuid4().hex[:12]}"
+    create_table(boto3.client("dynamodb", endpoint_url=moto.url, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test"), table)
+    return {"DYNAMODB_TABLE": table, **aws_env(moto)}
 
 
 @pytest.fixture
@@ -280,6 +296,18 @@ def gcs_server(pubsub_server: servers.Server) -> Iterator[servers.Server]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[servers.Server]:
     server = servers.moto()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[servers.Server]:
+    """moto_server serving DynamoDB requests one at a time, as isolated as DynamoDB's (tests/moto_serial.py)."""
+    import sys
+
+    port = servers.free_port()
+    server = servers.Server("moto-dynamodb", [sys.executable, "-m", "tests.moto_serial", str(port)], port,
+                            cwd=REPO, ready=servers.http_ok(f"http://127.0.0.1:{port}/moto-api/"))
     yield server
     server.stop()
 

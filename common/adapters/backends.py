@@ -13,7 +13,7 @@ from common.adapters.storage.port import Storage
 from common.core.config import settings
 from common.core.lazy import Lazy
 from common.records.port import DocumentStore
-from common.records.store import Store
+from common.records.store import PURGED_KINDS, Store
 
 
 def _open_documents() -> DocumentStore:
@@ -22,6 +22,10 @@ def _open_documents() -> DocumentStore:
         from common.adapters.store.firestore import FirestoreDocuments
 
         return FirestoreDocuments(s.gcp_project)
+    if s.store.store_backend == "dynamodb":
+        from common.adapters.store.dynamodb import DynamoDocuments
+
+        return DynamoDocuments(s.store.dynamodb_table, ttl_kinds=PURGED_KINDS)
     from common.adapters.store.sqlite import SqliteDocuments
 
     return SqliteDocuments(s.store.sqlite_path)

@@ -26,6 +26,7 @@ class StoreSettings:
 
     store_backend: str
     sqlite_path: Path
+    dynamodb_table: str  # STORE_BACKEND=dynamodb: the one table (adapters/store/dynamodb.py)
     store_record: str  # a folder: every committed write is recorded there (adapters/store/recorder.py; the scale bench)
 
 
@@ -172,8 +173,9 @@ def settings() -> Settings:
         data_dir=data_dir,
         gcp_project=text("GOOGLE_CLOUD_PROJECT", "imageclassify-local"),
         store=StoreSettings(
-            store_backend=choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore")),
+            store_backend=choice("STORE_BACKEND", "sqlite", ("sqlite", "firestore", "dynamodb")),
             sqlite_path=Path(text("SQLITE_PATH", str(data_dir / "accounts.db"))),
+            dynamodb_table=text("DYNAMODB_TABLE", "imageclassify"),
             store_record=text("STORE_RECORD", ""),
         ),
         accounts=AccountsSettings(

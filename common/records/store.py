@@ -13,6 +13,10 @@ from common.records.reservations import KEYS, Reservations
 from common.records.throttles import FAILURES, WINDOWS, Throttles
 from common.records.usage import UsageRecords
 
+# What `Store.purge_expired` deletes once expired (read as absent already); DynamoDB's TTL may delete them too,
+# never spends or space writes, whose expiry the sweeper must act on
+PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
+
 
 class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords, Throttles):
     def __init__(self, docs: DocumentStore) -> None:
@@ -23,7 +27,7 @@ class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, Usag
         past their `expires` (all are read as absent once expired, so this changes no answer; it keeps them from
         piling up); how many were deleted."""
         purged = 0
-        for kind in (WINDOWS, KEYS, FAILURES, API_KEYS):
+        for kind in PURGED_KINDS:
             for key, _ in self.docs.find_below(kind, "expires", now, limit):
                 def work(tx: Tx, kind: str = kind, key: str = key) -> bool:
                     current = tx.get(kind, key)  # renewed meanwhile (a new window or request): kept
