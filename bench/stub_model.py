@@ -9,7 +9,6 @@ the default model, so every caller (sort worker, classify) uses it unchanged.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Sequence
 
@@ -17,8 +16,8 @@ import numpy as np
 
 from common.core import errors
 from common.core.config import settings
-from common.models import layout as model_layout
-from common.models.model import Model, Source, _key, _models, read
+from common.models import vocabulary
+from common.models.model import Model, Source, _models, read
 
 
 class StubModel(Model):
@@ -40,16 +39,8 @@ class StubModel(Model):
 def install() -> StubModel:
     """Serve the stub as the default model in this process."""
     s = settings().models
-    labels = json.loads(model_layout.labels(s.models_dir, s.default_model).read_text())
-    classes = labels["classes"]
-    names: dict[str, set[str]] = {}
-    for wnid, lemmas in labels["lemmas"].items():
-        names.setdefault(wnid, set()).add(wnid)
-        for lemma in lemmas:
-            names.setdefault(_key(lemma), set()).add(wnid)
-    stub = StubModel(name=s.default_model, input_size=labels["input_size"], resize=labels["resize"],
-                     labels=[c["label"] for c in classes], wnids=[c["wnid"] for c in classes],
-                     ancestry=[frozenset(c["ancestors"]) for c in classes], names=names)
+    words = vocabulary.builtin(s.default_model)
+    stub = StubModel(name=s.default_model, vocabulary=words, input_size=words.input_size, resize=words.resize)
     _models[s.default_model] = stub
     return stub
 

@@ -99,10 +99,10 @@ def test_top_is_sorted_and_min_score_filters(lite0) -> None:
 
 
 def test_class_matching_uses_wordnet_ancestry(lite0) -> None:
-    dogs = [i for i, a in enumerate(lite0.ancestry) if not lite0.resolve("dog").isdisjoint(a)]
+    dogs = [i for i, a in enumerate(lite0.vocabulary.ancestry) if not lite0.resolve("dog").isdisjoint(a)]
     assert len(dogs) == 118  # every dog breed, nothing else
     assert lite0.resolve("Dog") == lite0.resolve(" dog ") == lite0.resolve("n02084071")
-    cars = {lite0.labels[i] for i, a in enumerate(lite0.ancestry) if not lite0.resolve("car").isdisjoint(a)}
+    cars = {lite0.labels[i] for i, a in enumerate(lite0.vocabulary.ancestry) if not lite0.resolve("car").isdisjoint(a)}
     assert "sports car" in cars and "cardigan" not in cars
     assert lite0.resolve("sports_car") == lite0.resolve("Sports Car")
     with pytest.raises(errors.BadRequest) as unknown:

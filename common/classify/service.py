@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.accounts import billing
 from common.adapters.deps import Deps
@@ -19,6 +19,11 @@ from common.core import errors, logs
 from common.files import spaces
 from common.media import imagefetch
 from common.records.records import Account
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from common.models.classifier import Classifier
 
 Outcome = dict[str, Any] | errors.AppError  # one image's result (its predictions ...), or why it failed
 
@@ -73,7 +78,7 @@ def _fingerprint(req: ClassifyRequest) -> str:
     return billing.fingerprint("classify", items, req.batch, req.top_k, req.min_score, req.model, req.classes)
 
 
-def _classify_all(model: Any, req: ClassifyRequest, todo: list[Item], owner: str, deps: Deps) -> list[Outcome]:
+def _classify_all(model: Classifier, req: ClassifyRequest, todo: list[Item], owner: str, deps: Deps) -> list[Outcome]:
     """Every item's outcome, in order; the `todo` ones (not refused already) are read, decoded and inferred side
     by side."""
     results = iter(model.predict_many([functools.partial(load, item, owner, deps) for item in todo]))
@@ -81,7 +86,8 @@ def _classify_all(model: Any, req: ClassifyRequest, todo: list[Item], owner: str
     return [item.refusal or _classify(model, next(results), req, default_min_score) for item in req.items]
 
 
-def _classify(model: Any, probs: Any, req: ClassifyRequest, default_min_score: float) -> Outcome:
+def _classify(model: Classifier, probs: np.ndarray | errors.AppError, req: ClassifyRequest,
+              default_min_score: float) -> Outcome:
     from common.models.model import best_class
 
     if isinstance(probs, errors.AppError):

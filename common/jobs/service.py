@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
@@ -20,16 +20,19 @@ from common.models import classnames
 from common.records import messages
 from common.records.records import Account, Job, model_name
 
+if TYPE_CHECKING:
+    from common.models.vocabulary import Vocabulary
+
 log = logging.getLogger("imageclassify.jobs")
 MAX_CLASSES = 20
 MAX_IMAGES = 10_000
 
 
-def validate_classes(classes: Any, model: Any) -> list[str]:
+def validate_classes(classes: Any, model: Vocabulary) -> list[str]:
     """The job's classes, canonical; with a custom model they default to all its labels and must be its labels."""
-    from common.models.registry import CustomModel
+    from common.models.vocabulary import Labels
 
-    custom = isinstance(model, CustomModel)
+    custom = isinstance(model, Labels)
     if custom and classes is None:
         classes = list(model.labels)
     if not isinstance(classes, list) or not classes:
@@ -53,13 +56,14 @@ def validate_source(source: Any) -> str:
     return folder
 
 
-def validate_model(account: Account, name: Any) -> Any:
-    """The model a job sorts with: the caller's own first, then the built-ins (None: the default)."""
-    from common.models.registry import resolve
+def validate_model(account: Account, name: Any) -> tuple[str, Vocabulary]:
+    """The model a job sorts with (the caller's own first, then the built-ins; None: the default): what the job
+    records to find it again, and its class names. No interpreter starts here: only the sort worker infers."""
+    from common.models.registry import vocabulary_of
 
     if name is not None and (not isinstance(name, str) or not name):
         raise errors.BadRequest("model must be a model name.", code="invalid_model")
-    return resolve(account.username, name)
+    return vocabulary_of(account.username, name)
 
 
 def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps) -> None:
@@ -77,9 +81,7 @@ def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps
 
 
 def create_job(account: Account, body: dict[str, Any], deps: Deps) -> Job:
-    from common.models.registry import reference
-
-    model = validate_model(account, body.get("model"))
+    reference, model = validate_model(account, body.get("model"))
     classes = validate_classes(body.get("classes"), model)
     source = validate_source(body.get("source", "all/"))
     min_score = body.get("min_score", deps.settings.jobs.default_min_score)
@@ -94,7 +96,7 @@ def create_job(account: Account, body: dict[str, Any], deps: Deps) -> Job:
                                     code="too_many_images")
     job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
               min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
-              created=time.time(), model=reference(model))
+              created=time.time(), model=reference)
     deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}")
     try:
         deps.queue.publish([messages.image(job.id, key) for key in objects])

@@ -1,4 +1,4 @@
-"""The shared feature extractor: EfficientNet-Lite0 up to its 1280-wide pooled features, served by LiteRT.
+"""The shared feature extractor: a built-in EfficientNet-Lite up to its pooled features, served by LiteRT.
 
 One backbone, many heads: the built-in ImageNet classifier and every custom
 model are this network plus a linear head (`common.models.heads`), so a process loads
@@ -12,6 +12,7 @@ preprocessing is inside the network).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,15 +41,16 @@ class Backbone:
     pool: Pool
 
     @classmethod
-    def load(cls, path: Path) -> Backbone:
+    def load(cls, path: Path, resize: int | None = None) -> Backbone:
+        """The backbone at `path`; `resize` (the shorter side before the centre crop) as its labels file says."""
         config = settings().models
         pool = Pool(path, config.model_interpreters, config.model_threads, config.model_lead_threads)
         if config.model_warmup:
             pool.warm()
         size = pool.input_shape[1]
-        # The project's crop rule: shorter side to 256/224 of the input size, then the centre square.
-        return cls(path=path, input_size=size, resize=round(size * 256 / 224), width=pool.output_shape[-1],
-                   pool=pool)
+        # without a labels file, the Lite0 rule: shorter side to 256/224 of the input size, then the centre square
+        return cls(path=path, input_size=size, resize=resize or round(size * 256 / 224),
+                   width=pool.output_shape[-1], pool=pool)
 
     def prepare(self, data: bytes) -> np.ndarray:
         """The HxWx3 uint8 crop this backbone takes, from untrusted image bytes (limits checked first)."""
@@ -79,5 +81,13 @@ def get_backbone(model: str = DEFAULT) -> Backbone:
         if path not in _backbones:
             if not path.is_file():  # a deployment fault, not the client's: logged, and a plain 500 for them
                 raise RuntimeError(f"{path} is missing: build it with `nox -s model -- --if-missing`")
-            _backbones[path] = Backbone.load(path)
+            _backbones[path] = Backbone.load(path, _resize(model))
         return _backbones[path]
+
+
+def _resize(model: str) -> int | None:
+    """The resize the build stored in the model's labels file (Lite2: 292 for 260, not the 256/224 rule's 297)."""
+    path = model_layout.labels(settings().models.models_dir, model)
+    if not path.is_file():
+        return None
+    return int(json.loads(path.read_text())["resize"])

@@ -1,7 +1,7 @@
 """Which model a request means: the caller's own custom models first, then the built-ins.
 
-A custom model serves through the interface of a built-in one (`predict`,
-`top`, `resolve`, `class_scores`, `name`), so classify and the sort worker use
+A custom model is a `Model` too (`common.models.classifier.Classifier`): the
+backbone it was trained on plus its head, so classify and the sort worker use
 either without knowing which it is. Its head is read from the bucket once per
 process and cached under the model's owner, name and version (`common.models.heads`),
 so a model deleted and created again never serves the old head; the record is
@@ -14,20 +14,17 @@ read on every use, so a deleted model stops serving at once everywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from common.core import errors, metrics
-from common.models.classnames import normalise_class
+from common.models.classifier import Classifier
+from common.models.model import Model
+from common.models.vocabulary import Labels, Vocabulary
 from common.records.records import ModelRecord
 
 if TYPE_CHECKING:
-    from common.models.backbone import Backbone
     from common.models.heads import Head
-    from common.models.model import Model, Source
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
 REFERENCE = re.compile(r"(?P<owner>[A-Za-z0-9_.-]{1,64})/(?P<name>[a-z0-9][a-z0-9_-]{1,39})"
@@ -35,51 +32,34 @@ REFERENCE = re.compile(r"(?P<owner>[A-Za-z0-9_.-]{1,64})/(?P<name>[a-z0-9][a-z0-
 
 
 @dataclass
-class CustomModel:
-    name: str
-    record: ModelRecord
-    head: Head
-    backbone: Backbone
+class CustomModel(Model):
+    """A caller's model: a built-in backbone and the head trained on their images, with its record."""
 
-    @property
-    def labels(self) -> list[str]:
-        return self.head.labels
-
-    def predict(self, data: bytes) -> np.ndarray:
-        """Class probabilities for image file bytes (decode, crop, embed, head)."""
-        return self.head.probabilities(self.backbone.embed(self.backbone.prepare(data)))
-
-    def predict_many(self, sources: Sequence[Source]) -> list[np.ndarray | errors.AppError]:
-        """`predict` for each image (its bytes, or a function that reads them), spread over the backbone's pool;
-        an image that fails has its `AppError` in its place."""
-        from common.core import parallel
-        from common.models.model import read
-
-        return parallel.outcomes(lambda source: self.predict(read(source)), sources, self.backbone.pool.size)
-
-    def top(self, probs: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[dict[str, Any]]:
-        order = np.argsort(probs)[::-1][:min(top_k, len(self.labels))]
-        return [{"label": self.labels[i], "score": round(float(probs[i]), 5), "class_id": int(i)}
-                for i in order if probs[i] >= min_score]
-
-    def resolve(self, name: str) -> int:
-        """The class index a user's class name stands for; a name that is not one of the labels is a 400."""
-        found = self.head.index.get(normalise_class(name))
-        if found is not None:
-            return found
-        shown = ", ".join(self.labels[:20]) + (" ..." if len(self.labels) > 20 else "")
-        raise errors.BadRequest(f"Unknown class {name[:80]!r}: the model {self.name!r} knows {shown}.",
-                                code="unknown_class")
-
-    def class_scores(self, probs: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
-        return {name: float(probs[self.resolve(name)]) for name in classes}
+    record: ModelRecord = field(kw_only=True)
 
 
 def _custom(record: ModelRecord) -> CustomModel:
+    from common.models.backbone import get_backbone
+
+    head = _head(record)
+    backbone = get_backbone(backbone_of(head))
+    return CustomModel(name=record.name, vocabulary=Labels(record.name, head.labels, head.index),
+                       input_size=backbone.input_size, resize=backbone.resize, backbone=backbone, head=head,
+                       record=record)
+
+
+def backbone_of(head: Head) -> str:
+    """The built-in model whose backbone a custom head was trained on (heads from before the choice: Lite0)."""
+    from common.models.backbone import DEFAULT
+
+    return str(head.meta.get("backbone") or DEFAULT).removesuffix("_features")
+
+
+def _head(record: ModelRecord) -> Head:
+    """A ready custom model's head, read from the bucket once per process; not ready is a 409."""
     from common.adapters.backends import get_storage
     from common.models import files as model_files
     from common.models import heads
-    from common.models.backbone import get_backbone
 
     if record.status != "ready":
         raise errors.Conflict(f"The model {record.name!r} is not ready yet (status {record.status}). Poll "
@@ -88,11 +68,25 @@ def _custom(record: ModelRecord) -> CustomModel:
     def load() -> Head:
         return heads.Head.from_files(*model_files.read_head_files(get_storage(), record))
 
-    head = heads.cached(record.key, f"{record.version}:{record.artefacts}", load)
-    return CustomModel(record.name, record, head, get_backbone())
+    return heads.cached(record.key, f"{record.version}:{record.artefacts}", load)
 
 
-def resolve(owner: str, name: str | None) -> Model | CustomModel:
+def vocabulary_of(owner: str, name: str | None) -> tuple[str, Vocabulary]:
+    """What a job records to find the model `name` again (see `reference`) and its class names, as `owner` sees
+    it; the same 404 and 409 as `resolve`, and no interpreter is started (a POST /jobs only checks names)."""
+    from common.adapters.backends import get_store
+    from common.models import vocabulary
+
+    if name is not None and NAME.fullmatch(name):
+        record = get_store().get_model_record(owner, name)
+        if record is not None:
+            head = _head(record)
+            return record.reference, Labels(record.name, head.labels, head.index)
+    words = vocabulary.builtin(name)
+    return words.name, words
+
+
+def resolve(owner: str, name: str | None) -> Classifier:
     """The model `name` as `owner` sees it: their own, else a built-in (None: the default built-in)."""
     from common.adapters.backends import get_store
 
@@ -111,12 +105,12 @@ def _builtin(name: str | None) -> Model:
     return metrics.first_use(name or settings().models.default_model, lambda: get_model(name))
 
 
-def reference(model: Model | CustomModel) -> str:
+def reference(model: Classifier) -> str:
     """What a job records to find the same model again: a built-in's name, or owner/name@version."""
     return model.record.reference if isinstance(model, CustomModel) else model.name
 
 
-def by_reference(ref: str | None) -> Model | CustomModel:
+def by_reference(ref: str | None) -> Classifier:
     """The model a job recorded; a custom model deleted (or replaced) since is a 404 `unknown_model`."""
     from common.adapters.backends import get_store
 
