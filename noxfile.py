@@ -63,6 +63,7 @@ def tests(session: nox.Session) -> None:
     checkov_venv(session)
     chromium(session)
     session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("python", "-m", "infra.build_model", "--model", "efficientnet_lite2", "--if-missing")
     session.run("pytest", *session.posargs)
 
 
@@ -88,9 +89,11 @@ def typecheck(session: nox.Session) -> None:
 
 
 def with_model(session: nox.Session, module: str) -> None:
-    """Install, build the default model if it is missing, then run `module` with the session's arguments."""
+    """Install, build the built-in models (Lite0, the default, and Lite2) if missing, then run `module` with the
+    session's arguments."""
     install(session)
     session.run("python", "-m", "infra.build_model", "--if-missing")
+    session.run("python", "-m", "infra.build_model", "--model", "efficientnet_lite2", "--if-missing")
     session.run("python", "-m", module, *session.posargs)
 
 

@@ -233,6 +233,20 @@ def models_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def lite2_dir(models_dir: Path) -> Path:
+    """The models folder with EfficientNet-Lite2 built too (once per session, about half a minute if missing)."""
+    import subprocess
+    import sys
+
+    if not all((models_dir / f"efficientnet_lite2{suffix}").exists()
+               for suffix in (".labels.json", "_features.tflite", ".head.npz", ".head.json")):
+        subprocess.run([sys.executable, "-m", "infra.build_model", "--model", "efficientnet_lite2", "--if-missing",
+                        "--models-dir", str(models_dir)], cwd=REPO, check=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    return models_dir
+
+
 @pytest.fixture
 def lite0(models_dir: Path, monkeypatch: pytest.MonkeyPatch):
     from common.models.model import get_model

@@ -52,6 +52,11 @@ class Backbone:
         return cls(path=path, input_size=size, resize=resize or round(size * 256 / 224),
                    width=pool.output_shape[-1], pool=pool)
 
+    @property
+    def model(self) -> str:
+        """The built-in model this backbone is part of (`<model>_features.tflite`)."""
+        return self.path.name.removesuffix("_features.tflite")
+
     def prepare(self, data: bytes) -> np.ndarray:
         """The HxWx3 uint8 crop this backbone takes, from untrusted image bytes (limits checked first)."""
         return images.prepare(data, self.input_size, self.resize)

@@ -104,6 +104,7 @@ class ModelRecord:
     artefacts: str = ""  # the bucket folder of the fit that made the model ready
     accuracy: float | None = None
     macro_f1: float | None = None
+    backbone: str = "efficientnet_lite0"  # the built-in model whose backbone embeds its images (older records: Lite0)
     spend_id: str = ""
     created: float = 0.0
     updated: float = 0.0

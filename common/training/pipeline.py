@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from common.core import errors, parallel
-from common.models.backbone import Backbone
+from common.models.backbone import DEFAULT, Backbone
 from common.models.heads import Head
 from common.training import augment as aug
 from common.training.dataset import Dataset
@@ -76,10 +76,12 @@ def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views:
 
 
 def train(features_by_split: Mapping[str, tuple[np.ndarray, np.ndarray]], labels: Sequence[str], seed: int = 0,
-          meta: Mapping[str, Any] | None = None, max_seconds: float = 120.0) -> tuple[Head, dict[str, Any]]:
+          meta: Mapping[str, Any] | None = None, max_seconds: float = 120.0,
+          backbone: str = DEFAULT) -> tuple[Head, dict[str, Any]]:
     """Fit the head on the train rows (L2 chosen on validation) and score it on test.
 
-    `features_by_split` maps train/validation/test to (X (n, F) float32, y (n,) class indices)."""
+    `features_by_split` maps train/validation/test to (X (n, F) float32, y (n,) class indices); `backbone` is
+    the built-in model whose features they are, recorded in the head so that it is served on the same one."""
     x_train, y_train = features_by_split["train"]
     x_val, y_val = features_by_split["validation"]
     x_test, y_test = features_by_split["test"]
@@ -88,7 +90,7 @@ def train(features_by_split: Mapping[str, tuple[np.ndarray, np.ndarray]], labels
         x_train, y_train = x_train[keep], y_train[keep]
     fitted = fit_softmax(x_train, y_train, x_val, y_val, len(labels), max_seconds=max_seconds)
     head = Head(fitted.weights, fitted.bias, list(labels),
-                {"kind": "custom", "backbone": "efficientnet_lite0_features", **(meta or {})})
+                {"kind": "custom", "backbone": backbone, **(meta or {})})
     metrics = evaluate(y_test, head.probabilities(x_test) if len(x_test) else np.empty((0, len(labels))), labels)
     metrics["fit"] = {"l2": fitted.l2, "iterations": fitted.iterations, "seconds": fitted.seconds,
                       "validation_loss": round(fitted.validation_loss, 6), "train_rows": int(len(x_train))}
@@ -126,7 +128,7 @@ def run(dataset: Dataset, read: Callable[[str], bytes], backbone: Backbone, view
     embedded = embed_images(backbone, ((key, read(key)) for key, _ in dataset.items()),
                             lambda key: views if where[key] == "train" else 0, seed)
     embed_seconds = time.perf_counter() - started
-    head, metrics = train(by_split(embedded, classes, where), dataset.labels, seed)
+    head, metrics = train(by_split(embedded, classes, where), dataset.labels, seed, backbone=backbone.model)
     metrics["split"] = split.sizes()
     metrics["timing"] = {"embed_seconds": round(embed_seconds, 3), "rows": len(embedded.keys)}
     return head, metrics, embedded

@@ -41,6 +41,22 @@ def check_name(name: Any, default_model: str) -> str:
     return name
 
 
+def check_backbone(name: Any, deps: Deps) -> str:
+    """The built-in model whose backbone a custom model is trained on (default Lite0): one present here, with its
+    features file, or a 400 that lists the choices."""
+    from common.models import layout as model_layout
+    from common.models.backbone import DEFAULT
+
+    if name is None:
+        return DEFAULT
+    folder = deps.settings.models.models_dir
+    choices = [n for n in builtin_names() if model_layout.features(folder, n).is_file()]
+    if not isinstance(name, str) or name not in choices:
+        raise errors.BadRequest(f"backbone must be one of {', '.join(choices)} (default {DEFAULT}).",
+                                code="invalid_backbone")
+    return name
+
+
 def _bounded(keys: Iterable[str]) -> Iterator[str]:
     for n, key in enumerate(keys):
         if n >= MAX_LISTED:
@@ -56,6 +72,7 @@ def create(account: Account, body: dict[str, Any], deps: Deps) -> ModelRecord:
         raise errors.BadRequest("source must be a folder of your space whose subfolders are the classes, e.g. "
                                 "\"datasets/pets/\".", code="invalid_source")
     views = augment.check_views(body.get("augment"))
+    backbone = check_backbone(body.get("backbone"), deps)
     store, storage, s = deps.store, deps.storage, deps.settings
     if store.get_model_record(account.username, name) is not None:  # the commit checks again; this saves a listing
         raise errors.Conflict(f"You already have a model named {name!r}. Choose another name, or "
@@ -69,7 +86,7 @@ def create(account: Account, body: dict[str, Any], deps: Deps) -> ModelRecord:
                          images=found.images, chunk_size=max(1, chunk_size),
                          chunks=math.ceil(found.images / max(1, chunk_size)), augment=views, source=source,
                          split=sizes, seed=SEED, decoded=[0] * len(found.labels),
-                         spend_id=f"{account.username}:model:{version}")
+                         backbone=backbone, spend_id=f"{account.username}:model:{version}")
     store.create_model(record)
     try:
         dataset.write_dataset(storage, record, found)
@@ -95,7 +112,7 @@ def describe(record: ModelRecord, deps: Deps, metrics: bool = True) -> dict[str,
     done = record.images if record.status == "ready" else record.done
     body: dict[str, Any] = {
         "name": record.name, "status": record.status, "classes": record.labels, "images": record.images,
-        "failed": record.failed, "source": record.source, "augment": record.augment,
+        "failed": record.failed, "source": record.source, "augment": record.augment, "backbone": record.backbone,
         "progress": {"done": done, "total": record.images,
                      "percentage": round(100.0 * done / record.images, 1) if record.images else 100.0},
         "split": record.split, "created": record.created, "updated": record.updated,
@@ -111,7 +128,8 @@ def describe(record: ModelRecord, deps: Deps, metrics: bool = True) -> dict[str,
 
 def listing(account: Account, deps: Deps) -> dict[str, Any]:
     own = [describe(r, deps, metrics=False) for r in deps.store.models_of(account.username)]
-    builtins = [{"name": n, "builtin": True, "status": "ready"} for n in builtin_names()]
+    default = deps.settings.models.default_model
+    builtins = [{"name": n, "builtin": True, "status": "ready", "default": n == default} for n in builtin_names()]
     return {"models": builtins + [{**m, "builtin": False} for m in own]}
 
 

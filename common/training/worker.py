@@ -79,7 +79,7 @@ def embed(record: ModelRecord, chunk: int) -> bool:
         return False
     dataset = training_set.read_dataset(storage, record)
     _, where = pipeline.split_of_keys(dataset, record.seed)
-    backbone, limit = get_backbone(), settings().http.max_body_bytes
+    backbone, limit = get_backbone(record.backbone), settings().http.max_body_bytes
     decoded, failed = [0] * len(record.labels), []
     rows: list[np.ndarray] = []
     items: list[int] = []
@@ -147,7 +147,7 @@ def fit(record: ModelRecord) -> bool:
         return True
     head, metrics = pipeline.train(rows, started.labels, started.seed,
                                    {"owner": started.owner, "name": started.name, "version": started.version},
-                                   max_seconds=settings().models.model_fit_seconds)
+                                   max_seconds=settings().models.model_fit_seconds, backbone=started.backbone)
     metrics["split"] = started.split
     matrix = metrics["confusion_matrix"]
     prefix = model_files.fit_folder(started, started.fit_runs)
