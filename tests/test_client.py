@@ -474,6 +474,9 @@ def test_train_uploads_then_watches(tmp_path: Path, fake: FakeApi, fake_env: dic
     reply = run_json(fake_env, "train", "shared/pets/", "--name", "pets2")
     assert reply["model"]["status"] == "queued" and "upload" not in reply
     assert fake.requests("POST", "/models")[-1].json() == {"name": "pets2", "source": "shared/pets/"}
+    run_json(fake_env, "train", "shared/pets/", "--name", "pets4", "--backbone", "efficientnet_lite2")
+    assert fake.requests("POST", "/models")[-1].json() == {"name": "pets4", "source": "shared/pets/",
+                                                           "backbone": "efficientnet_lite2"}
     assert run(fake_env, "train", str(data), "--name", "Bad Name", ok=False).returncode == 2
     (data / "dog").rename(data / ".dog")
     assert "at least 2" in run(fake_env, "train", str(data), "--name", "pets3", ok=False).stderr
@@ -482,8 +485,10 @@ def test_train_uploads_then_watches(tmp_path: Path, fake: FakeApi, fake_env: dic
 def test_models_list_show_confusion_delete_and_job_cancel(tmp_path: Path, fake: FakeApi,
                                                           fake_env: dict[str, str]) -> None:
     png = b"\x89PNG\r\n\x1a\nfake"
-    fake.route("GET", "/models", lambda s: (200, {"models": [{"name": "efficientnet_lite0", "status": "ready",
-                                                              "classes": 1000}, READY]}))
+    fake.route("GET", "/models", lambda s: (200, {"models": [
+        {"name": "efficientnet_lite0", "status": "ready", "classes": 1000, "builtin": True, "default": True},
+        {"name": "efficientnet_lite2", "status": "ready", "builtin": True, "default": False},
+        {**READY, "backbone": "efficientnet_lite2"}]}))
     fake.route("GET", "/models/pets", lambda s: (200, READY))
     fake.route("GET", "/models/pets/confusion.png", lambda s: (200, png))
     fake.route("DELETE", "/models/pets", lambda s: (204, b""))
@@ -493,7 +498,9 @@ def test_models_list_show_confusion_delete_and_job_cancel(tmp_path: Path, fake: 
                                                          "failed": 0}))
     listing = run(fake_env, "models").stdout
     assert "efficientnet_lite0" in listing and "1000" in listing and "0.917" in listing
-    assert [m["name"] for m in run_json(fake_env, "models")["models"]] == ["efficientnet_lite0", "pets"]
+    assert "built-in, default" in listing and "efficientnet_lite2" in listing
+    assert [m["name"] for m in run_json(fake_env, "models")["models"]] == ["efficientnet_lite0", "efficientnet_lite2",
+                                                                           "pets"]
     shown = run(fake_env, "models", "pets", "--confusion", str(tmp_path / "cm.png")).stdout
     assert "macro F1 0.900" in shown and (tmp_path / "cm.png").read_bytes() == png
     assert run_json(fake_env, "models", "delete", "pets") == {"name": "pets", "deleted": True}

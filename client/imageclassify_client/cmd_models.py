@@ -30,11 +30,15 @@ def check_dataset(folder: Path) -> list[str]:
 @click.option("--name", "-n", required=True, help="The model's name: a-z, 0-9, '_' and '-', 2 to 40 characters.")
 @click.option("--augment", type=click.IntRange(0, 50), default=None,
               help="Augmented copies per training image (server default when omitted).")
+@click.option("--backbone", "-b", default=None, metavar="BUILTIN",
+              help="The built-in model whose features it learns from (e.g. efficientnet_lite2; server default "
+                   "efficientnet_lite0). `imageclassify models` lists the built-ins.")
 @click.option("--watch", "-w", is_flag=True, help="Follow training to its end, then show the metrics.")
 @interval_option
 @json_option
 @pass_state
-def train(state: State, source: str, name: str, augment: int | None, watch: bool, interval: float) -> int:
+def train(state: State, source: str, name: str, augment: int | None, backbone: str | None, watch: bool,
+          interval: float) -> int:
     """Train a custom model from a local folder of class subfolders, or from a folder of your space.
 
     A local folder is first uploaded to datasets/NAME/ in your space (files already there are skipped).
@@ -55,6 +59,8 @@ def train(state: State, source: str, name: str, augment: int | None, watch: bool
     body: dict[str, Any] = {"name": name, "source": remote}
     if augment is not None:
         body["augment"] = augment
+    if backbone is not None:
+        body["backbone"] = backbone
     created = client.create_model(body)
     final = created
     if watch:

@@ -157,12 +157,14 @@ def model_table(model: Mapping[str, Any]) -> Table:
 
 def models_table(models: list[dict[str, Any]]) -> Table:
     table = Table(title="models", title_justify="left")
-    for column in ("name", "status", "classes", "accuracy"):
+    for column in ("name", "status", "classes", "accuracy", "backbone"):
         table.add_column(column)
     for model in models:
         classes = model.get("classes")
         count = len(classes) if isinstance(classes, list) else classes
         accuracy = (model.get("metrics") or {}).get("accuracy", model.get("accuracy"))
+        kind = ("built-in, default" if model.get("default") else "built-in") if model.get("builtin") else None
         table.add_row(Text(str(model.get("name"))), str(model.get("status", "ready")),
-                      "-" if count is None else str(count), _number(accuracy))
+                      "-" if count is None else str(count), _number(accuracy),
+                      Text(kind or str(model.get("backbone") or "-")))
     return table
