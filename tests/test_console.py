@@ -51,11 +51,12 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def hostile_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
-    """The real models, except that the label of `tripod` carries markup: the server then really answers it."""
+def hostile_models(tmp_path_factory: pytest.TempPathFactory, lite2_dir: Path) -> Path:
+    """The real models (both built-ins), except that the label of `tripod` carries markup: the server then really
+    answers it."""
     out = tmp_path_factory.mktemp("models")
     changed = False
-    for path in models_dir.iterdir():
+    for path in lite2_dir.iterdir():
         if path.name.endswith(".labels.json"):
             labels = json.loads(path.read_text())
             for c in labels.get("classes", []):
@@ -64,7 +65,7 @@ def hostile_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -
             (out / path.name).write_text(json.dumps(labels))
         else:
             (out / path.name).symlink_to(path)
-    assert changed, f"no model in {models_dir} has a tripod class to relabel"
+    assert changed, f"no model in {lite2_dir} has a tripod class to relabel"
     return out
 
 
@@ -159,6 +160,8 @@ def test_sign_up_classify_two_dropped_images_and_see_the_balance(page: Any) -> N
     sign_up(page)
     assert controls.is_enabled()
     assert "built-in" in page.locator("#model option").first.text_content().lower()  # from GET /models
+    assert page.locator("#model").input_value() == "efficientnet_lite0"  # the default, chosen for the user
+    assert page.locator("#model option[value=efficientnet_lite2]").count() == 1
     drop_files(page, "#drop", [("coffee.png", photos.data("coffee.png"), "image/png"),
                                ("cat.png", photos.data("chelsea.png"), "image/png")])
     cards = {card["name"]: card for card in results(page, 2)}
@@ -338,6 +341,8 @@ def test_train_a_model_and_see_its_metrics(page: Any, tmp_path: Path, console: d
     wait(page, "document.getElementById('files-status').textContent === 'Upload complete.'")
     page.get_by_label("Model name (a-z, 0-9, _ and -)").fill("pets")
     page.get_by_label("Training folder (one subfolder per class)").fill("pets/")
+    assert page.locator("#model-backbone").input_value() == "efficientnet_lite0"
+    page.select_option("#model-backbone", "efficientnet_lite2")
     page.get_by_role("button", name="Train").click()
     wait(page, "document.getElementById('train-progress').value === 100", timeout=120)
     wait(page, "document.getElementById('confusion').naturalWidth > 0")

@@ -172,14 +172,23 @@
     try {
       const { data } = await api("GET", "/models");
       const models = (data && data.models) || [];
+      const backbones = $("model-backbone");
       select.replaceChildren();
+      backbones.replaceChildren();
       for (const model of models) {
         const info = typeof model === "string" ? { name: model } : model;
         const ready = !info.status || info.status === "ready";
-        const note = info.builtin ? " (built-in)" : ready ? "" : ` (${info.status})`;
+        const kind = info.default ? " (built-in, default)" : " (built-in)";
+        const note = info.builtin ? kind : ready ? "" : ` (${info.status})`;
         select.append(el("option", { value: info.name, text: `${info.name}${note}` }));
         if (!ready) select.lastChild.disabled = true;
+        if (info.default) select.lastChild.selected = true;
+        if (info.builtin) {  // a custom model learns from a built-in's features
+          backbones.append(el("option", { value: info.name, text: `${info.name}${info.default ? " (default)" : ""}` }));
+          if (info.default) backbones.lastChild.selected = true;
+        }
       }
+      if (!backbones.options.length) backbones.append(el("option", { value: "", text: "efficientnet_lite0 (default)" }));
       if (!select.options.length) select.append(el("option", { value: "", text: "Built-in (ImageNet, 1000 classes)" }));
       $("train-controls").disabled = false;
     } catch (err) {
@@ -404,7 +413,8 @@
     const source = $("model-source").value.trim();
     say("train-status", "Starting…");
     try {
-      await api("POST", "/models", { json: { name, source } });
+      const backbone = $("model-backbone").value;
+      await api("POST", "/models", { json: { name, source, ...(backbone ? { backbone } : {}) } });
       refreshBalance();
       say("train-status", "Training…");
       await followModel(name);
