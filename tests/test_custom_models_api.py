@@ -168,7 +168,8 @@ def test_model_trains_and_reports_metrics(deployed: Backend, trained: dict[str, 
     assert png_reply.status_code == 200 and png_reply.headers["Content-Type"] == "image/png"
     assert png_reply.content.startswith(b"\x89PNG\r\n\x1a\n")
     listed = requests.get(models_url(deployed), headers=bearer(user)).json()["models"]
-    assert {"name": "efficientnet_lite0", "builtin": True, "status": "ready"} in listed
+    assert {"name": "efficientnet_lite0", "builtin": True, "status": "ready", "default": True} in listed
+    assert [m["backbone"] for m in listed if m["name"] == "animals"] == ["efficientnet_lite0"]  # the default
     assert [m["name"] for m in listed if not m["builtin"]] == ["animals"]
     files = model_files(deployed, user, "animals")
     assert any(k.endswith("/fit-1/head.npz") for k in files) and any(k.endswith("/chunks/3.npz") for k in files)
