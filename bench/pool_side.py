@@ -36,9 +36,9 @@ def variants(shapes: list[tuple[int, int]]) -> dict[str, Any]:
     out = {}
     for n, t in shapes:
         backbone = dataclasses.replace(model.backbone, pool=Pool(model.backbone.path, n, t))
-        out[f"{n} x {t}"] = dataclasses.replace(model, backbone=backbone, masks={})
+        out[f"{n} x {t}"] = dataclasses.replace(model, backbone=backbone)
     mixed = Pool(model.backbone.path, 2, 1, lead_threads=2)  # the default: a 2-thread lead, then 1-thread ones
-    out["lead 2 + 1"] = dataclasses.replace(model, backbone=dataclasses.replace(model.backbone, pool=mixed), masks={})
+    out["lead 2 + 1"] = dataclasses.replace(model, backbone=dataclasses.replace(model.backbone, pool=mixed))
     return out
 
 
