@@ -11,6 +11,9 @@ When the models directory also holds the model's backbone and head
 (`<name>_features.tflite`, `<name>.head.npz`), the model is served as backbone
 + head, the one path custom models take too, so a process holds one backbone
 for all of them; same top-5 and latency as the whole classifier (measured).
+`Model` is the one implementation of `common.models.classifier.Classifier`: a
+custom model is a `Model` too (`common.models.registry`); what class names
+mean is its vocabulary (`common.models.vocabulary`), read without an interpreter.
 """
 
 from __future__ import annotations
