@@ -8,11 +8,12 @@ from typing import Any
 
 from common.accounts import passwords
 from common.accounts import service as accounts
-from common.adapters.deps import Deps
 from common.accounts.bodies import MAX_REFILL as MAX_REFILL  # the operator command's bound too
 from common.accounts.bodies import Refill, SeedRefill
+from common.adapters.deps import Deps
 from common.core import bodies, errors
 from common.records.records import Account
+
 
 def parse_refill(body: dict[str, Any]) -> tuple[str, int]:
     """The account and amount of a refill, in the contract's form or the seed's (`user`, `refill`)."""

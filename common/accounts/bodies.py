@@ -12,13 +12,13 @@ from common.core.bodies import Body, Refusals
 
 MAX_REFILL = 1_000_000
 USERNAME_MESSAGE = "username must be a string of 3 to 64 characters, each a letter, digit, '_', '.' or '-'."
-PASSWORD_MESSAGE = "password must be a string of at least 8 characters."
+PASSWORD_MESSAGE = "password must be a string of at least 8 characters."  # noqa: S105 - a message, not a password
 # `(?!\n)`: Python's `$` also matches before a final newline; JSON Schema (ECMA) reads the pattern the same way
 USERNAME_RULE = re.compile(r"^[A-Za-z0-9_.-]{3,64}(?!\n)$")  # msgspec, like this, uses `search`
 Username = Annotated[str, Meta(pattern=USERNAME_RULE.pattern, examples=["alice"])]
 Account = Annotated[str, Meta(min_length=1, description="The account refilled.")]
 Amount = Annotated[int, Meta(ge=1, le=MAX_REFILL)]
-NAME_ACCOUNT = (None, "Name the account to refill: {\"username\": ..., \"amount\": n}.")
+NAME_ACCOUNT = (None, "Name the account to refill: {{\"username\": ..., \"amount\": n}}.")  # a format string
 AMOUNT = ("invalid_amount", f"amount must be a whole number from 1 to {MAX_REFILL}.")
 
 

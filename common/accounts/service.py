@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from common.accounts import passwords
-from common.adapters.deps import Deps
 from common.accounts.bodies import Credentials
+from common.adapters.deps import Deps
 from common.core import bodies, errors, logs
 from common.records.accounts import key_record
 from common.records.records import Account

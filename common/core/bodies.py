@@ -37,15 +37,15 @@ def convert(kind: type[B], data: Mapping[str, Any], *, strict: bool = True) -> B
     try:
         return msgspec.convert(data, kind, strict=strict)
     except msgspec.ValidationError as exc:
-        raise refusal(kind, str(exc)) from None
+        raise refusal(kind, str(exc), data) from None
 
 
-def refusal(kind: type[Body], detail: str) -> errors.BadRequest:
+def refusal(kind: type[Body], detail: str, data: Mapping[str, Any]) -> errors.BadRequest:
     """The 400 for msgspec's `detail` ("Expected `int` >= 1 - at `$.amount`"): the field's own (code, message)
-    when the Struct names one, else msgspec's wording with the field's name."""
+    when the Struct names one (`{value!r}` in it is the value sent), else msgspec's wording with the field."""
     found = FIELD.search(detail)
     field = next((g for g in found.groups() if g), "") if found else ""
     if field in kind.refusals:
         code, message = kind.refusals[field]
-        return errors.BadRequest(message, code=code)
+        return errors.BadRequest(message.format(value=data.get(field)), code=code)
     return errors.BadRequest(f"{field or 'The body'}: {detail.split(' - at ')[0]}.", code="invalid_body")

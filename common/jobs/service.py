@@ -10,18 +10,21 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
+
+from msgspec import UNSET
 
 from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
-from common.core import errors
+from common.core import bodies, errors
 from common.files import spaces
+from common.jobs.bodies import MAX_CLASSES, JobRequest
 from common.models import classnames
 from common.records import messages
 from common.records.records import Account, Job, model_name
 
 log = logging.getLogger("imageclassify.jobs")
-MAX_CLASSES = 20
 MAX_IMAGES = 10_000
 
 
@@ -53,15 +56,6 @@ def validate_source(source: Any) -> str:
     return folder
 
 
-def validate_model(account: Account, name: Any) -> Any:
-    """The model a job sorts with: the caller's own first, then the built-ins (None: the default)."""
-    from common.models.registry import resolve
-
-    if name is not None and (not isinstance(name, str) or not name):
-        raise errors.BadRequest("model must be a model name.", code="invalid_model")
-    return resolve(account.username, name)
-
-
 def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps) -> None:
     """Refuse a job whose output folders cannot be made (409, nothing charged): a file of the owner's named like
     a class folder, or like a folder on the way to the outputs (`cat/all` for `all/`). Every image sorted there
@@ -76,15 +70,15 @@ def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps
                                       "again; nothing was charged.", code="output_folder_taken")
 
 
-def create_job(account: Account, body: dict[str, Any], deps: Deps) -> Job:
-    from common.models.registry import reference
+def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
+    """Validate the body (common/jobs/bodies.py), reserve one token per image and queue them."""
+    from common.models.registry import reference, resolve
 
-    model = validate_model(account, body.get("model"))
-    classes = validate_classes(body.get("classes"), model)
-    source = validate_source(body.get("source", "all/"))
-    min_score = body.get("min_score", deps.settings.jobs.default_min_score)
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
-        raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
+    request = bodies.convert(JobRequest, body)
+    model = resolve(account.username, request.model)
+    classes = validate_classes(request.classes, model)
+    source = validate_source(request.source)
+    min_score = deps.settings.jobs.default_min_score if request.min_score is UNSET else request.min_score
     check_output_folders(account.username, classes, source, deps)
     objects = []
     for key in list_all(deps.storage, spaces.space(account.username) + source):
