@@ -9,7 +9,7 @@ from typing import Any
 from common.accounts import passwords
 from common.accounts import service as accounts
 from common.accounts.bodies import MAX_REFILL as MAX_REFILL  # the operator command's bound too
-from common.accounts.bodies import Refill, SeedRefill
+from common.accounts.bodies import ContractRefill, SeedRefill
 from common.adapters.deps import Deps
 from common.core import bodies, errors
 from common.records.records import Account
@@ -20,7 +20,7 @@ def parse_refill(body: dict[str, Any]) -> tuple[str, int]:
     if "user" in body or "refill" in body:
         seed = bodies.convert(SeedRefill, body)
         return seed.user, seed.refill
-    refill = bodies.convert(Refill, body)
+    refill = bodies.convert(ContractRefill, body)
     return refill.username, refill.amount
 
 

@@ -37,7 +37,7 @@ class Credentials(Body):
             raise errors.BadRequest("password must not contain NUL characters.", code="invalid_password")
 
 
-class Refill(Body):
+class ContractRefill(Body):
     """The contract's form, with the admin's credentials in the Authorization header."""
 
     username: Account

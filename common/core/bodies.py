@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 from common.core import errors
 
 Refusals = dict[str, tuple[str | None, str]]
+# fields several bodies share (POST /jobs, /classify), with their refusals
+ModelName = Annotated[str, Meta(min_length=1, description="The caller's own model first, then the built-ins.",
+                                examples=["efficientnet_lite0"])]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+MODEL = ("invalid_model", "model must be a model name.")
+MIN_SCORE = ("invalid_min_score", "min_score must be a number from 0 to 1.")
 FIELD = re.compile(r"`\$\.([A-Za-z_]\w*)|missing required field `([A-Za-z_]\w*)`")
 
 

@@ -7,14 +7,9 @@ from typing import Annotated, ClassVar
 
 from msgspec import UNSET, Meta, UnsetType
 
-from common.core.bodies import Body, Refusals
+from common.core.bodies import MIN_SCORE, MODEL, Body, Fraction, ModelName, Refusals
 
 MAX_CLASSES = 20
-ModelName = Annotated[str, Meta(min_length=1, description="The caller's own model first, then the built-ins.",
-                                examples=["efficientnet_lite0"])]
-Fraction = Annotated[float, Meta(ge=0, le=1)]
-MODEL = ("invalid_model", "model must be a model name.")
-MIN_SCORE = ("invalid_min_score", "min_score must be a number from 0 to 1.")
 
 
 class JobRequest(Body):
