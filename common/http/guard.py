@@ -41,6 +41,7 @@ MAX_URL = 8192
 MAX_FORM_PARTS = 1000  # what Flask's form parser reads (its `max_form_parts`)
 PROTOCOLS = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"}
 SECURITY_HEADERS = envelopes.SECURITY_HEADERS
+DEPTH_CHECKED = "imageclassify.json_depth_checked"
 envelope = envelopes.envelope
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
@@ -90,7 +91,10 @@ def _check_json(environ: Environ) -> errors.AppError | None:
     raw = _buffered(environ)
     if not environ.get("CONTENT_TYPE") and raw.lstrip()[:1] not in (b"{", b"["):
         return None
-    return jsonlimits.refusal() if jsonlimits.too_deep(raw) else None
+    if jsonlimits.too_deep(raw):
+        return jsonlimits.refusal()
+    environ[DEPTH_CHECKED] = True  # the body the app reads is these bytes: `web.json_body` need not scan again
+    return None
 
 
 def _check_form(environ: Environ) -> errors.AppError | None:

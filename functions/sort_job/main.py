@@ -24,18 +24,20 @@ from common.jobs import service as jobs
 from common.ops import sweeper as sweeping
 
 DEPS, log = bootstrap.deps(), logging.getLogger("imageclassify.sort_job")  # DEPS: handed to the services
+ROUTES = web.Routes("/jobs", "/jobs/<id>", "/classification-job", "/classification-job/<id>",
+                    hint="No such endpoint: use /jobs or /jobs/<id> (or /classification-job[/<id>]).")
 
 
 @functions_framework.http
 @web.endpoint
 def sort_job(request: flask.Request) -> flask.Response:
-    _, rest = web.route(request, "jobs", "classification-job", most=1)
-    if not rest:
+    _, arguments = ROUTES.match(request)
+    if "id" not in arguments:
         web.require_method(request, "POST")
         job = jobs.create_job(httpauth.authenticate(request, deps=DEPS), web.json_body(request), DEPS)
         return web.respond(jobs.describe(job), 202, {"Location": f"{request.path.rstrip('/')}/{job.id}"})
     web.require_method(request, "GET", "DELETE")
-    account, job_id = httpauth.authenticate(request, deps=DEPS), rest[0]
+    account, job_id = httpauth.authenticate(request, deps=DEPS), arguments["id"]
     if request.method == "DELETE":
         return web.respond(jobs.describe(jobs.cancel_job(account, job_id, DEPS)))
     return web.respond(jobs.describe(jobs.get_job(account, job_id, DEPS)))
