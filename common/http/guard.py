@@ -169,8 +169,8 @@ class Guard:
         if origin and environ.get("REQUEST_METHOD") == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
             start_response("204 No Content", [
                 *_cors_headers(origin), ("Access-Control-Allow-Methods", CORS_METHODS),
-                ("Access-Control-Allow-Headers", CORS_HEADERS), ("Access-Control-Max-Age", CORS_MAX_AGE),
-                ("Cache-Control", "no-store"), *SECURITY_HEADERS])
+                *envelopes.secured([("Access-Control-Allow-Headers", CORS_HEADERS),
+                                    ("Access-Control-Max-Age", CORS_MAX_AGE)])])
             return []
         return self._answer(environ, start_response, origin)
 
@@ -185,18 +185,13 @@ class Guard:
 
         def amend(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
             code = int(status.split(" ", 1)[0])
-            names = {name.lower() for name, _ in headers}
             kind = next((v for n, v in headers if n.lower() == "content-type"), "")
             if code >= 400 and not kind.startswith("application/json"):
                 error = envelopes.refusal(code) if code != 413 else form_field_too_large()
                 error.headers.update({n: v for n, v in headers if n.lower() in ("allow", "retry-after")})
                 replaced.append(error)
                 return lambda data: None
-            kept = [(n, v) for n, v in headers if n.lower() != "server"]
-            if "cache-control" not in names:
-                kept.append(("Cache-Control", "no-store"))
-            security = [(n, v) for n, v in SECURITY_HEADERS if n.lower() not in names]
-            return start_response(status, kept + security + _cors_headers(origin), exc_info)
+            return start_response(status, envelopes.secured(headers) + _cors_headers(origin), exc_info)
 
         body = self.app(environ, amend)
         if not replaced:

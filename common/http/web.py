@@ -31,8 +31,7 @@ def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None)
     response = flask.Response(json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return response  # the cache and security headers: the guard's (`envelope.secured`), on every reply
 
 
 def error_response(exc: BaseException) -> flask.Response:

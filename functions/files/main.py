@@ -31,7 +31,6 @@ def files_api(request: flask.Request) -> flask.Response:
         return web.respond(files.put(account, path, web.read_body(request), DEPS), 201)
     if request.method == "DELETE":
         files.delete(account, path, DEPS)
-        return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+        return flask.Response(status=204)
     data, media_type = files.read(account, path, DEPS)
-    return flask.Response(data, mimetype=media_type, headers={
-        "Cache-Control": "no-store", "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
+    return flask.Response(data, mimetype=media_type, headers={"Content-Security-Policy": "sandbox"})

@@ -34,11 +34,10 @@ def models(request: flask.Request) -> flask.Response:
     if rule.endswith("confusion.png"):
         web.require_method(request, "GET")
         png = custom_models.confusion_png(httpauth.authenticate(request, deps=DEPS), name, DEPS)
-        return flask.Response(png, mimetype="image/png", headers={"Cache-Control": "no-store",
-                                                                  "X-Content-Type-Options": "nosniff"})
+        return flask.Response(png, mimetype="image/png")
     web.require_method(request, "GET", "DELETE")
     account = httpauth.authenticate(request, deps=DEPS)
     if request.method == "DELETE":
         custom_models.delete(account, name, DEPS)
-        return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+        return flask.Response(status=204)
     return web.respond(custom_models.describe(custom_models.get(account, name, DEPS), DEPS))

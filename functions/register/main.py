@@ -36,4 +36,4 @@ def sessions(request: flask.Request) -> flask.Response:
         return web.respond({**record, "key": key, "tokens": account.tokens}, 201)  # the key, shown once
     web.require_method(request, "DELETE")
     accounts.close_session(httpauth.authenticate(request, deps=DEPS), arguments["id"], DEPS)
-    return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+    return flask.Response(status=204)
