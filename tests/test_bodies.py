@@ -62,7 +62,12 @@ def test_the_json_depth_is_scanned_once(monkeypatch: pytest.MonkeyPatch) -> None
 
     scans: list[int] = []
     scan = jsonlimits.too_deep
-    monkeypatch.setattr(jsonlimits, "too_deep", lambda raw, *a: scans.append(len(raw)) or scan(raw, *a))
+
+    def counted(raw: bytes, limit: int = jsonlimits.MAX_DEPTH) -> bool:
+        scans.append(len(raw))
+        return scan(raw, limit)
+
+    monkeypatch.setattr(jsonlimits, "too_deep", counted)
     reply = app.test_client().post("/echo", json={"a": [[[[1]]]] * 10})
     assert reply.status_code == 200 and len(scans) == 1
 

@@ -108,7 +108,7 @@ class Routes:
             rule, arguments = self.urls.match("/" + "/".join(segments[start:]))
         except HTTPException:  # NotFound, or a redirect the map is built never to answer
             raise errors.NotFound(self.hint) from None
-        return str(rule), arguments
+        return str(rule), {name: str(value) for name, value in arguments.items()}
 
 
 def require_method(request: flask.Request, *methods: str) -> None:

@@ -1,10 +1,9 @@
 """The sort functions.
 
 - `sort_job` (HTTP): `POST /jobs` (or `/classification-job`) creates a job; `GET /jobs/<id>` polls it.
-- `sort_worker` (CloudEvent): sorts one image of a job, or embeds a chunk of a custom model's images or fits its
-  head; delivered by the queue (local, Pub/Sub push, SQS relay).
-- `sort_dead_letter` (CloudEvent): a message that exhausted its deliveries; its image (or training run) is failed
-  and refunded.
+- `sort_worker` (CloudEvent, from the queue: local, Pub/Sub push, SQS relay): sorts one image of a job, or embeds
+  a chunk of a custom model's images or fits its head.
+- `sort_dead_letter` (CloudEvent): a message out of deliveries; its image (or training run) is failed, refunded.
 - `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs.
 - `on_upload` (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
 """
@@ -44,7 +43,7 @@ def sort_job(request: flask.Request) -> flask.Response:
 
 
 def _message(event: CloudEvent) -> object:
-    try:
+    try:  # the framework parsed the event; event_data decodes the Pub/Sub envelope inside it
         return events.event_data(event)[0]
     except errors.BadRequest as exc:
         log.error("dropping an undecodable event %s: %s", event["id"], exc.message)
