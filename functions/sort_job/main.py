@@ -1,11 +1,10 @@
-"""The sort functions.
-
+"""The sort functions:
 - `sort_job` (HTTP): `POST /jobs` (or `/classification-job`) creates a job; `GET /jobs/<id>` polls it.
 - `sort_worker` (CloudEvent, from the queue: local, Pub/Sub push, SQS relay): sorts one image of a job, or embeds
   a chunk of a custom model's images or fits its head.
 - `sort_dead_letter` (CloudEvent): a message out of deliveries; its image (or training run) is failed, refunded.
-- `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs.
-- `on_upload` (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
+- `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs; `on_upload`
+  (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
 """
 
 import logging
