@@ -8,23 +8,20 @@ from typing import Any
 
 from common.accounts import passwords
 from common.accounts import service as accounts
+from common.accounts.bodies import MAX_REFILL as MAX_REFILL  # the operator command's bound too
+from common.accounts.bodies import ContractRefill, SeedRefill
 from common.adapters.deps import Deps
-from common.core import errors
+from common.core import bodies, errors
 from common.records.records import Account
-
-MAX_REFILL = 1_000_000
 
 
 def parse_refill(body: dict[str, Any]) -> tuple[str, int]:
     """The account and amount of a refill, in the contract's form or the seed's (`user`, `refill`)."""
-    seed_form = "user" in body or "refill" in body
-    target = body.get("user") if seed_form else body.get("username")
-    amount = body.get("refill") if seed_form else body.get("amount")
-    if not isinstance(target, str) or not target:
-        raise errors.BadRequest("Name the account to refill: {\"username\": ..., \"amount\": n}.")
-    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_REFILL:
-        raise errors.BadRequest(f"amount must be a whole number from 1 to {MAX_REFILL}.", code="invalid_amount")
-    return target, amount
+    if "user" in body or "refill" in body:
+        seed = bodies.convert(SeedRefill, body)
+        return seed.user, seed.refill
+    refill = bodies.convert(ContractRefill, body)
+    return refill.username, refill.amount
 
 
 def refill(admin: Account, username: str, amount: int, deps: Deps) -> int:

@@ -12,18 +12,18 @@ sign-out, so the account's API key (the CLI's, the scripts') keeps working.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from common.accounts import passwords
+from common.accounts.bodies import Credentials
 from common.adapters.deps import Deps
-from common.core import errors, logs
+from common.core import bodies, errors, logs
 from common.records.accounts import key_record
 from common.records.records import Account
 
-USERNAME_RULE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 KEY_PREFIX = "icf_"
 SESSION = "session"
 SESSION_SECONDS = 12 * 3600.0  # a console session key ends with the working day, if not signed out before
@@ -44,20 +44,9 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def validate_credentials(body: dict[str, Any]) -> tuple[str, str]:
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not USERNAME_RULE.fullmatch(username):
-        raise errors.BadRequest(
-            "username must be a string of 3 to 64 characters, each a letter, digit, '_', '.' or '-'.",
-            code="invalid_username",
-        )
-    if not isinstance(password, str) or len(password) < 8:
-        raise errors.BadRequest("password must be a string of at least 8 characters.", code="invalid_password")
-    if len(password.encode()) > 72:
-        raise errors.BadRequest("password must be at most 72 bytes (bcrypt's limit).", code="invalid_password")
-    if "\x00" in password:
-        raise errors.BadRequest("password must not contain NUL characters.", code="invalid_password")
-    return username, password
+def validate_credentials(body: Mapping[str, Any]) -> tuple[str, str]:
+    credentials = bodies.convert(Credentials, body)
+    return credentials.username, credentials.password
 
 
 def register(body: dict[str, Any], network: str, deps: Deps) -> tuple[Account, str]:

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.core import errors
+from common.classify.bodies import OPTIONS, ClassifyOptions
+from common.core import bodies, errors
 from common.models import classnames
 
 SOURCES = ("url", "image", "uri")
 FORMS = ("Send exactly one image: JSON {\"url\": ...}, {\"image\": <base64>} or {\"uri\": \"gs://...\"}, "
          "a multipart field 'file' (or 'image'), a raw body with an image/* Content-Type, "
          "or a batch {\"images\": [{\"url\": ...}, ...]}.")
-MAX_CLASSES = 20
 DATA_URL = re.compile(r"data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 
 
@@ -45,38 +45,16 @@ class ClassifyRequest:
     model: str | None = None
 
 
-def _bounded(value: Any, cast: type, low: float, high: float, refusal: errors.BadRequest) -> Any:
-    """`value` (a JSON number or a query/form string) as `cast`, within [low, high]; else `refusal`."""
-    if isinstance(value, bool) or (cast is int and isinstance(value, float)):
-        raise refusal
-    try:
-        number = cast(value)
-    except (TypeError, ValueError):
-        raise refusal from None
-    if not low <= number <= high:
-        raise refusal
-    return number
-
-
 def apply_options(req: ClassifyRequest, option: Callable[[str], Any]) -> None:
-    """Validate the options (`option(name)`: the JSON body's, else the query string's or the form's) into `req`."""
-    top_k, min_score, model, classes = (option(n) for n in ("top_k", "min_score", "model", "classes"))
-    if classes is not None:
-        names = classes.split(",") if isinstance(classes, str) else classes
-        if not isinstance(names, list) or not 1 <= len(names) <= MAX_CLASSES:
-            raise errors.BadRequest(f"classes must be a list of 1 to {MAX_CLASSES} class names.",
-                                    code="invalid_classes")
-        req.classes = classnames.unique(names)
-    if top_k is not None:
-        req.top_k = _bounded(top_k, int, 1, 20, errors.BadRequest("top_k must be a whole number from 1 to 20.",
-                                                                   code="invalid_top_k"))
-    if min_score is not None:
-        req.min_score = _bounded(min_score, float, 0.0, 1.0, errors.BadRequest(
-            "min_score must be a number from 0 to 1.", code="invalid_min_score"))
-    if model is not None:
-        if not isinstance(model, str) or not model:
-            raise errors.BadRequest("model must be a model name.", code="invalid_model")
-        req.model = model
+    """Validate the options (`option(name)`: the JSON body's, else the query string's or the form's) into `req`;
+    a form's or query's numbers are strings, and its classes one comma-separated string."""
+    given = {name: value for name in OPTIONS if (value := option(name)) is not None}
+    if isinstance(given.get("classes"), str):
+        given["classes"] = given["classes"].split(",")
+    options = bodies.convert(ClassifyOptions, given, strict=False)
+    req.top_k, req.min_score, req.model = options.top_k, options.min_score, options.model
+    if options.classes is not None:
+        req.classes = classnames.unique(options.classes)
 
 
 def _decode_base64(value: Any) -> bytes:

@@ -49,12 +49,12 @@ def refusal() -> errors.BadRequest:
                              "such as {\"username\": ..., \"password\": ...}.", code="json_too_deep")
 
 
-def loads(raw: bytes | str) -> Any:
+def loads(raw: bytes | str, *, depth_checked: bool = False) -> Any:
     """`json.loads` with the depth bound: a 400 for deep nesting or text that is not UTF-8 Unicode (RFC 8259
     allows nothing else; Python's parser would also take UTF-16 and UTF-32), ValueError for text that is not
-    JSON."""
+    JSON. `depth_checked`: these very bytes were scanned already (by the HTTP guard), so they are not again."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if too_deep(data):
+    if not depth_checked and too_deep(data):
         raise refusal()
     try:
         text = data.decode("utf-8")  # strict: encoded surrogates and other encodings end here

@@ -14,6 +14,7 @@ import flask
 from common import bootstrap
 from common.accounts import admins, passwords
 from common.accounts import service as accounts
+from common.accounts.bodies import USERNAME_RULE
 from common.adapters.deps import Deps
 from common.core import errors, logs
 from common.http import web
@@ -28,7 +29,7 @@ def _by_password(username: Any, password: Any, network: str, deps: Deps) -> Acco
     if not isinstance(username, str) or not isinstance(password, str):
         raise errors.Unauthorized("username and password must be strings.")
     wrong = errors.Unauthorized("Wrong username or password.", code="invalid_credentials")
-    if not accounts.USERNAME_RULE.fullmatch(username):
+    if not USERNAME_RULE.search(username):
         raise wrong
     store = deps.store
     store.check_login(username, network)  # 429 while locked after repeated failures, before any bcrypt work

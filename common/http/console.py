@@ -58,7 +58,7 @@ def policy() -> str:
 def send(body: bytes, content_type: str, cache: str = "no-cache") -> flask.Response:
     response = flask.Response(body, content_type=content_type)
     response.headers.update({
-        "Content-Security-Policy": policy(), "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": policy(), "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY", "Cache-Control": cache})
     return response
 

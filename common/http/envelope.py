@@ -93,13 +93,24 @@ def refusal(status: int) -> HttpError:
 
 
 SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff")]
+Headers = list[tuple[str, str]]
+
+
+def secured(headers: Headers) -> Headers:
+    """`headers` as every reply sends them: the one place the security and cache headers are set (the guard for
+    the app's replies, the envelope for the refusals made before or outside the app). `Cache-Control: no-store`
+    unless the reply chose its own (the console's assets), `nosniff`, and no `Server` header from the app."""
+    names = {name.lower() for name, _ in headers}
+    kept = [(n, v) for n, v in headers if n.lower() != "server"]
+    cache = [] if "cache-control" in names else [("Cache-Control", "no-store")]
+    return kept + cache + [(n, v) for n, v in SECURITY_HEADERS if n.lower() not in names]
 
 
 def envelope(exc: AppError) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status line, headers and body of the JSON error envelope for `exc`."""
     body = json.dumps(body_of(exc), separators=(",", ":")).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               ("Cache-Control", "no-store"), *SECURITY_HEADERS, *headers_of(exc).items()]
+    headers = secured([("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                       *headers_of(exc).items()])
     status = status_of(exc)
     return f"{status} {HTTPStatus(status).phrase}", headers, body
 

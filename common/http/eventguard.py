@@ -2,7 +2,16 @@
 (a JSON array, a string, bytes that are not UTF-8): the framework fails on those before the function runs and
 would answer its own 500. No queue of ours sends such a body; a sender that does learns what is wrong (Pub/Sub
 would redeliver on any failure status and, after its attempts, dead-letter it). What an event says is read by
-`common.jobs.events`."""
+`common.jobs.events`.
+
+Why the body is parsed twice (here, then by the framework): functions-framework parses the request into a
+CloudEvent inside its own view function (`_cloud_event_view_func_wrapper`), with no hook that could hand it an
+event parsed before, and it lets any parse failure other than a missing attribute escape as a 500 before the
+function runs. Telling those failures apart from the function's own (which must stay a 500, so the queue
+delivers again) would mean patching that private view; parsing once more before it is the public way. The
+function itself never parses: it reads the framework's event (`common.jobs.events.event_data` decodes only the
+Pub/Sub envelope inside it, which is a second layer, not the same bytes).
+"""
 
 from __future__ import annotations
 

@@ -41,6 +41,7 @@ MAX_URL = 8192
 MAX_FORM_PARTS = 1000  # what Flask's form parser reads (its `max_form_parts`)
 PROTOCOLS = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"}
 SECURITY_HEADERS = envelopes.SECURITY_HEADERS
+DEPTH_CHECKED = "imageclassify.json_depth_checked"
 envelope = envelopes.envelope
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
@@ -90,7 +91,10 @@ def _check_json(environ: Environ) -> errors.AppError | None:
     raw = _buffered(environ)
     if not environ.get("CONTENT_TYPE") and raw.lstrip()[:1] not in (b"{", b"["):
         return None
-    return jsonlimits.refusal() if jsonlimits.too_deep(raw) else None
+    if jsonlimits.too_deep(raw):
+        return jsonlimits.refusal()
+    environ[DEPTH_CHECKED] = True  # the body the app reads is these bytes: `web.json_body` need not scan again
+    return None
 
 
 def _check_form(environ: Environ) -> errors.AppError | None:
@@ -165,8 +169,8 @@ class Guard:
         if origin and environ.get("REQUEST_METHOD") == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
             start_response("204 No Content", [
                 *_cors_headers(origin), ("Access-Control-Allow-Methods", CORS_METHODS),
-                ("Access-Control-Allow-Headers", CORS_HEADERS), ("Access-Control-Max-Age", CORS_MAX_AGE),
-                ("Cache-Control", "no-store"), *SECURITY_HEADERS])
+                *envelopes.secured([("Access-Control-Allow-Headers", CORS_HEADERS),
+                                    ("Access-Control-Max-Age", CORS_MAX_AGE)])])
             return []
         return self._answer(environ, start_response, origin)
 
@@ -181,18 +185,13 @@ class Guard:
 
         def amend(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
             code = int(status.split(" ", 1)[0])
-            names = {name.lower() for name, _ in headers}
             kind = next((v for n, v in headers if n.lower() == "content-type"), "")
             if code >= 400 and not kind.startswith("application/json"):
                 error = envelopes.refusal(code) if code != 413 else form_field_too_large()
                 error.headers.update({n: v for n, v in headers if n.lower() in ("allow", "retry-after")})
                 replaced.append(error)
                 return lambda data: None
-            kept = [(n, v) for n, v in headers if n.lower() != "server"]
-            if "cache-control" not in names:
-                kept.append(("Cache-Control", "no-store"))
-            security = [(n, v) for n, v in SECURITY_HEADERS if n.lower() not in names]
-            return start_response(status, kept + security + _cors_headers(origin), exc_info)
+            return start_response(status, envelopes.secured(headers) + _cors_headers(origin), exc_info)
 
         body = self.app(environ, amend)
         if not replaced:

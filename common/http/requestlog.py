@@ -87,14 +87,6 @@ class RequestScope:
         return response
 
 
-def _error_code(response: flask.Response) -> str | None:
-    if response.status_code < 400 or not response.is_json or response.is_streamed:
-        return None
-    body = response.get_json(silent=True)
-    error = body.get("error") if isinstance(body, dict) else None
-    return str(error.get("code"))[:64] if isinstance(error, dict) else None
-
-
 def request_line(function: str, request: flask.Request, response: flask.Response, seconds: float) -> None:
     """Log the request's one line and count it."""
     status = response.status_code
@@ -110,9 +102,8 @@ def request_line(function: str, request: flask.Request, response: flask.Response
     context = logs.current()
     extra: dict[str, Any] = {"httpRequest": http}
     extra.update((k, context[k]) for k in ("images", "tokens") if k in context)
-    code = _error_code(response)
-    if code:
-        extra["error"] = code
+    if status >= 400 and context.get("error"):  # set by `web.error_response`, which built the envelope
+        extra["error"] = context["error"]
     level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
     log.log(level, "%s %s %d", request.method[:16], request.path[:MAX_FIELD], status, extra=extra)
     metrics.count("requests", function=function, status=status)

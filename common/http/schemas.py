@@ -1,14 +1,23 @@
 """The JSON Schemas of the API description (`common/http/openapi.py`): every request body and reply of the contract.
 
-Kept as data next to the code that produces the replies, and checked against
-real replies by the tests (tests/test_openapi.py), so the description cannot
-drift from what the functions answer. Objects stay open (`additionalProperties`
-allowed) where the contract says "..." so that adding a field is not a break.
+The JSON request bodies are rendered from the msgspec Structs that validate them (`common/*/bodies.py`), so a
+limit is declared once. The replies are kept as data next to the code that produces them, and checked against
+real replies by the tests (tests/test_openapi.py), so the description cannot drift from what the functions
+answer. Objects stay open (`additionalProperties` allowed) where the contract says "..." so that adding a field
+is not a break.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
+
+from common.accounts.bodies import ContractRefill, Credentials, SeedRefill
+from common.classify.bodies import ClassifyOptions
+from common.core.bodies import ModelName
+from common.jobs.bodies import JobRequest
+from common.training.bodies import ModelRequest
 
 Schema = dict[str, Any]
 
@@ -25,14 +34,11 @@ STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
 BOOL: Schema = {"type": "boolean"}
 FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
-USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,64}$", "examples": ["alice"]}
-MODEL_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["efficientnet_lite0"]}
+BODIES = (Credentials, ContractRefill, SeedRefill, JobRequest, ModelRequest, ClassifyOptions)
+_, GENERATED = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
+MODEL_NAME: Schema = msgspec.json.schema(ModelName)
 COUNTS: Schema = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
-OPTIONS: dict[str, Schema] = {
-    "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
-    "min_score": {**FRACTION, "default": 0},
-    "model": {**MODEL_NAME, "description": "The caller's own model first, then the built-ins."},
-}
+OPTIONS: dict[str, Schema] = GENERATED.pop("ClassifyOptions")["properties"]
 SOURCES: dict[str, Schema] = {
     "url": {"type": "string", "format": "uri", "maxLength": 4096, "description": "http(s); private addresses refused"},
     "image": {"type": "string", "contentEncoding": "base64", "description": "base64, or a data: URL"},
@@ -47,8 +53,7 @@ SCHEMAS: dict[str, Schema] = {
         "message": {"type": "string", "description": "Says what to do; never echoes the request."},
         "balance": INT, "needed": INT}),
     "Error": obj(["error"], {"error": ref("ErrorDetail")}),
-    "Credentials": obj(["username", "password"], {
-        "username": USERNAME, "password": {"type": "string", "minLength": 8, "maxLength": 256}}),
+    **GENERATED,
     "Registered": obj(["username", "tokens", "api_key"], {
         "username": STR, "tokens": INT, "api_key": {"type": "string", "description": "Shown once."}}),
     "ApiKey": obj(["username", "api_key"], {"username": STR, "api_key": STR}),
@@ -57,13 +62,7 @@ SCHEMAS: dict[str, Schema] = {
         "created": {"type": "number"}, "expires": {"type": "number"}, "tokens": INT,
         "key": {"type": "string", "description": "Shown once; send it as Bearer until DELETE /sessions/{id}."}}),
     "Balance": obj(["username", "tokens"], {"username": STR, "tokens": {"type": "integer", "minimum": 0}}),
-    "Refill": {"oneOf": [
-        obj(["username", "amount"], {"username": USERNAME, "amount": {"type": "integer", "minimum": 1}},
-            description="The contract's form, with the admin's credentials in the Authorization header."),
-        obj(["user", "refill"], {"username": STR, "password": STR, "user": USERNAME,
-                                 "refill": {"type": "integer", "minimum": 1}},
-            description="Seed form: the admin's username/password in the body, `user` is the account refilled."),
-    ]},
+    "Refill": {"oneOf": [ref("ContractRefill"), ref("SeedRefill")]},
     "ClassifyJson": {"oneOf": [
         {**SOURCE, "properties": {**OPTIONS}, "description": "One image."},
         obj(["images"], {"images": {"type": "array", "minItems": 1, "maxItems": 16, "items": SOURCE}, **OPTIONS},
@@ -83,11 +82,6 @@ SCHEMAS: dict[str, Schema] = {
             obj(["index", "predictions"], {"index": INT, "predictions": {"type": "array", "items": ref("Prediction")}}),
             obj(["index", "error"], {"index": INT, "error": ref("ErrorDetail")}),
         ]}}}),
-    "JobRequest": obj(["classes"], {
-        "classes": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "examples": [["dog", "food"]]},
-        "source": {"type": "string", "default": "all/", "description": "A folder of your space."},
-        "model": MODEL_NAME, "min_score": {**FRACTION, "default": 0.3}}),
     "Job": obj(["id", "status", "total", "processed", "matched", "unmatched", "failed", "percentage"], {
         "id": STR, "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
         "total": INT, "processed": INT, "matched": COUNTS, "unmatched": INT, "failed": INT,
@@ -96,10 +90,6 @@ SCHEMAS: dict[str, Schema] = {
         "percentage": {"type": "number", "minimum": 0, "maximum": 100},
         "classes": {"type": "array", "items": STR}, "source": STR, "min_score": {"type": "number"},
         "model": {"type": ["string", "null"]}, "created": {"type": "number"}}),
-    "ModelRequest": obj(["name", "source"], {
-        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,39}$"},
-        "source": {"type": "string", "description": "A folder of your space; its subfolders are the classes."},
-        "augment": BOOL}),
     "Progress": obj(["done", "total", "percentage"], {"done": INT, "total": INT, "percentage": {"type": "number"}}),
     "ClassMetrics": obj([], {k: {"type": ["number", "null"]} for k in ("precision", "recall", "f1", "roc_auc")}
                         | {"support": INT}),

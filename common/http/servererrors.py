@@ -13,6 +13,14 @@ the request (`gunicorn.http.wsgi.create`), before any app code runs, inviting
 a body the guard then refuses. `create` is wrapped so that no `100 Continue`
 is sent for a Content-Length the guard will refuse: the client gets the 413
 at once and never starts sending.
+
+Why these two patches are unavoidable: gunicorn offers no setting or hook for
+its own error pages (its worker calls `util.write_error` directly), and its one
+hook before `create` (`pre_request`) is a server setting that functions-framework
+does not let a function set (its `GunicornApplication` builds the configuration
+from fixed options and reads neither a config file nor `GUNICORN_CMD_ARGS`).
+Both patches keep the original's signature and call through to gunicorn; any
+other server (waitress, werkzeug) is left alone.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from typing import Any
 
 import flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as NoRoute
+from werkzeug.routing import Map, PathConverter, Rule
 
 from common.core import errors, jsonlimits, logs
 from common.http import envelope, health, requestlog
@@ -29,8 +31,7 @@ def respond(data: Any, status: int = 200, headers: dict[str, str] | None = None)
     response = flask.Response(json.dumps(data, separators=(",", ":")), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return response  # the cache and security headers: the guard's (`envelope.secured`), on every reply
 
 
 def error_response(exc: BaseException) -> flask.Response:
@@ -39,6 +40,7 @@ def error_response(exc: BaseException) -> flask.Response:
         refused.headers.update({n: v for n, v in exc.get_headers() if n.lower() in ("allow", "retry-after")})
         exc = refused
     body, status, headers = envelope.render(exc)
+    logs.annotate(error=str(body["error"]["code"])[:64])  # for the request's line, without reading the reply back
     return respond(body, status, headers)
 
 
@@ -75,19 +77,38 @@ def path_is(request: flask.Request, *names: str) -> bool:
     return any(path == f"/{n}" or path.endswith(f"/{n}") for n in names)
 
 
-def route(request: flask.Request, *groups: str, most: int) -> tuple[str, list[str]]:
-    """(the group, the segments after it) of a path `[/prefix]/<group>[/<segment>...]` with at most `most`
-    segments after the group, none empty; anything else is a 404 naming the routes (functions may be mounted
-    under a prefix, so the group is looked for along the path)."""
-    segments = request.path.strip("/").split("/")
-    for i, segment in enumerate(segments):
-        if segment in groups:
-            rest = segments[i + 1:]
-            if len(rest) <= most and all(rest):
-                return segment, rest
-            break
-    raise errors.NotFound(f"No such endpoint: use {' or '.join('/' + g for g in groups)}, followed by at most "
-                          f"{most} path segment{'s' if most != 1 else ''} (see /docs).")
+class Rest(PathConverter):
+    """The rest of the path as it was sent, empty, `/`-led or with a newline included: the service that reads it
+    (e.g. `common.files.spaces.clean_path`) is the one place that says why such a path is refused."""
+
+    regex = r"[\s\S]*"
+    part_isolating = False
+
+
+class Routes:
+    """A function's paths as werkzeug rules (`Map`/`Rule`); a path no rule matches is a 404 saying `hint`.
+
+    A function may be mounted under a prefix (an API gateway's stage), so the path is matched from its first
+    segment that begins a rule. Methods are checked by the handler (`require_method`), which knows the order
+    of refusals the contract keeps (405 before 401 before 404)."""
+
+    def __init__(self, *rules: str, hint: str) -> None:
+        self.urls = Map([Rule(rule, endpoint=rule) for rule in rules], converters={"rest": Rest},
+                        strict_slashes=False, merge_slashes=False).bind("localhost")
+        self.starts = {rule.split("/")[1] for rule in rules}
+        self.hint = hint
+
+    def match(self, request: flask.Request) -> tuple[str, dict[str, str]]:
+        """(the rule matched, its arguments)."""
+        segments = request.path.split("/")
+        start = next((i for i, segment in enumerate(segments) if segment in self.starts), None)
+        try:
+            if start is None:
+                raise NoRoute()
+            rule, arguments = self.urls.match("/" + "/".join(segments[start:]))
+        except HTTPException:  # NotFound, or a redirect the map is built never to answer
+            raise errors.NotFound(self.hint) from None
+        return str(rule), {name: str(value) for name, value in arguments.items()}
 
 
 def require_method(request: flask.Request, *methods: str) -> None:
@@ -121,7 +142,7 @@ def json_body(request: flask.Request, *, required: bool = True) -> dict[str, Any
     if PARSED in request.environ:  # the handler and the credentials both read it: one parse a request
         return dict(request.environ[PARSED])
     try:
-        data = jsonlimits.loads(raw)
+        data = jsonlimits.loads(raw, depth_checked=bool(request.environ.get(httpguard.DEPTH_CHECKED)))
     except (ValueError, UnicodeDecodeError):
         raise errors.BadRequest("The body is not valid JSON. Send a JSON object such as {\"username\": ...}.") from None
     if not isinstance(data, dict):

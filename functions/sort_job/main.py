@@ -1,12 +1,10 @@
-"""The sort functions.
-
+"""The sort functions:
 - `sort_job` (HTTP): `POST /jobs` (or `/classification-job`) creates a job; `GET /jobs/<id>` polls it.
-- `sort_worker` (CloudEvent): sorts one image of a job, or embeds a chunk of a custom model's images or fits its
-  head; delivered by the queue (local, Pub/Sub push, SQS relay).
-- `sort_dead_letter` (CloudEvent): a message that exhausted its deliveries; its image (or training run) is failed
-  and refunded.
-- `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs.
-- `on_upload` (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
+- `sort_worker` (CloudEvent, from the queue: local, Pub/Sub push, SQS relay): sorts one image of a job, or embeds
+  a chunk of a custom model's images or fits its head.
+- `sort_dead_letter` (CloudEvent): a message out of deliveries; its image (or training run) is failed, refunded.
+- `sweeper` (HTTP, internal; Cloud Scheduler): refunds expired reservations and closes stalled jobs; `on_upload`
+  (CloudEvent): labels a new object under the watched prefix (GCS, GCS via Pub/Sub, S3 events).
 """
 
 import logging
@@ -24,25 +22,27 @@ from common.jobs import service as jobs
 from common.ops import sweeper as sweeping
 
 DEPS, log = bootstrap.deps(), logging.getLogger("imageclassify.sort_job")  # DEPS: handed to the services
+ROUTES = web.Routes("/jobs", "/jobs/<id>", "/classification-job", "/classification-job/<id>",
+                    hint="No such endpoint: use /jobs or /jobs/<id> (or /classification-job[/<id>]).")
 
 
 @functions_framework.http
 @web.endpoint
 def sort_job(request: flask.Request) -> flask.Response:
-    _, rest = web.route(request, "jobs", "classification-job", most=1)
-    if not rest:
+    _, arguments = ROUTES.match(request)
+    if "id" not in arguments:
         web.require_method(request, "POST")
         job = jobs.create_job(httpauth.authenticate(request, deps=DEPS), web.json_body(request), DEPS)
         return web.respond(jobs.describe(job), 202, {"Location": f"{request.path.rstrip('/')}/{job.id}"})
     web.require_method(request, "GET", "DELETE")
-    account, job_id = httpauth.authenticate(request, deps=DEPS), rest[0]
+    account, job_id = httpauth.authenticate(request, deps=DEPS), arguments["id"]
     if request.method == "DELETE":
         return web.respond(jobs.describe(jobs.cancel_job(account, job_id, DEPS)))
     return web.respond(jobs.describe(jobs.get_job(account, job_id, DEPS)))
 
 
 def _message(event: CloudEvent) -> object:
-    try:
+    try:  # the framework parsed the event; event_data decodes the Pub/Sub envelope inside it
         return events.event_data(event)[0]
     except errors.BadRequest as exc:
         log.error("dropping an undecodable event %s: %s", event["id"], exc.message)
