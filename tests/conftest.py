@@ -12,8 +12,10 @@ import requests
 
 from infra import processes as servers
 from infra.targets import TARGETS
+from tests.waiting import HTTP_TIMEOUT, default_http_timeout
 
 servers.exit_on_sigterm()  # a suite stopped by SIGTERM still stops the servers it started
+default_http_timeout()  # a test call written without timeout= still ends (tests/waiting.py)
 
 # Fast bcrypt for the suite; the cost itself is configuration (default 12), measured in the benchmarks.
 os.environ.setdefault("BCRYPT_ROUNDS", "4")
@@ -153,13 +155,15 @@ class Api:
 
     def register(self, username: str | None = None, password: str = "correct horse") -> dict:
         username = username or f"u{uuid.uuid4().hex[:10]}"
-        r = self.http.post(self.url("register", "/register"), json={"username": username, "password": password})
+        r = self.http.post(self.url("register", "/register"), json={"username": username, "password": password},
+                           timeout=HTTP_TIMEOUT)
         assert r.status_code == 201, r.text
         return {**r.json(), "password": password}
 
     def admin_key(self) -> str:
         """A fresh API key of the bootstrap admin (root)."""
-        r = self.http.post(self.url("register", "/api-key"), auth=("root", "root-password"))
+        r = self.http.post(self.url("register", "/api-key"), auth=("root", "root-password"),
+                           timeout=HTTP_TIMEOUT)
         assert r.status_code == 200, r.text
         return str(r.json()["api_key"])
 
@@ -168,12 +172,14 @@ class Api:
         user = self.register()
         if tokens > user["tokens"]:
             r = self.http.post(self.url("tokens", "/refill"), headers=bearer({"api_key": self.admin_key()}),
-                               json={"username": user["username"], "amount": tokens - user["tokens"]})
+                               json={"username": user["username"], "amount": tokens - user["tokens"]},
+                               timeout=HTTP_TIMEOUT)
             assert r.status_code == 200, r.text
         return user
 
     def balance(self, key: str) -> int:
-        r = self.http.get(self.url("tokens", "/tokens"), headers={"Authorization": f"Bearer {key}"})
+        r = self.http.get(self.url("tokens", "/tokens"), headers={"Authorization": f"Bearer {key}"},
+                          timeout=HTTP_TIMEOUT)
         assert r.status_code == 200, r.text
         return int(r.json()["tokens"])
 
