@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -152,6 +153,20 @@ class Api:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+
+    def log_lines(self, *targets: str) -> list[dict]:
+        """The JSON lines the functions `targets` have logged so far (native libraries' own prints aside)."""
+        found = []
+        for target in targets:
+            for raw in Path(self.servers[target].log_path).read_text(errors="replace").splitlines():
+                if raw.startswith("{"):
+                    found.append(json.loads(raw))
+        return found
+
+    def events_handled(self, target: str) -> int:
+        """How many CloudEvents (queue messages) the function `target` has handled: one log line each."""
+        self.url(target)
+        return sum("cloudevent" in line for line in self.log_lines(target))
 
     def register(self, username: str | None = None, password: str = "correct horse") -> dict:
         username = username or f"u{uuid.uuid4().hex[:10]}"

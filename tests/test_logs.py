@@ -43,12 +43,7 @@ def traced(headers: dict[str, str] | None = None, style: str = "w3c") -> tuple[s
 
 
 def lines(api: Api, *targets: str) -> list[dict[str, Any]]:
-    found = []
-    for target in targets:
-        for raw in Path(api.servers[target].log_path).read_text(errors="replace").splitlines():
-            if raw.startswith("{"):
-                found.append(json.loads(raw))
-    return found
+    return api.log_lines(*targets)
 
 
 def request_line(api: Api, target: str, trace: str) -> dict[str, Any]:

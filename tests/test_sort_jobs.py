@@ -331,11 +331,13 @@ def test_cancel_refunds_what_is_left(backend: Backend) -> None:
     user = backend.api.user_with(20)
     for i in range(20):
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))
+    handled = backend.api.events_handled("sort_worker")
     job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["food"], "source": folder}).json()["id"]
     r = requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user))
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
-    time.sleep(2)  # messages still queued arrive and change nothing
+    # every message of the job is delivered (the worker logs each), and those after the cancel changed nothing
+    wait_until(lambda: backend.api.events_handled("sort_worker") >= handled + 20, 120, "messages still queued")
     after = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user)).json()
     assert after["status"] == "cancelled" and after["processed"] == r.json()["processed"]
     assert backend.api.balance(user["api_key"]) == 20 - after["processed"]
