@@ -47,8 +47,12 @@ def test_sort_job_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
         kills = 0
         for _ in range(3):  # kill at a random point of the job, three times
             target = rng.randint(5, 70)
+
+            def reached(at: int = target) -> bool:
+                return bool(stack.job(user, job["id"])["processed"] >= at)
+
             with contextlib.suppress(AssertionError):  # at that point, or wherever the job is after 60 s
-                wait_until(lambda t=target: stack.job(user, job["id"])["processed"] >= t, 60, interval=0.02)
+                wait_until(reached, 60, interval=0.02)
             status = stack.job(user, job["id"])
             if status["status"] == "done":
                 break

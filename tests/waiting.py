@@ -17,7 +17,7 @@ T = TypeVar("T")
 HTTP_TIMEOUT = 60  # seconds: generous for a loaded machine, finite so a hung server fails the test, not the run
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 60, message: str | Callable[[], Any] = "",
+def wait_until(predicate: Callable[[], T | None], timeout: float = 60, message: str | Callable[[], Any] = "",
                interval: float = 0.1) -> T:
     """Poll `predicate` until it returns something truthy and return that; fail with `message` after `timeout`.
 
@@ -59,4 +59,4 @@ def default_http_timeout() -> None:
         return original(self, method, url, *args, **kwargs)
 
     request._has_default_timeout = True  # type: ignore[attr-defined]
-    requests.Session.request = request  # type: ignore[method-assign]
+    requests.Session.request = request  # type: ignore[method-assign, assignment]
