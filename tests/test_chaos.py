@@ -208,11 +208,14 @@ def test_training_survives_kill9(tmp_path: Path, models_dir: Path) -> None:
         r = requests.post(stack.url + "/models", headers=user["headers"], timeout=30,
                           json={"name": "pets", "source": "pets/", "augment": 0})
         assert r.status_code == 202, r.text
-        deadline = time.monotonic() + 60
-        while (model := requests.get(stack.url + "/models/pets", headers=user["headers"], timeout=30).json()
-               )["progress"]["done"] < 16:
-            assert time.monotonic() < deadline and model["status"] != "failed", model
-            time.sleep(0.02)
+        seen: list[dict] = [{}]
+
+        def embedding() -> dict | None:  # kill once some chunks are in, never after a failure
+            model = seen[0] = requests.get(stack.url + "/models/pets", headers=user["headers"], timeout=30).json()
+            assert model["status"] != "failed", model
+            return model if model["progress"]["done"] >= 16 else None
+
+        model = wait_until(embedding, 60, lambda: seen[0], interval=0.02)
         killed_at = model["status"]
         assert killed_at in ("queued", "embedding"), model
         stack.kill()
