@@ -22,6 +22,7 @@ from common.records.ledger import SPENDS
 from common.records.store import Store
 from infra import photos
 from tests.stack import LocalStack
+from tests.test_images_bounded import peak_rss_mb
 from tests.waiting import wait_for_status, wait_until
 
 IMAGES = {"coffee.png": 40, "chelsea.png": 40, "camera.png": 20}  # food, cat, unmatched
@@ -144,13 +145,6 @@ def test_dead_letters_close_the_books(tmp_path: Path, models_dir: Path) -> None:
         assert status["processed"] == 4 and status["failed"] == 4 and stack.balance(user) == 10
     finally:
         stack.stop()
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 def test_32_clients_for_15_seconds(tmp_path: Path, models_dir: Path) -> None:
