@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,8 +13,10 @@ import requests
 
 from infra import processes as servers
 from infra.targets import TARGETS
+from tests.waiting import HTTP_TIMEOUT, default_http_timeout
 
 servers.exit_on_sigterm()  # a suite stopped by SIGTERM still stops the servers it started
+default_http_timeout()  # a test call written without timeout= still ends (tests/waiting.py)
 
 # Fast bcrypt for the suite; the cost itself is configuration (default 12), measured in the benchmarks.
 os.environ.setdefault("BCRYPT_ROUNDS", "4")
@@ -151,15 +154,31 @@ class Api:
         for server in self.servers.values():
             server.stop()
 
+    def log_lines(self, *targets: str) -> list[dict]:
+        """The JSON lines the functions `targets` have logged so far (native libraries' own prints aside)."""
+        found = []
+        for target in targets:
+            for raw in Path(self.servers[target].log_path).read_text(errors="replace").splitlines():
+                if raw.startswith("{"):
+                    found.append(json.loads(raw))
+        return found
+
+    def events_handled(self, target: str) -> int:
+        """How many CloudEvents (queue messages) the function `target` has handled: one log line each."""
+        self.url(target)
+        return sum("cloudevent" in line for line in self.log_lines(target))
+
     def register(self, username: str | None = None, password: str = "correct horse") -> dict:
         username = username or f"u{uuid.uuid4().hex[:10]}"
-        r = self.http.post(self.url("register", "/register"), json={"username": username, "password": password})
+        r = self.http.post(self.url("register", "/register"), json={"username": username, "password": password},
+                           timeout=HTTP_TIMEOUT)
         assert r.status_code == 201, r.text
         return {**r.json(), "password": password}
 
     def admin_key(self) -> str:
         """A fresh API key of the bootstrap admin (root)."""
-        r = self.http.post(self.url("register", "/api-key"), auth=("root", "root-password"))
+        r = self.http.post(self.url("register", "/api-key"), auth=("root", "root-password"),
+                           timeout=HTTP_TIMEOUT)
         assert r.status_code == 200, r.text
         return str(r.json()["api_key"])
 
@@ -168,12 +187,14 @@ class Api:
         user = self.register()
         if tokens > user["tokens"]:
             r = self.http.post(self.url("tokens", "/refill"), headers=bearer({"api_key": self.admin_key()}),
-                               json={"username": user["username"], "amount": tokens - user["tokens"]})
+                               json={"username": user["username"], "amount": tokens - user["tokens"]},
+                               timeout=HTTP_TIMEOUT)
             assert r.status_code == 200, r.text
         return user
 
     def balance(self, key: str) -> int:
-        r = self.http.get(self.url("tokens", "/tokens"), headers={"Authorization": f"Bearer {key}"})
+        r = self.http.get(self.url("tokens", "/tokens"), headers={"Authorization": f"Bearer {key}"},
+                          timeout=HTTP_TIMEOUT)
         assert r.status_code == 200, r.text
         return int(r.json()["tokens"])
 

@@ -25,6 +25,7 @@ from infra.processes import REPO, free_port
 from tests.animals import folder
 from tests.conftest import configure
 from tests.stack import BACKEND_VARIABLES, LocalStack
+from tests.waiting import wait_for_status
 
 USER = "ops"
 
@@ -49,11 +50,7 @@ def listed(data: Path) -> dict[str, dict[str, Any]]:
 
 
 def wait_for(url: str, headers: dict[str, str], final: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while (body := requests.get(url, headers=headers, timeout=30).json())["status"] not in final:
-        assert time.monotonic() < deadline, body
-        time.sleep(0.2)
-    return dict(body)
+    return wait_for_status(lambda: requests.get(url, headers=headers, timeout=30).json(), final, timeout)
 
 
 def stuck_work(tmp_path: Path, models_dir: Path) -> tuple[Path, dict[str, Any], str]:

@@ -15,6 +15,7 @@ import requests
 
 from tests.images import jpeg
 from tests.stack import LocalStack
+from tests.waiting import wait_until
 
 JPEG = jpeg()
 
@@ -124,8 +125,5 @@ def test_the_upload_watcher_follows_no_link(stack: LocalStack) -> None:
     inbox.mkdir(parents=True, exist_ok=True)
     (inbox / "a-link.jpg").symlink_to(secret)  # handled before b-real.jpg in the same round, if at all
     (inbox / "b-real.jpg").write_bytes(JPEG)
-    deadline = time.monotonic() + 120
-    while not (labels / "b-real.jpg.json").is_file():
-        assert time.monotonic() < deadline, "the regular file was never labelled"
-        time.sleep(0.1)
+    wait_until((labels / "b-real.jpg.json").is_file, 120, "the regular file was never labelled")
     assert not (labels / "a-link.jpg.json").exists()

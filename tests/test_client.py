@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import requests
 from infra import photos
 from infra.processes import Server, free_port
 from tests import localstack_server
+from tests.waiting import wait_until
 
 BIN = Path(sys.executable).parent / "imageclassify"
 PASSWORD = "a long password"
@@ -518,10 +518,11 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path, fake: FakeApi, fake_env: dict[str,
                                                   "matched": {}, "unmatched": 0, "failed": 0}))
     proc = subprocess.Popen([str(BIN), "jobs", "show", "j1", "--watch", "--interval", "0.05"], env=fake_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    deadline = time.monotonic() + 20
-    while len(fake.requests("GET", "/jobs/j1")) < 2:
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    def polled_twice() -> bool:
+        assert proc.poll() is None, proc.communicate()
+        return len(fake.requests("GET", "/jobs/j1")) >= 2
+
+    wait_until(polled_twice, 60, "the watch never polled twice", interval=0.05)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130 and "Interrupted" in stderr and "Traceback" not in stderr + stdout

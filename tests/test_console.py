@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import requests
 from infra import photos
 from tests import localstack_server as stack
 from tests.conftest import REPO
+from tests.waiting import wait_until
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -102,11 +102,8 @@ def watch(problems: list[str], message: Any) -> None:
 def wait(page: Any, expression: str, timeout: float = TIMEOUT / 1000) -> None:
     """Poll a JS expression until it is true. (Playwright's wait_for_function evaluates strings with eval, which
     the console's Content-Security-Policy rightly refuses; evaluate() runs through the debugger protocol.)"""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(f"() => Boolean({expression})"):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}: " + page.evaluate(
-            "() => document.body.innerText")[-1200:]
-        time.sleep(0.1)
+    wait_until(lambda: page.evaluate(f"() => Boolean({expression})"), timeout,
+               lambda: f"waiting for {expression}: " + page.evaluate("() => document.body.innerText")[-1200:])
 
 
 def shot(page: Any, name: str, full: bool = True) -> Path:
@@ -225,10 +222,8 @@ def test_console_sign_in_keeps_the_cli_key_and_sign_out_revokes_its_own(page: An
     assert page.locator("#key-box").is_hidden()  # the account's key is not the console's to show
     page.get_by_role("button", name="Sign out").click()
     wait(page, "document.getElementById('account-status').textContent === 'Signed out.'")
-    deadline = time.monotonic() + 30
-    while status(session_key) != 401:  # the revocation is sent as the page signs out
-        assert time.monotonic() < deadline, "the session key still works after signing out"
-        time.sleep(0.1)
+    # the revocation is sent as the page signs out
+    wait_until(lambda: status(session_key) == 401, 30, "the session key still works after signing out")
     assert status(user["api_key"]) == 200
     assert page.evaluate("sessionStorage.length") == 0
 

@@ -26,6 +26,7 @@ from infra import animals as animal_data
 from tests.animals import png
 from tests.conftest import bearer, make_api, new_bucket, signed
 from tests.test_sort_jobs import Backend, pubsub_subscribe, sqs_queue, storage_client
+from tests.waiting import wait_for_status
 
 CLASSES = ["bear", "bird", "cat", "cow"]
 PER_CLASS = 15
@@ -105,13 +106,12 @@ def train(backend: Backend, user: dict, name: str, source: str, **extra: Any) ->
 
 
 def wait_model(backend: Backend, user: dict, name: str, timeout: float = 150) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    def model() -> dict:
         r = requests.get(models_url(backend, f"/{name}"), headers=bearer(user))
         assert r.status_code == 200, r.text
-        if r.json()["status"] in ("ready", "failed") or time.monotonic() > deadline:
-            return r.json()
-        time.sleep(0.3)
+        return dict(r.json())
+
+    return wait_for_status(model, ("ready", "failed"), timeout)
 
 
 def model_files(backend: Backend, user: dict, name: str) -> list[str]:

@@ -23,6 +23,7 @@ import pytest
 from common.jobs import events
 from infra.targets import TARGETS
 from tests.conftest import configure
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.fast
 
@@ -247,10 +248,7 @@ def test_password_checks_queue_a_little_then_refuse_at_once() -> None:
     inside.wait(5)
     waiter = threading.Thread(target=wait_turn, args=(done,))
     waiter.start()
-    deadline = time.monotonic() + 10
-    while gate.waiting < 1:  # the waiter is queued: the next one finds the queue full
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: gate.waiting >= 1, 10, "the waiter never queued", interval=0.005)  # the next finds it full
     started = time.monotonic()
     with pytest.raises(errors.Unavailable), gate.enter():
         pass

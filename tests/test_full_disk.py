@@ -12,7 +12,6 @@ import errno
 import os
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from tests.images import coffee, encode
 from tests.stack import LocalStack
+from tests.waiting import wait_until
 
 IMAGES = 200
 FEW = {"classes": ["food"], "source": "few/"}
@@ -64,10 +64,11 @@ def truncate_wals(folder: Path) -> None:
     """Empty the SQLite write-ahead logs, so that the next commits must grow them (a full disk refuses that)."""
     for name in ("accounts.db", "queue.db"):
         with contextlib.closing(sqlite3.connect(folder / name, timeout=30)) as db:
-            deadline = time.monotonic() + 30
-            while db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:
-                assert time.monotonic() < deadline, f"{name} stays busy"
-                time.sleep(0.05)
+
+            def truncated(wal: sqlite3.Connection = db) -> bool:
+                return bool(wal.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0)
+
+            wait_until(truncated, 30, f"{name} stays busy", interval=0.05)
 
 
 def health(stack: LocalStack) -> dict:
@@ -75,10 +76,7 @@ def health(stack: LocalStack) -> dict:
 
 
 def wait_for(what: str, check: object, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"not {what} after {timeout}s"
-        time.sleep(0.2)
+    wait_until(check, timeout, f"not {what}", interval=0.2)  # type: ignore[arg-type]
 
 
 def is_full_disk(r: requests.Response) -> bool:

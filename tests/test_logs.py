@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from common.accounts.service import key_hash
 from common.adapters.eventpost import post_event
 from infra import photos
 from tests.conftest import Api, make_api, signed
+from tests.waiting import wait_until
 
 PASSWORD = "log-secret-password"
 UA = "imageclassify-log-test/1.0"
@@ -43,25 +43,18 @@ def traced(headers: dict[str, str] | None = None, style: str = "w3c") -> tuple[s
 
 
 def lines(api: Api, *targets: str) -> list[dict[str, Any]]:
-    found = []
-    for target in targets:
-        for raw in Path(api.servers[target].log_path).read_text(errors="replace").splitlines():
-            if raw.startswith("{"):
-                found.append(json.loads(raw))
-    return found
+    return api.log_lines(*targets)
 
 
 def request_line(api: Api, target: str, trace: str) -> dict[str, Any]:
     """The one request line of the request that carried `trace` (waited for briefly: it is written as the reply
     leaves)."""
     wanted = f"projects/{api.env['GOOGLE_CLOUD_PROJECT']}/traces/{trace}"
-    for _ in range(50):
-        mine = [e for e in lines(api, target) if e.get("logging.googleapis.com/trace") == wanted and "httpRequest" in e]
-        if mine:
-            assert len(mine) == 1, mine
-            return mine[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no request line with trace {trace} in {api.servers[target].log_path}")
+    mine = wait_until(lambda: [e for e in lines(api, target)
+                               if e.get("logging.googleapis.com/trace") == wanted and "httpRequest" in e],
+                      30, f"no request line with trace {trace} in {api.servers[target].log_path}")
+    assert len(mine) == 1, mine
+    return mine[0]
 
 
 def check_line(entry: dict[str, Any], function: str, method: str, path: str, status: int) -> dict[str, Any]:
@@ -189,8 +182,8 @@ def test_a_bad_trace_header_is_ignored(api: Api) -> None:
     r = requests.get(api.url("tokens", "/tokens"), timeout=30, headers={
         "traceparent": '00-zz-{"severity":"EMERGENCY"}', "X-Cloud-Trace-Context": "0" * 32, "User-Agent": agent})
     assert r.status_code == 401
-    time.sleep(0.3)
-    mine = [e for e in lines(api, "tokens") if e.get("httpRequest", {}).get("userAgent") == agent]
+    mine = wait_until(lambda: [e for e in lines(api, "tokens") if e.get("httpRequest", {}).get("userAgent") == agent],
+                      30, "no request line for the request")
     assert len(mine) == 1 and "logging.googleapis.com/trace" not in mine[0]
     assert all(e["severity"] != "EMERGENCY" for e in lines(api, "tokens"))
 
@@ -200,12 +193,9 @@ def test_dead_letter_lines(api: Api) -> None:
     status = post_event(api.url("sort_dead_letter"), signed({"job_id": job, "object": "users/x/all/a.jpg"}),
                         timeout=30)
     assert status == 200
-    for _ in range(50):
-        found = [e for e in lines(api, "sort_dead_letter") if e.get("event") == "dead_letter"]
-        if found:
-            break
-        time.sleep(0.1)
-    assert found and found[0]["severity"] == "WARNING" and found[0]["function"] == "sort_dead_letter"
+    found = wait_until(lambda: [e for e in lines(api, "sort_dead_letter") if e.get("event") == "dead_letter"], 30,
+                       "no dead_letter line")
+    assert found[0]["severity"] == "WARNING" and found[0]["function"] == "sort_dead_letter"
     assert found[0]["dead_letter"]["job_id"] == job and "sig" not in found[0]["dead_letter"]
     handled = [e for e in lines(api, "sort_dead_letter") if "cloudevent" in e]
     assert handled and handled[-1]["outcome"] == "ok" and handled[-1]["severity"] == "INFO"
@@ -238,10 +228,8 @@ def test_only_real_dead_letters_count(api: Api) -> None:
         return [e for e in lines(api, "sort_dead_letter") if e.get("event") == name
                 and marker in json.dumps(e.get("dead_letter", {}))]
 
-    for _ in range(100):  # the real one is posted last: once its line is there, every line before it is too
-        if events("dead_letter"):
-            break
-        time.sleep(0.1)
+    # the real one is posted last: once its line is there, every line before it is too
+    wait_until(lambda: events("dead_letter"), 30, "no dead_letter line")
     counted = events("dead_letter")
     assert [e["dead_letter"]["object"] for e in counted] == ["users/x/all/b.jpg"]
     assert len(events("dead_letter_refused")) == 4  # the two non-objects carry no identifiers to match on

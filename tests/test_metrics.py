@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from prometheus_client.samples import Sample
 
 from infra import photos
 from tests.stack import LocalStack
+from tests.waiting import wait_for_status, wait_until
 
 
 def scrape(stack: LocalStack) -> dict[str, list[Sample]]:
@@ -43,20 +43,19 @@ def test_metrics_move_with_the_work(tmp_path: Path, models_dir: Path) -> None:
         (source / "notes.png").write_bytes(b"not an image at all")  # fails in the worker, refunded
         job = requests.post(stack.url + "/jobs", headers=user["headers"], json={"classes": ["food"]}, timeout=30)
         assert job.status_code == 202, job.text
-        deadline = time.monotonic() + 60
-        while (status := requests.get(f"{stack.url}/jobs/{job.json()['id']}", headers=user["headers"],
-                                      timeout=30).json())["status"] != "done":
-            assert time.monotonic() < deadline, status
-            time.sleep(0.2)
+        status = wait_for_status(lambda: requests.get(f"{stack.url}/jobs/{job.json()['id']}", headers=user["headers"],
+                                                      timeout=30).json(), ("done",), 60)
         assert status["matched"] == {"food": 3} and status["failed"] == 1
         assert stack.balance(user) == 10 - 1 - 3
 
         # the last message is acknowledged (and counted) just after the job it finished is recorded done
-        deadline = time.monotonic() + 30
-        while value(after := scrape(stack), "imageclassify_queue_messages", "imageclassify_queue_messages") or \
-                value(after, "imageclassify_events", "imageclassify_events_total", function="sort_worker") < 4:
-            assert time.monotonic() < deadline, after
-            time.sleep(0.1)
+        def drained() -> dict[str, list[Sample]] | None:
+            after = scrape(stack)
+            done = not value(after, "imageclassify_queue_messages", "imageclassify_queue_messages") and \
+                value(after, "imageclassify_events", "imageclassify_events_total", function="sort_worker") >= 4
+            return after if done else None
+
+        after = wait_until(drained, 30, "the queue never drained")
         total = "imageclassify_requests_total"
         assert value(after, "imageclassify_requests", total, function="register", status="201") == 1
         assert value(after, "imageclassify_requests", total, function="classify", status="200") == 1

@@ -21,6 +21,7 @@ from common.http.openapi import spec
 from infra import photos
 from infra.targets import routes
 from tests import localstack_server as stack
+from tests.waiting import wait_for_status
 
 SPEC = spec()
 REGISTRY = Registry().with_resource("urn:spec", Resource.from_contents(SPEC, default_specification=DRAFT202012))
@@ -92,11 +93,8 @@ def test_real_replies_validate(live: dict[str, Any]) -> None:
     folder.mkdir(parents=True)
     shutil.copy(photos.path("coffee.png"), folder / "c.png")
     job = check(post(f"{base}/jobs", headers=auth, json={"classes": ["food"], "source": source}), "/jobs", "POST")
-    for _ in range(300):
-        polled = check(get(f"{base}/jobs/{job['id']}", headers=auth), "/jobs/{id}", "GET")
-        if polled["status"] == "done":
-            break
-        time.sleep(0.1)
+    polled = wait_for_status(lambda: check(get(f"{base}/jobs/{job['id']}", headers=auth), "/jobs/{id}", "GET"),
+                             ("done",), 30)
     assert polled["matched"] == {"food": 1}
     check(get(f"{base}/classification-job/{job['id']}", headers=auth), "/classification-job/{id}", "GET")
     check(get(f"{base}/jobs/nope", headers=auth), "/jobs/{id}", "GET")  # 404

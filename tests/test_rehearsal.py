@@ -28,6 +28,7 @@ from infra import photos
 from infra.processes import Server
 from tests.conftest import GENEROUS_LIMITS, REPO
 from tests.test_console import browser, drop_files, results, shot, sign_up, training_folder, wait, watch
+from tests.waiting import wait_for_status, wait_until
 
 ADMIN = ("admin", "rehearsal-admin-password")  # admin_username's default in variables.tf
 TIMEOUT = 30_000
@@ -145,11 +146,8 @@ def test_two_sort_workers_behind_the_push_endpoint_sort_every_image_exactly_once
     r = requests.post(urls["sort_job"] + "/jobs", json={"classes": ["food", "cat"], "source": "batch/"},
                       headers=headers, timeout=60)
     assert r.status_code == 202, r.text
-    deadline, job = time.monotonic() + 180, r.json()
-    while job["status"] not in ("done", "failed"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.5)
-        job = requests.get(f"{urls['sort_job']}/jobs/{job['id']}", headers=headers, timeout=30).json()
+    job = wait_for_status(lambda: requests.get(f"{urls['sort_job']}/jobs/{r.json()['id']}", headers=headers,
+                                               timeout=30).json(), ("done", "failed"), 180, interval=0.5)
     assert job["status"] == "done" and job["failed"] == 0
     assert sum(job["matched"].values()) + job["unmatched"] == job["processed"] == count
     listing = requests.get(urls["files_api"] + "/files", headers=headers, timeout=60).json()["files"]
@@ -170,18 +168,15 @@ def test_bucket_uploads_reach_on_upload_and_the_sweeper_runs_on_its_schedule(clo
     r = requests.post(f"{gcs}/upload/storage/v1/b/{bucket}/o?uploadType=media&name=inbox/cup.png",
                       data=photos.data("coffee.png"), headers={"Content-Type": "image/png"}, timeout=60)
     assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 60
-    while (r := requests.get(f"{gcs}/storage/v1/b/{bucket}/o/labels%2Finbox%2Fcup.png.json?alt=media",
-                             timeout=30)).status_code != 200:
-        assert time.monotonic() < deadline, "no labels from on_upload"
-        time.sleep(0.5)
+    def labels() -> requests.Response | None:
+        found = requests.get(f"{gcs}/storage/v1/b/{bucket}/o/labels%2Finbox%2Fcup.png.json?alt=media", timeout=30)
+        return found if found.status_code == 200 else None
+
+    r = wait_until(labels, 60, "no labels from on_upload", interval=0.5)
     assert r.json()["predictions"][0]["label"] == "espresso"
     # started for that upload only: not for the users' uploads, the jobs' copies or the label it wrote
     handled = [line for line in log_lines(cloud["instances"]["on_upload"][0]["log"]) if line.get("outcome")]
     assert [line["outcome"] for line in handled] == ["ok"], handled
     sweeper = cloud["instances"]["sweeper"][0]["log"]
-    deadline = time.monotonic() + 60
-    while not any(line.get("function") == "sweeper" and line.get("httpRequest", {}).get("status") == 200
-                  for line in log_lines(sweeper)):
-        assert time.monotonic() < deadline, "the scheduler never called the sweeper"
-        time.sleep(0.5)
+    wait_until(lambda: any(line.get("function") == "sweeper" and line.get("httpRequest", {}).get("status") == 200
+                           for line in log_lines(sweeper)), 60, "the scheduler never called the sweeper", interval=0.5)

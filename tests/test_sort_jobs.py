@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -21,6 +22,7 @@ import requests
 from infra import photos
 from infra import processes as servers
 from tests.conftest import PROJECT, Api, bearer, make_api, new_bucket, signed
+from tests.waiting import wait_for_status, wait_until
 
 PLAN = {"coffee.png": 8, "chelsea.png": 8, "grace_hopper.jpg": 8, "camera.png": 6}
 CLASSES = ["food", "cat", "clothing"]
@@ -158,15 +160,14 @@ def upload_photos(backend: Backend, user: dict, folder: str) -> int:
     return count + 1
 
 
+def job_of(backend: Backend, job_id: str, user: dict) -> dict:
+    r = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
 def wait_done(backend: Backend, job_id: str, user: dict, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user))
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if body["status"] in ("done", "failed") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.3)
+    return wait_for_status(lambda: job_of(backend, job_id, user), ("done", "failed"), timeout)
 
 
 def test_job_sorts_a_folder(backend: Backend) -> None:
@@ -222,11 +223,7 @@ def test_upload_gets_labels(backend: Backend) -> None:
     key = f"inbox/{uuid.uuid4().hex[:6]}/my photo+1.png"
     time.sleep(0.5)  # the local watcher takes its first snapshot
     backend.put(key, photos.data("coffee.png"))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if f"labels/{key}.json" in backend.keys("labels/"):
-            break
-        time.sleep(0.3)
+    wait_until(lambda: f"labels/{key}.json" in backend.keys("labels/"), 60, "no labels from the upload trigger")
     labels = json.loads(backend.read(f"labels/{key}.json"))
     assert labels["predictions"][0]["label"] == "espresso" and labels["class"] == "food"
     assert f"food/{key[len('inbox/'):]}" in backend.keys("food/")
@@ -240,9 +237,7 @@ def test_upload_autosort_never_replaces_a_different_file(backend: Backend) -> No
     backend.put(f"food/{name}", b"someone else's file")
     time.sleep(0.5)  # the local watcher takes its first snapshot
     backend.put(f"inbox/{name}", photos.data("coffee.png"))
-    deadline = time.monotonic() + 60
-    while f"labels/inbox/{name}.json" not in backend.keys("labels/") and time.monotonic() < deadline:
-        time.sleep(0.3)
+    wait_until(lambda: f"labels/inbox/{name}.json" in backend.keys("labels/"), 60, "no labels from the upload trigger")
     labels = json.loads(backend.read(f"labels/inbox/{name}.json"))
     assert labels["class"] == "food" and labels["sort_error"]["code"] == "output_taken", labels
     assert backend.read(f"food/{name}") == b"someone else's file"
@@ -303,9 +298,8 @@ def test_worker_killed_mid_job(backend: Backend) -> None:
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png" if i % 2 else "chelsea.png"))
     job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["food", "cat"], "source": folder}).json()["id"]
-    deadline = time.monotonic() + 30
-    while wait_done(backend, job_id, user, 0)["processed"] < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # kill mid-job: after a few images, or wherever it is after 30 s
+        wait_until(lambda: job_of(backend, job_id, user)["processed"] >= 3, 30, interval=0.05)
     backend.api.restart("sort_worker")
     job = wait_done(backend, job_id, user, 120)
     assert job["status"] == "done" and job["matched"] == {"food": 15, "cat": 15} and job["processed"] == 30
@@ -337,17 +331,18 @@ def test_cancel_refunds_what_is_left(backend: Backend) -> None:
     user = backend.api.user_with(20)
     for i in range(20):
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))
+    handled = backend.api.events_handled("sort_worker")
     job_id = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                            json={"classes": ["food"], "source": folder}).json()["id"]
     r = requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user))
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
-    time.sleep(2)  # messages still queued arrive and change nothing
+    # every message of the job is delivered (the worker logs each), and those after the cancel changed nothing
+    wait_until(lambda: backend.api.events_handled("sort_worker") >= handled + 20, 120, "messages still queued")
     after = requests.get(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(user)).json()
     assert after["status"] == "cancelled" and after["processed"] == r.json()["processed"]
     assert backend.api.balance(user["api_key"]) == 20 - after["processed"]
-    deadline = time.monotonic() + 30  # the images classified before the cancel are copied still
-    while len(backend.keys_in(user, "food/")) < after["processed"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # the images classified before the cancel are copied still
+    wait_until(lambda: len(backend.keys_in(user, "food/")) >= after["processed"], 30, "the copies never arrived")
     assert len(backend.keys_in(user, "food/")) == after["processed"]
     other = backend.api.user_with(5)
     assert requests.delete(backend.api.url("sort_job", f"/jobs/{job_id}"), headers=bearer(other)).status_code == 404

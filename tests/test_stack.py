@@ -15,6 +15,7 @@ import requests
 from infra import photos
 from infra.processes import free_port
 from tests.conftest import REPO
+from tests.waiting import wait_for_status, wait_until
 
 
 def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
@@ -54,20 +55,14 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
             shutil.copy(photos.path(name), space / "all" / f"{i}-{name}")
         job = requests.post(base + "/jobs", headers=auth, json={"classes": ["food", "cat", "clothing"],
                                                                 "source": "all/"}).json()
-        for _ in range(200):
-            status = requests.get(f"{base}/classification-job/{job['id']}", headers=auth).json()
-            if status["status"] == "done":
-                break
-            time.sleep(0.2)
+        status = wait_for_status(lambda: requests.get(f"{base}/classification-job/{job['id']}", headers=auth).json(),
+                                 ("done",), 120, interval=0.2)
         assert status["matched"] == {"food": 2, "cat": 1, "clothing": 1}
         assert (space / "food" / "all" / "0-coffee.png").exists() and (space / "cat" / "all" / "1-chelsea.png").exists()
         (bucket / "inbox").mkdir(exist_ok=True)
         shutil.copy(photos.path("camera.png"), bucket / "inbox" / "camera.png")
         labels = bucket / "labels" / "inbox" / "camera.png.json"
-        for _ in range(100):
-            if labels.exists():
-                break
-            time.sleep(0.2)
+        wait_until(labels.exists, 60, "no labels from the upload watcher", interval=0.2)
         assert '"tripod"' in labels.read_text()
         assert requests.get(base + "/nowhere").status_code == 404
     finally:

@@ -156,9 +156,9 @@ def test_failed_attempt_runs_again(store: Store) -> None:
 def test_reservation_expires_once_and_late_settle_changes_nothing(store: Store) -> None:
     new_account(store, tokens=10)
     spend_id, _, _ = store.reserve("alice", 4, 0.01, "k3", "fp")
-    time.sleep(0.05)
-    assert store.expire_reservations() == 1
-    assert store.expire_reservations() == 0
+    later = time.time() + 60  # the sweeper's clock, past the lease: no sleep
+    assert store.expire_reservations(now=later) == 1
+    assert store.expire_reservations(now=later) == 0
     assert store.get_account("alice").tokens == 10  # type: ignore[union-attr]
     with pytest.raises(errors.AppError) as late:  # the request finished after all: refused, never served free
         store.settle("alice", spend_id, 4)
@@ -183,14 +183,14 @@ def reply(n: int) -> Callable[[int], dict]:
 def test_concurrent_expiry_and_settle_refund_once(store: Store) -> None:
     new_account(store, tokens=50)
     ids = [store.reserve("alice", 2, 0.01)[0] for _ in range(10)]
-    time.sleep(0.05)
-    threads = [threading.Thread(target=store.expire_reservations)] + [
+    later = time.time() + 60  # the sweeper's clock, past the leases: no sleep
+    threads = [threading.Thread(target=store.expire_reservations, kwargs={"now": later})] + [
         threading.Thread(target=settle_unless_expired, args=(store, i)) for i in ids]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    store.expire_reservations()
+    store.expire_reservations(now=later)
     tokens = store.get_account("alice").tokens  # type: ignore[union-attr]
     assert 30 + 10 <= tokens <= 50  # each reservation refunded exactly once: by settle (1) or expiry (2)
 
