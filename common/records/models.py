@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -210,7 +211,7 @@ class ModelRecords:
         # 100 items). The chunks are keyed by the model's version, so a leftover (a kill -9 here) is never read.
         chunks = [chunk_key(record, chunk) for chunk in range(record.chunks)]
         for start in range(0, len(chunks), CHUNK_BATCH):
-            self.docs.transact(lambda tx, batch=chunks[start:start + CHUNK_BATCH]: _delete_all(tx, batch))
+            self.docs.transact(functools.partial(_delete_all, keys=chunks[start:start + CHUNK_BATCH]))
         return record
 
     def active_models(self, limit: int = 500) -> list[ModelRecord]:
