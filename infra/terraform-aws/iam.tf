@@ -1,5 +1,5 @@
 # One role per function, granted only what its entry in targets.tf says it needs: its own log group, the
-# DynamoDB tables (store), the bucket prefixes it reads or writes, the queues it sends to or consumes, and
+# DynamoDB table (store), the bucket prefixes it reads or writes, the queues it sends to or consumes, and
 # its own SSM parameters.
 
 data "aws_iam_policy_document" "assume" {

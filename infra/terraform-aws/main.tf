@@ -37,6 +37,6 @@ data "aws_partition" "this" {}
 locals {
   account   = data.aws_caller_identity.this.account_id
   partition = data.aws_partition.this.partition
-  # Every resource's name starts with this (functions, roles, tables, queues, parameters).
+  # Every resource's name starts with this (functions, roles, the table, queues, parameters).
   prefix = var.name_prefix
 }

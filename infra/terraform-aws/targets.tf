@@ -9,7 +9,7 @@
 #   timeout        seconds
 #   max_instances  the cap on concurrent instances: SQS mappings' maximum concurrency, and reserved concurrency
 #                  when var.reserve_concurrency is on
-#   store          reads and writes the DynamoDB tables
+#   store          reads and writes the DynamoDB table
 #   bucket_read    prefixes of the images bucket it reads and lists
 #   bucket_write   prefixes it writes and deletes ("" is the whole bucket)
 #   publishes      queues it sends to
