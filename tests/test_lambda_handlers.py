@@ -155,3 +155,24 @@ def test_every_target_has_a_lambda_shim() -> None:
         source = shim(name, target.signature, target.trigger)
         compile(source, "lambda_main.py", "exec")
         assert f"{name!r}" in source and "handler = make_handler(" in source
+
+
+@pytest.mark.slow
+def test_a_lambda_zip_runs_alone(tmp_path: Path, models_dir: Path) -> None:
+    """build/lambda/<target>.zip: lambda_main.py at its root, linux packages inside, under the 250 MB, and a fresh
+    process with only the bundle on its path answers one function-URL event (the cold start nox -s bundles reports)."""
+    import zipfile
+
+    from infra import bundles, lambda_bundles
+
+    bundle = bundles.build("register", tmp_path, models_dir)
+    dest = lambda_bundles.build("register", bundle, tmp_path)
+    with zipfile.ZipFile(tmp_path / "lambda" / "register.zip") as zf:
+        names = set(zf.namelist())
+    assert {"lambda_main.py", "main.py", "apig_wsgi/__init__.py", "common/http/lambda_handlers.py"} <= names
+    assert not any(name.startswith(("google/cloud/firestore", "google/cloud/storage")) for name in names)
+    assert lambda_bundles.sizes("register", tmp_path)[1] < lambda_bundles.LIMIT_MB
+    (tmp_path / "data").mkdir()
+    seconds, reply = lambda_bundles.cold_start("register", dest, tmp_path / "data")
+    assert reply["statusCode"] == 201, reply
+    assert seconds < 60
