@@ -31,9 +31,9 @@ from infra import photos
 from infra.targets import REPO, TARGETS
 
 LIMIT_MB = 250  # Lambda's limit on a function's unzipped code and dependencies
-# manylinux2014 is glibc 2.17; ai-edge-litert ships manylinux_2_27 wheels only: see `newer_glibc`
-PLATFORM = ["--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_27_x86_64", "--implementation", "cp",
-            "--python-version", "3.11", "--only-binary=:all:"]
+WHEELS = ["--implementation", "cp", "--python-version", "3.11", "--only-binary=:all:"]
+OLD_GLIBC = ["--platform", "manylinux2014_x86_64"]  # glibc 2.17: loads on every Lambda runtime
+NEWER_GLIBC_ONLY = ("ai-edge-litert",)  # ships manylinux_2_27 wheels only: see `newer_glibc`
 RUNTIME_GLIBC = (2, 26)  # Lambda's python3.11 runtime is Amazon Linux 2
 LEFT_OUT = ("google-cloud-",)
 ROOT = ("root", "root-password")
@@ -62,9 +62,11 @@ def build(target: str, bundle: Path, out: Path) -> Path:
     spec = TARGETS[target]
     (dest / "lambda_main.py").write_text(shim(target, spec.signature, spec.trigger))
     (dest / "requirements-lambda.txt").write_text(requirements(bundle))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--no-compile", "--target", str(dest), *PLATFORM, "-r", str(dest / "requirements-lambda.txt")],
-                   check=True)
+    pins = (dest / "requirements-lambda.txt").read_text().splitlines()
+    newer = [line for line in pins if line.startswith(NEWER_GLIBC_ONLY)]
+    if newer:  # these (and their dependencies) first; then every other pin over them, built for the old glibc
+        _pip(dest, [*OLD_GLIBC, "--platform", "manylinux_2_27_x86_64"], newer)
+    _pip(dest, OLD_GLIBC, [line for line in pins if line not in newer and line and not line.startswith("#")])
     with zipfile.ZipFile(out / "lambda" / f"{target}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(dest.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
@@ -73,14 +75,20 @@ def build(target: str, bundle: Path, out: Path) -> Path:
 
 
 def newer_glibc(dest: Path) -> list[str]:
-    """The installed wheels built for a newer glibc than the python3.11 runtime's: they cannot load there."""
+    """The installed wheels built for a newer glibc than the python3.11 runtime's: they cannot load there (a
+    wheel with several manylinux tags loads on the oldest one)."""
     found = []
     for wheel in sorted(dest.glob("*.dist-info/WHEEL")):
-        for tag in re.findall(r"manylinux_(\d+)_(\d+)_x86_64", wheel.read_text()):
-            if (int(tag[0]), int(tag[1])) > RUNTIME_GLIBC:
-                found.append(wheel.parent.name.split("-")[0])
-                break
+        text = wheel.read_text().replace("manylinux2014_x86_64", "manylinux_2_17_x86_64")
+        tags = [(int(major), int(minor)) for major, minor in re.findall(r"manylinux_(\d+)_(\d+)_x86_64", text)]
+        if tags and min(tags) > RUNTIME_GLIBC:
+            found.append(wheel.parent.name.split("-")[0])
     return found
+
+
+def _pip(dest: Path, platforms: list[str], pins: list[str]) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                    "--upgrade", "--target", str(dest), *platforms, *WHEELS, *pins], check=True)
 
 
 def sizes(target: str, out: Path) -> tuple[float, float]:
