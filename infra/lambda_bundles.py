@@ -33,7 +33,6 @@ from infra.targets import REPO, TARGETS
 LIMIT_MB = 250  # Lambda's limit on a function's unzipped code and dependencies
 WHEELS = ["--implementation", "cp", "--python-version", "3.11", "--only-binary=:all:"]
 OLD_GLIBC = ["--platform", "manylinux2014_x86_64"]  # glibc 2.17: loads on every Lambda runtime
-NEWER_GLIBC_ONLY = ("ai-edge-litert",)  # ships manylinux_2_27 wheels only: see `newer_glibc`
 RUNTIME_GLIBC = (2, 26)  # Lambda's python3.11 runtime is Amazon Linux 2
 LEFT_OUT = ("google-cloud-",)
 ROOT = ("root", "root-password")
@@ -62,11 +61,12 @@ def build(target: str, bundle: Path, out: Path) -> Path:
     spec = TARGETS[target]
     (dest / "lambda_main.py").write_text(shim(target, spec.signature, spec.trigger))
     (dest / "requirements-lambda.txt").write_text(requirements(bundle))
-    pins = (dest / "requirements-lambda.txt").read_text().splitlines()
-    newer = [line for line in pins if line.startswith(NEWER_GLIBC_ONLY)]
-    if newer:  # these (and their dependencies) first; then every other pin over them, built for the old glibc
-        _pip(dest, [*OLD_GLIBC, "--platform", "manylinux_2_27_x86_64"], newer)
-    _pip(dest, OLD_GLIBC, [line for line in pins if line not in newer and line and not line.startswith("#")])
+    pins = [line for line in (dest / "requirements-lambda.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    try:
+        _pip(dest, OLD_GLIBC, pins)
+    except subprocess.CalledProcessError:  # a pin with no glibc 2.17 wheel (ai-edge-litert, numpy 2.3+)
+        _pip(dest, [*OLD_GLIBC, "--platform", "manylinux_2_27_x86_64"], pins)
     with zipfile.ZipFile(out / "lambda" / f"{target}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(dest.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
