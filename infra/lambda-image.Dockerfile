@@ -1,5 +1,5 @@
 # A model target's Lambda as a container image, when its zip cannot run on the python3.11 managed runtime:
-# ai-edge-litert ships manylinux_2_27 wheels only, and that runtime is Amazon Linux 2 (glibc 2.26).
+# ai-edge-litert and numpy 2.4 ship manylinux_2_27 wheels (no older), and that runtime is Amazon Linux 2 (glibc 2.26).
 # Debian bookworm's glibc is 2.36; awslambdaric is the runtime interface client the managed images carry.
 #
 #   nox -s bundles     # build/lambda/<target>/ (the zip's content: code, models/, linux x86_64 packages)

@@ -3,7 +3,8 @@
     build/lambda/<target>/         the target's bundle (infra/bundles.py), plus
         lambda_main.py             handler `lambda_main.handler` (common/http/lambda_handlers.py's shim)
         <packages>                 its pins and infra/lambda-requirements.txt, installed for Lambda's
-                                   python3.11 on x86_64 (manylinux wheels only, whatever this machine is)
+                                   python3.11 on x86_64 (manylinux wheels only, whatever this machine is;
+                                   glibc 2.17 ones where every pin has one, `newer_glibc` names the others)
     build/lambda/<target>.zip      the same, zipped
 
 Google's client libraries are left out: on AWS the store, bucket and queue are
