@@ -107,7 +107,8 @@ def model(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def serve(session: nox.Session) -> None:
     """The local stack on one port; `-- --emulators` swaps in Firestore, Pub/Sub and fake-gcs emulators;
-    `-- --cloud` rehearses the deployment (infra/rehearsal.py: each function from its bundle, its own origin)."""
+    `-- --aws` on moto_server's DynamoDB, S3 and SQS; `-- --cloud` rehearses the deployment (infra/rehearsal.py:
+    each function from its bundle, its own origin)."""
     with_model(session, "infra.localstack")
 
 

@@ -19,7 +19,8 @@ configured backends, as they would in the cloud.
 
 Embedded backends by default (SQLite, the `.data/bucket/` folder, the local
 queue, a watcher on `.data/bucket/inbox/`). `--emulators` runs the same stack
-on the Firestore and Pub/Sub emulators and fake-gcs-server instead. `--cloud` is
+on the Firestore and Pub/Sub emulators and fake-gcs-server instead, `--aws` on
+moto_server's DynamoDB, S3 and SQS (infra/aws_local.py). `--cloud` is
 the cloud as it deploys instead: one process and one origin per function, each
 from its own bundle (infra/rehearsal.py).
 """
@@ -120,7 +121,7 @@ def build_apps() -> dict[str, Any]:
     return {t.name: functions_framework.create_app(t.name, str(t.source), t.signature) for t in TARGETS.values()}
 
 
-def banner(port: int, emulators: bool) -> str:
+def banner(port: int, emulators: bool, aws: str = "") -> str:
     from common.core.config import settings
 
     s = settings()
@@ -132,6 +133,8 @@ def banner(port: int, emulators: bool) -> str:
         where = ("emulators (in memory): " + " ".join(f"{n}={os.environ[n]}" for n in names[2:]) +
                  f"\n  bucket:            gs://{s.storage.bucket}/ (uploads under {s.jobs.watch_prefix} are labelled)")
         admin = " ".join(f"{n}={os.environ[n]}" for n in names[:3]) + " " + admin
+    elif aws:
+        where = aws
     else:
         where = (f"accounts and jobs: {s.store.sqlite_path}\n  bucket folder:     {s.storage.bucket_dir}/ "
                  f"(drop images into {s.storage.bucket_dir}/{s.jobs.watch_prefix} to label them)")
@@ -204,6 +207,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", ".data")))
     parser.add_argument("--emulators", action="store_true", help="Firestore + Pub/Sub emulators and fake-gcs")
+    parser.add_argument("--aws", action="store_true", help="moto_server's DynamoDB, S3 and SQS (infra/aws_local.py)")
     parser.add_argument("--cloud", action="store_true", help="the cloud rehearsal: one process and origin per "
                         "function, from its bundle (python -m infra.rehearsal --help)")
     args = parser.parse_args()
@@ -221,6 +225,12 @@ def main() -> None:
 
     predecessor.hold(data_dir)  # one stack per data folder: what a previous run reserved is released below
     emulators = start_emulators(args.port, data_dir) if args.emulators else []
+    aws: Any = None
+    if args.aws:
+        from infra import aws_local
+
+        aws = aws_local.start()
+        emulators.append(aws[0])
     stop = threading.Event()
     try:
         from infra.httpserver import make_server
@@ -228,8 +238,10 @@ def main() -> None:
         server = make_server("127.0.0.1", args.port, Dispatcher(build_apps(), os.environ["INTERNAL_SECRET"]))
         predecessor.release_predecessor()  # before anything is served
         start_background(args.port, stop)
+        if aws:
+            aws_local.relay(args.port, aws[1], os.environ["INTERNAL_SECRET"], stop)
         signal.signal(signal.SIGTERM, _interrupt)
-        print(banner(args.port, bool(emulators)), flush=True)
+        print(banner(args.port, args.emulators, aws_local.where(aws[0]) if aws else ""), flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

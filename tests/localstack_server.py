@@ -16,14 +16,14 @@ ADMIN = ("boss", "boss-password")
 BACKEND_VARS = (*BACKEND_VARIABLES, "API_ENDPOINTS")
 
 
-def start(data_dir: Path, models_dir: Path, **env: str) -> Server:
+def start(data_dir: Path, models_dir: Path, *args: str, **env: str) -> Server:
     """The whole stack on a free loopback port, on the embedded backends under `data_dir`."""
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
     full.update(PYTHONPATH=str(REPO), MODELS_DIR=str(models_dir), BCRYPT_ROUNDS="4", ADMIN_USERNAME=ADMIN[0],
                 ADMIN_PASSWORD=ADMIN[1], **GENEROUS_LIMITS)
     full.update(env)
-    argv = [sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "infra.localstack", "--port", str(port), "--data-dir", str(data_dir), *args]
     return Server("localstack", argv, port, env=full, cwd=REPO, ready=http_ok(f"http://127.0.0.1:{port}/healthz"),
                   timeout=90)
 

@@ -162,18 +162,27 @@ def check_storage(aws: Any) -> None:
     lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert [r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in lifecycle] == [30]
     assert s3.get_bucket_logging(Bucket=BUCKET)["LoggingEnabled"]["TargetBucket"] == f"{BUCKET}-access-logs"
-    tables = [t for t in dynamodb.list_tables()["TableNames"] if t.startswith(f"{PREFIX}-")]
-    assert len(tables) == 14
-    ttl = {t: dynamodb.describe_time_to_live(TableName=t)["TimeToLiveDescription"] for t in tables}
-    assert ttl[f"{PREFIX}-api_keys"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
-    assert ttl[f"{PREFIX}-spends"]["TimeToLiveStatus"] == "DISABLED"
-    for table in tables:
-        backups = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
-        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED", table
-        assert dynamodb.describe_table(TableName=table)["Table"]["BillingModeSummary"]["BillingMode"] == \
-            "PAY_PER_REQUEST"
-    indexes = dynamodb.describe_table(TableName=f"{PREFIX}-models")["Table"]["GlobalSecondaryIndexes"]
-    assert {i["IndexName"] for i in indexes} == {"owner", "status"}
+    check_table(dynamodb)
+
+
+def check_table(dynamodb: Any) -> None:
+    """The Terraform's table is the one the adapter's create_table() makes: keys, indexes, TTL, billing."""
+    from common.adapters.store.dynamodb import create_table
+
+    create_table(dynamodb, "reference")
+    made, expected = (describe(dynamodb, t) for t in (f"{PREFIX}-store", "reference"))
+    assert made == expected
+    backups = dynamodb.describe_continuous_backups(TableName=f"{PREFIX}-store")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def describe(dynamodb: Any, table: str) -> dict[str, Any]:
+    found = dynamodb.describe_table(TableName=table)["Table"]
+    return {"keys": found["KeySchema"], "billing": found["BillingModeSummary"]["BillingMode"],
+            "attributes": sorted(map(str, found["AttributeDefinitions"])),
+            "indexes": sorted(str((i["IndexName"], i["KeySchema"], i["Projection"]["ProjectionType"]))
+                              for i in found["GlobalSecondaryIndexes"]),
+            "ttl": dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]}
 
 
 def statements(aws: Any, target: str) -> dict[str, dict[str, Any]]:

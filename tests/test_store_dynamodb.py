@@ -165,13 +165,12 @@ def test_register_and_tokens_functions_on_dynamodb(dynamodb_server: Any, tmp_pat
         api.stop()
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="delete_model deletes every chunk record in its one "
-                   "transaction: over TransactWriteItems' 100 items past ~95 chunks (common/store/models.py)")
 @pytest.mark.parametrize("backend", ["dynamodb"], indirect=True)
 def test_deleting_a_model_of_many_chunks(store: Any) -> None:
     from tests.test_store_models import new_model
 
     store.create_account("ann", "x", "k", 500)
-    new_model(store, "ann", images=200, chunks=200)
+    record = new_model(store, "ann", images=200, chunks=200)
     store.delete_model("ann", "pets")
     assert store.get_model_record("ann", "pets") is None
+    assert all(store.docs.get("model_chunks", f"{record.reference}/{chunk}") is None for chunk in range(200))

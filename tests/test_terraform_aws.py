@@ -8,7 +8,6 @@ provider from /opt/tf-plugins only (the machine is offline); checkov scans this 
 
 from __future__ import annotations
 
-import ast
 import functools
 import os
 import shutil
@@ -62,7 +61,7 @@ def init(folder: Path) -> Any:
 def facts() -> dict[str, Any]:
     """The evaluated per-target settings and the targets each trigger resource iterates over."""
     resources = load()["resource"]
-    exprs = {"functions": "local.functions", "tables": "local.tables", "consumers": "local.consumers",
+    exprs = {"functions": "local.functions", "store_indexes": "local.store_indexes", "consumers": "local.consumers",
              "deployed": f"keys({expression(resources['aws_lambda_function']['fn']['for_each'])})"}
     for wiring in WIRING.values():
         for resource, name in wiring:
@@ -167,59 +166,40 @@ def test_queue_targets_report_partial_failures_and_dead_letters_are_handled() ->
     assert published <= set(consumers), "every queue sent to has a consumer"
 
 
-def store_kinds() -> tuple[set[str], set[str], set[tuple[str, str]]]:
-    """From common/records: every record kind the store reads or writes, the kinds Store.purge_expired drops once
-    expired, and the (kind, field) pairs it finds records by."""
-    modules = {path.stem: ast.parse(path.read_text()) for path in (REPO / "common" / "records").glob("*.py")}
-    constants: dict[str, dict[str, str]] = {}
-    for name, tree in modules.items():
-        scope = constants.setdefault(name, {})
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Constant, ast.Tuple)):
-                names = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
-                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-                for target, value in zip(names, values, strict=False):
-                    if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
-                        scope[target.id] = value.value
-    for name, tree in modules.items():
-        for node in tree.body:
-            module = node.module if isinstance(node, ast.ImportFrom) else None
-            if module and module.startswith("common.records."):
-                source = constants.get(module.rsplit(".", 1)[-1], {})
-                for alias in node.names:  # type: ignore[attr-defined]
-                    if alias.name in source:
-                        constants[name][alias.asname or alias.name] = source[alias.name]
-    kinds: set[str] = set()
-    finds: set[tuple[str, str]] = set()
-    purged: set[str] = set()
-    for name, tree in modules.items():
-        for node in ast.walk(tree):  # type: ignore[assignment]
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and \
-                    isinstance(node.args[0], ast.Name) and node.args[0].id in constants[name] and \
-                    node.func.attr in ("get", "put", "delete", "find", "find_below"):
-                kind = constants[name][node.args[0].id]
-                kinds.add(kind)
-                if node.func.attr == "find" and isinstance(node.args[1], ast.Constant):
-                    finds.add((kind, str(node.args[1].value)))
-            if isinstance(node, ast.FunctionDef) and node.name == "purge_expired":
-                loop = next(n for n in ast.walk(node) if isinstance(n, ast.For))
-                assert isinstance(loop.iter, ast.Tuple), "purge_expired loops over a tuple of kinds"
-                purged = {constants[name][e.id] for e in loop.iter.elts if isinstance(e, ast.Name)}
-    return kinds, purged, finds
+class Recorder:
+    """Stands in for boto3's DynamoDB client: keeps what create_table() asks for."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda **kwargs: self.calls.setdefault(name, kwargs)
+
+    def get_waiter(self, name: str) -> Any:
+        return self
 
 
-def test_a_table_per_store_kind_with_ttl_only_where_expired_records_are_absent() -> None:
-    """TTL deletes records past `expires` on its own schedule: only the kinds the store reads as absent once
-    expired may have it; an expired reservation or space write must still be found and closed by the sweeper."""
-    kinds, purged, finds = store_kinds()
-    tables = facts()["tables"]
-    assert kinds and set(tables) == kinds
-    assert {kind for kind, table in tables.items() if table["ttl"]} == purged
-    assert "spends" in kinds and not tables["spends"]["ttl"] and not tables["space_writes"]["ttl"]
-    assert {(kind, field) for kind, table in tables.items() for field in table["indexes"]} == finds
-    table = load()["resource"]["aws_dynamodb_table"]["kind"]
-    assert (table["billing_mode"], table["hash_key"]) == ("PAY_PER_REQUEST", "key")
-    assert table["ttl"][0]["attribute_name"] == '${each.value.ttl ? "expires" : ""}'
+def test_the_table_is_the_one_the_adapter_creates() -> None:
+    """One table, as common/adapters/store/dynamodb.py's create_table() makes it (the apply test compares the two
+    on moto_server too): pk, the sparse expiry index, one index per found field, TTL on `ttl`."""
+    from common.adapters.store.dynamodb import create_table
+
+    client = Recorder()
+    create_table(client, "t")
+    made, ttl = client.calls["create_table"], client.calls["update_time_to_live"]["TimeToLiveSpecification"]
+    indexes = facts()["store_indexes"]
+    table = load()["resource"]["aws_dynamodb_table"]["store"]
+    assert table["billing_mode"] == made["BillingMode"] == "PAY_PER_REQUEST"
+    assert [{"AttributeName": table["hash_key"], "KeyType": "HASH"}] == made["KeySchema"]
+    static = {(a["name"], a["type"]) for a in table["attribute"]}
+    assert static | {(f"ix_{f}", "S") for f in indexes} == \
+        {(a["AttributeName"], a["AttributeType"]) for a in made["AttributeDefinitions"]}
+    expiry = table["global_secondary_index"][0]
+    assert {(expiry["name"], expiry["hash_key"], expiry.get("range_key"))} | \
+        {(f"by_{f}", f"ix_{f}", None) for f in indexes} == \
+        {(i["IndexName"], *(k["AttributeName"] for k in i["KeySchema"]), *([None] * (2 - len(i["KeySchema"]))))
+         for i in made["GlobalSecondaryIndexes"]}
+    assert (table["ttl"][0]["enabled"], table["ttl"][0]["attribute_name"]) == (ttl["Enabled"], ttl["AttributeName"])
     assert table["point_in_time_recovery"][0]["enabled"] is True
     assert table["server_side_encryption"][0]["enabled"] is True
 

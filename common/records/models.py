@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,6 +27,7 @@ from common.records.records import ModelRecord, model_key
 T = TypeVar("T")
 
 MODELS, CHUNKS = "models", "model_chunks"
+CHUNK_BATCH = 50  # chunk records deleted per transaction, well under any backend's limit
 
 
 def unknown_model(name: str) -> errors.NotFound:
@@ -35,6 +37,11 @@ def unknown_model(name: str) -> errors.NotFound:
 
 def chunk_key(record: ModelRecord, chunk: int) -> str:
     return f"{record.reference}/{chunk}"
+
+
+def _delete_all(tx: Tx, keys: list[str]) -> None:
+    for key in keys:
+        tx.delete(CHUNKS, key)
 
 
 def image_refund_id(record: ModelRecord, key: str) -> str:
@@ -196,12 +203,16 @@ class ModelRecords:
             record = ModelRecord.from_doc(doc)
             if record.status in ModelRecord.ACTIVE:
                 _refund_rest(tx, record)
-            for chunk in range(record.chunks):
-                tx.delete(CHUNKS, chunk_key(record, chunk))
             tx.delete(MODELS, record.key)
             return record
 
-        return self.docs.transact(work)
+        record = self.docs.transact(work)
+        # After the commit, in batches: one transaction of every chunk would pass a backend's limit (DynamoDB's
+        # 100 items). The chunks are keyed by the model's version, so a leftover (a kill -9 here) is never read.
+        chunks = [chunk_key(record, chunk) for chunk in range(record.chunks)]
+        for start in range(0, len(chunks), CHUNK_BATCH):
+            self.docs.transact(functools.partial(_delete_all, keys=chunks[start:start + CHUNK_BATCH]))
+        return record
 
     def active_models(self, limit: int = 500) -> list[ModelRecord]:
         """Models whose training run has not finished (queued, embedding or training)."""

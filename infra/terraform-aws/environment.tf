@@ -7,16 +7,16 @@ locals {
   # handler takes the caller's address from the function URL event (requestContext.http.sourceIp), not from a
   # header. DATA_DIR: /tmp is the only writable place of a Lambda function.
   common_env = {
-    STORE_BACKEND         = "dynamodb"
-    DYNAMODB_TABLE_PREFIX = "${local.prefix}-"
-    STORAGE_BACKEND       = "s3"
-    BUCKET                = var.bucket_name
-    QUEUE_BACKEND         = "sqs"
-    SQS_QUEUE_URL         = aws_sqs_queue.queue[local.sort_queue].url
-    MODELS_DIR            = "models"
-    DATA_DIR              = "/tmp/imageclassify"
-    ADMIN_USERNAME        = var.admin_username
-    TRUSTED_PROXIES       = "0"
+    STORE_BACKEND   = "dynamodb"
+    DYNAMODB_TABLE  = local.store_table
+    STORAGE_BACKEND = "s3"
+    BUCKET          = var.bucket_name
+    QUEUE_BACKEND   = "sqs"
+    SQS_QUEUE_URL   = aws_sqs_queue.queue[local.sort_queue].url
+    MODELS_DIR      = "models"
+    DATA_DIR        = "/tmp/imageclassify"
+    ADMIN_USERNAME  = var.admin_username
+    TRUSTED_PROXIES = "0"
     # A function URL takes at most 6 MB of event, a binary body base64-encoded in it (~4.5 MB of bytes):
     # the app's own 413, which says what to do, comes before Lambda's bare one.
     MAX_BODY_BYTES = "4194304"

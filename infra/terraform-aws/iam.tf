@@ -1,5 +1,5 @@
 # One role per function, granted only what its entry in targets.tf says it needs: its own log group, the
-# DynamoDB tables (store), the bucket prefixes it reads or writes, the queues it sends to or consumes, and
+# DynamoDB table (store), the bucket prefixes it reads or writes, the queues it sends to or consumes, and
 # its own SSM parameters.
 
 data "aws_iam_policy_document" "assume" {
@@ -21,7 +21,7 @@ resource "aws_iam_role" "fn" {
 
 locals {
   bucket_arn = "arn:${local.partition}:s3:::${var.bucket_name}"
-  table_arns = [for kind in keys(local.tables) : "arn:${local.partition}:dynamodb:${var.region}:${local.account}:table/${local.prefix}-${kind}"]
+  table_arn  = "arn:${local.partition}:dynamodb:${var.region}:${local.account}:table/${local.store_table}"
   queue_arn  = { for queue in local.queues : queue => "arn:${local.partition}:sqs:${var.region}:${local.account}:${local.prefix}-${queue}" }
 }
 
@@ -42,7 +42,7 @@ data "aws_iam_policy_document" "fn" {
         "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:Scan",
       ]
-      resources = concat(local.table_arns, [for arn in local.table_arns : "${arn}/index/*"])
+      resources = [local.table_arn, "${local.table_arn}/index/*"]
     }
   }
 

@@ -4,12 +4,12 @@
 # Build the Lambda zips first: `nox -s bundles` writes build/lambda/<target>.zip (bundles.tf refuses to plan
 # without them). README.md in this folder is the contract the zips and their handler must meet.
 #
-#   targets.tf     the targets and their per-target settings (the one map to extend), the DynamoDB tables
+#   targets.tf     the targets and their per-target settings (the one map to extend), the DynamoDB table
 #   environment.tf every function's environment
 #   functions.tf   the functions, their log groups and function URLs (public targets)
 #   triggers.tf    how AWS reaches the internal ones: SQS event source mappings, S3 notifications, the schedule
 #   iam.tf         one role per function, least privilege
-#   storage.tf     the DynamoDB tables, the images and access-log buckets
+#   storage.tf     the DynamoDB table, the images and access-log buckets
 #   secrets.tf     ADMIN_PASSWORD and INTERNAL_SECRET (SSM SecureString), the console's endpoint map
 #   monitoring.tf  alarms on the dead-letter queues, and their SNS topic
 
@@ -37,6 +37,6 @@ data "aws_partition" "this" {}
 locals {
   account   = data.aws_caller_identity.this.account_id
   partition = data.aws_partition.this.partition
-  # Every resource's name starts with this (functions, roles, tables, queues, parameters).
+  # Every resource's name starts with this (functions, roles, the table, queues, parameters).
   prefix = var.name_prefix
 }

@@ -23,9 +23,9 @@ output "queues" {
   value       = { for name, queue in local.all_queues : name => queue.url }
 }
 
-output "tables" {
-  description = "The DynamoDB table of each record kind."
-  value       = { for kind, table in aws_dynamodb_table.kind : kind => table.name }
+output "table" {
+  description = "The store's DynamoDB table (DYNAMODB_TABLE)."
+  value       = aws_dynamodb_table.store.name
 }
 
 output "alerts_topic" {

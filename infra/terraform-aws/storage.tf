@@ -1,39 +1,57 @@
-# DynamoDB (one on-demand table per record kind: targets.tf's `tables`) and two buckets: the users' images and
-# its access logs. On-demand tables and S3 cost nothing idle beyond what they store.
+# DynamoDB (the store's one on-demand table, as common/adapters/store/dynamodb.py's create_table() makes it) and two buckets: the users' images and
+# its access logs. An on-demand table and S3 cost nothing idle beyond what they store.
 
-resource "aws_dynamodb_table" "kind" {
+locals {
+  store_table = "${local.prefix}-store"
+}
+
+resource "aws_dynamodb_table" "store" {
   # checkov:skip=CKV_AWS_119: encrypted at rest with DynamoDB's AWS-owned key; a customer-managed KMS key would cost at rest
-  for_each                    = local.tables
-  name                        = "${local.prefix}-${each.key}"
+  name                        = local.store_table
   billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "key"
+  hash_key                    = "pk"
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
-    name = "key"
+    name = "pk"
     type = "S"
   }
-
+  attribute {
+    name = "x_kind"
+    type = "S"
+  }
+  attribute {
+    name = "x_at"
+    type = "N"
+  }
   dynamic "attribute" {
-    for_each = toset(each.value.indexes)
+    for_each = toset(local.store_indexes)
     content {
-      name = attribute.value
+      name = "ix_${attribute.value}"
       type = "S"
     }
   }
 
+  # The expiry sweeps' sparse index: only documents with a numeric `expires` carry x_kind (kind#shard) and x_at.
+  global_secondary_index {
+    name            = "by_expires"
+    hash_key        = "x_kind"
+    range_key       = "x_at"
+    projection_type = "ALL"
+  }
   dynamic "global_secondary_index" {
-    for_each = toset(each.value.indexes)
+    for_each = toset(local.store_indexes)
     content {
-      name            = global_secondary_index.value
-      hash_key        = global_secondary_index.value
+      name            = "by_${global_secondary_index.value}"
+      hash_key        = "ix_${global_secondary_index.value}"
       projection_type = "ALL"
     }
   }
 
+  # Only the purged kinds' items carry `ttl` (the adapter's ttl_kinds): spends and space writes never expire by TTL.
   ttl {
-    enabled        = each.value.ttl
-    attribute_name = each.value.ttl ? "expires" : ""
+    enabled        = true
+    attribute_name = "ttl"
   }
 
   point_in_time_recovery {

@@ -9,7 +9,7 @@
 #   timeout        seconds
 #   max_instances  the cap on concurrent instances: SQS mappings' maximum concurrency, and reserved concurrency
 #                  when var.reserve_concurrency is on
-#   store          reads and writes the DynamoDB tables
+#   store          reads and writes the DynamoDB table
 #   bucket_read    prefixes of the images bucket it reads and lists
 #   bucket_write   prefixes it writes and deletes ("" is the whole bucket)
 #   publishes      queues it sends to
@@ -115,29 +115,11 @@ locals {
     for name, fn in local.functions : fn.queue => merge(fn, { name = name }) if fn.queue != null
   }
 
-  # The DynamoDB tables, one per record kind of common/records (the store's `kind`), named <prefix>-<kind>, hash
-  # key `key` (string). `ttl`: DynamoDB deletes records past their `expires` (epoch seconds): only kinds that
-  # are read as absent once expired (Store.purge_expired's); reservations (spends) and space writes must be
-  # closed by the sweeper, never dropped. `indexes`: one global secondary index per field the store finds
-  # records by (`find`), named <field>, hash key <field> (string), projecting everything.
-  table_defaults = { ttl = false, indexes = [] }
-  table_settings = {
-    accounts       = {}
-    api_keys       = { ttl = true, indexes = ["username"] }
-    idempotency    = { ttl = true }
-    spends         = { indexes = ["holder"] }
-    refunds        = {}
-    jobs           = { indexes = ["status"] }
-    job_images     = { indexes = ["job_id"] }
-    models         = { indexes = ["owner", "status"] }
-    model_chunks   = {}
-    login_failures = { ttl = true }
-    rate_windows   = { ttl = true }
-    usage          = {}
-    space_objects  = {}
-    space_writes   = {}
-  }
-  tables = { for kind, settings in local.table_settings : kind => merge(local.table_defaults, settings) }
+  # The store's one DynamoDB table (common/adapters/store/dynamodb.py, create_table()): item `pk` = kind#key,
+  # one global secondary index `by_<field>` (hash key `ix_<field>`) per field the store finds records by
+  # (the adapter's INDEXED), the sparse `by_expires` index, TTL on `ttl` (set on the purged kinds' items only).
+  # Named <name_prefix>-store (storage.tf); tests/test_terraform_aws.py compares it with what create_table() makes.
+  store_indexes = ["username", "job_id", "status", "owner", "holder"]
 
   # The (function, secret) pairs: each function reads only the parameters its `secrets` names.
   secret_grants = {

@@ -5,7 +5,7 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every resource's name (functions, roles, tables, queues, parameters); one deployment per prefix and region."
+  description = "Prefix of every resource's name (functions, roles, the table, queues, parameters); one deployment per prefix and region."
   type        = string
   default     = "imageclassify"
 }
@@ -70,7 +70,7 @@ variable "build_dir" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the DynamoDB tables from deletion (accounts and balances live there); turn off to destroy the deployment."
+  description = "Protect the DynamoDB table from deletion (accounts and balances live there); turn off to destroy the deployment."
   type        = bool
   default     = true
 }
