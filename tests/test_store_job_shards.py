@@ -137,3 +137,21 @@ def test_concurrent_workers_of_a_sharded_job_end_it_exactly_once(store: Store) -
     assert job is not None and job.status == "done" and job.matched == {"cat": 120 - failed}
     assert store.get_account("owner").tokens == failed  # type: ignore[union-attr]
     assert job_shards.shard_count(120) == 3
+
+
+def test_an_image_re_driven_into_a_complete_shard_does_not_close_the_job_early(store: Store) -> None:
+    names = [f"all/{i}.png" for i in range(90)]
+    job = make_job(store, names)
+    first = [n for n in names if job_shards.shard_of(job.shards, n) == 0]
+    extra = next(f"all/new{i}.png" for i in range(1000) if job_shards.shard_of(job.shards, f"all/new{i}.png") == 0)
+    for name in first:
+        assert store.record_image("job1", ImageOutcome(name, "failed"))
+    assert store.record_image("job1", ImageOutcome(extra, "failed"))  # a file added since, re-driven by an operator
+    rest = [n for n in names if n not in first]
+    for name in rest[:-1]:
+        assert store.record_image("job1", ImageOutcome(name, "failed"))
+    assert store.get_job("job1").status == "running"  # type: ignore[union-attr]
+    assert store.record_image("job1", ImageOutcome(rest[-1], "failed"))
+    done = store.get_job("job1")
+    assert done is not None and (done.status, done.processed, done.failed) == ("done", 91, 91)
+    assert store.get_account("owner").tokens == 500  # type: ignore[union-attr]  # never more than was spent

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 from common.records.ledger import apply_refund
 from common.records.port import Doc, DocumentStore, Tx
@@ -21,7 +22,7 @@ from common.records.records import Job
 
 SHARDS, CLOSERS = "job_shards", "job_closers"
 IMAGES_PER_SHARD = 40  # a shard takes about this many images: its write rate is the job's divided by the count
-MAX_SHARDS = 200  # the closing commit reads and writes each shard once, within a commit's limits
+MAX_SHARDS = 90  # the closing commit reads each shard: within a commit's limits (DynamoDB: 100 items)
 
 
 def shard_count(total: int) -> int:
@@ -34,6 +35,12 @@ def shard_of(shards: int, key: str) -> int:
 
 def finish_refund_id(job_id: str) -> str:
     return f"{job_id}:finish"
+
+
+def unclassified(job: Job) -> int:
+    """The tokens a sharded job gives back when it ends: one per image of its total not classified (failed or
+    never processed); images re-driven beyond its total were never charged."""
+    return max(0, min(job.total, job.total - (job.processed - job.failed)))
 
 
 def plan(job: Job, objects: list[str]) -> None:
@@ -56,25 +63,36 @@ def _as_shard(job: Job, index: int, doc: Doc | None) -> Job:
                created=job.created)
 
 
-def read_shard(tx: Tx, job: Job, key: str) -> tuple[int, Job]:
+@dataclass
+class Shard:
+    index: int
+    counts: Job  # its counters, as a small job of the images it expects
+    counted: bool  # its completion is counted on the job's closer (an image re-driven into it later counts no more)
+
+
+def read_shard(tx: Tx, job: Job, key: str) -> Shard:
+    """The shard the image at `key` counts in."""
     index = shard_of(job.shards, key)
-    return index, _as_shard(job, index, tx.get(SHARDS, _shard_key(job.id, index)))
+    doc = tx.get(SHARDS, _shard_key(job.id, index))
+    return Shard(index, _as_shard(job, index, doc), bool(doc and doc.get("counted")))
 
 
-def put_shard(tx: Tx, job: Job, index: int, shard: Job, completed: bool) -> Job | None:
-    """Write a shard; when `completed` made it complete, count it on the job's closer and, for the last one,
-    close the job (the job returned, to be reported)."""
-    tx.put(SHARDS, _shard_key(job.id, index), {**shard.doc(), "job_id": job.id})
-    if not completed or job.finished:
+def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
+    """Write a shard; when `completed` made it complete, count it on the job's closer (once) and, for the last
+    one, close the job (the job returned, to be reported)."""
+    closing = completed and not job.finished and not shard.counted
+    tx.put(SHARDS, _shard_key(job.id, shard.index),
+           {**shard.counts.doc(), "job_id": job.id, "counted": shard.counted or closing})
+    if not closing:
         return None
     closer = tx.get(CLOSERS, job.id) or {"complete": sum(1 for n in job.shard_expected if n == 0)}
     closer = {"complete": closer["complete"] + 1}
     tx.put(CLOSERS, job.id, closer)
     if closer["complete"] < job.shards:
         return None
-    summed = sum_shards(tx, job, {index: shard})
+    summed = sum_shards(tx, job, {shard.index: shard.counts})
     summed.status = "done"
-    apply_refund(tx, job.owner, job.spend_id, summed.failed, finish_refund_id(job.id))
+    apply_refund(tx, job.owner, job.spend_id, unclassified(summed), finish_refund_id(job.id))
     tx.put("jobs", job.id, summed.doc())
     return summed
 

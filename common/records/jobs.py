@@ -149,8 +149,8 @@ class JobRecords:
                 open_write(tx, job.owner, str(outcome.destination), outcome.usage[0],
                            output_write_id(job_id, outcome.object), probe, sharded=bool(job.shards))
             if job.shards:
-                index, shard = job_shards.read_shard(tx, job, outcome.object)
-                closed = job_shards.put_shard(tx, job, index, shard, count(shard, outcome))
+                shard = job_shards.read_shard(tx, job, outcome.object)
+                closed = job_shards.put_shard(tx, job, shard, count(shard.counts, outcome))
                 finished.extend([closed] if closed else [])
                 return outcome, True
             if count(job, outcome):
@@ -196,8 +196,8 @@ class JobRecords:
             job = job_shards.sum_shards(tx, job) if job.shards else job
             finished.append(job)
             remaining = job.total - job.processed
-            unrefunded = job.failed if job.shards else 0  # a sharded job's failures are refunded now, with the rest
-            apply_refund(tx, job.owner, job.spend_id, remaining + unrefunded, job_shards.finish_refund_id(job_id))
+            refund = job_shards.unclassified(job) if job.shards else remaining  # sharded: its failures too, now
+            apply_refund(tx, job.owner, job.spend_id, refund, job_shards.finish_refund_id(job_id))
             job.failed += remaining if status != "cancelled" else 0
             job.status, job.error, job.updated = status, error, time.time()
             tx.put(JOBS, job_id, job.doc())
@@ -238,9 +238,9 @@ class JobRecords:
     def _settle_output(tx: Tx, job: Job, obj: str, finished: list[Job], unwritten: int = 0) -> None:
         """One output of `job` is settled (in place, or `unwritten`): on its shard, or on the job's document."""
         if job.shards:
-            index, shard = job_shards.read_shard(tx, job, obj)
-            shard.not_written += unwritten
-            closed = job_shards.put_shard(tx, job, index, shard, output_settled(shard))
+            shard = job_shards.read_shard(tx, job, obj)
+            shard.counts.not_written += unwritten
+            closed = job_shards.put_shard(tx, job, shard, output_settled(shard.counts))
             finished.extend([closed] if closed else [])
             return
         job.not_written += unwritten
