@@ -40,7 +40,7 @@ from common.core import errors
 from common.records.port import Doc, DocumentStore, Tx
 
 USAGE, OBJECTS, WRITES, SHARDS = "usage", "space_objects", "space_writes", "usage_shards"
-USAGE_SHARDS = 64  # a job's outputs spread over this many documents per account
+USAGE_SHARDS = 128  # a job's outputs spread over this many documents per account
 Probe = Callable[[str], int | None]  # the size of what is stored at a key now, None when nothing is
 WRITE_LEASE = 300.0  # seconds before the sweeper closes an operation whose writer died
 
