@@ -68,13 +68,14 @@ class Shard:
     index: int
     counts: Job  # its counters, as a small job of the images it expects
     counted: bool  # its completion is counted on the job's closer (an image re-driven into it later counts no more)
+    closed: bool = False  # the job was ended (cancelled, swept): the shard records nothing more
 
 
 def read_shard(tx: Tx, job: Job, key: str) -> Shard:
     """The shard the image at `key` counts in."""
     index = shard_of(job.shards, key)
     doc = tx.get(SHARDS, _shard_key(job.id, index))
-    return Shard(index, _as_shard(job, index, doc), bool(doc and doc.get("counted")))
+    return Shard(index, _as_shard(job, index, doc), bool(doc and doc.get("counted")), bool(doc and doc.get("closed")))
 
 
 def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
@@ -82,7 +83,7 @@ def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
     one, close the job (the job returned, to be reported)."""
     closing = completed and not job.finished and not shard.counted
     tx.put(SHARDS, _shard_key(job.id, shard.index),
-           {**shard.counts.doc(), "job_id": job.id, "counted": shard.counted or closing})
+           {**shard.counts.doc(), "job_id": job.id, "counted": shard.counted or closing, "closed": shard.closed})
     if not closing:
         return None
     closer = tx.get(CLOSERS, job.id) or {"complete": sum(1 for n in job.shard_expected if n == 0)}
@@ -95,6 +96,18 @@ def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
     apply_refund(tx, job.owner, job.spend_id, unclassified(summed), finish_refund_id(job.id))
     tx.put("jobs", job.id, summed.doc())
     return summed
+
+
+def close_shards(tx: Tx, job: Job) -> Job:
+    """End a job's shards (a cancel, the sweeper): each is written back closed, so a record racing the end either
+    commits first and is summed here, or fails its guard and finds the shard closed (an adapter guards what a
+    commit writes, not what it only read). The job with the shards' counters summed."""
+    shards = []
+    for i in range(job.shards):
+        doc = tx.get(SHARDS, _shard_key(job.id, i))
+        shards.append(_as_shard(job, i, doc))
+        tx.put(SHARDS, _shard_key(job.id, i), {**(doc or {**shards[-1].doc(), "job_id": job.id}), "closed": True})
+    return _summed(job, shards)
 
 
 def sum_shards(tx: Tx, job: Job, known: dict[int, Job] | None = None) -> Job:

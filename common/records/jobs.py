@@ -140,6 +140,9 @@ class JobRecords:
                 return ImageOutcome.from_doc(prior), False
             if job.finished:
                 return None, False
+            shard = job_shards.read_shard(tx, job, outcome.object) if job.shards else None
+            if shard is not None and shard.closed:  # ended meanwhile (its document read before the end committed)
+                return None, False
             tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
                                         "destination": outcome.destination, "detail": outcome.detail,
                                         "usage": list(outcome.usage)})
@@ -148,8 +151,7 @@ class JobRecords:
             elif outcome.outcome != "failed":  # its output counts in the space, as an upload would (paid: no quota)
                 open_write(tx, job.owner, str(outcome.destination), outcome.usage[0],
                            output_write_id(job_id, outcome.object), probe, sharded=bool(job.shards))
-            if job.shards:
-                shard = job_shards.read_shard(tx, job, outcome.object)
+            if shard is not None:
                 closed = job_shards.put_shard(tx, job, shard, count(shard.counts, outcome))
                 finished.extend([closed] if closed else [])
                 return outcome, True
@@ -193,7 +195,7 @@ class JobRecords:
             job = Job.from_doc(doc)
             if job.finished:
                 return job
-            job = job_shards.sum_shards(tx, job) if job.shards else job
+            job = job_shards.close_shards(tx, job) if job.shards else job
             finished.append(job)
             remaining = job.total - job.processed
             refund = job_shards.unclassified(job) if job.shards else remaining  # sharded: its failures too, now
