@@ -98,7 +98,7 @@ def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
     job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
               min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
               created=time.time(), model=reference)
-    deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}")
+    deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}", objects)
     try:
         deps.queue.publish([messages.image(job.id, key) for key in objects])
     except Exception as exc:

@@ -37,7 +37,7 @@ def _job_and_object(message: Any) -> tuple[Job, str] | None:
             or not isinstance(message.get("job_id"), str) or not isinstance(message.get("object"), str):
         log.error("dropping a job message that is malformed or not signed by us")
         return None
-    job = get_store().get_job(message["job_id"])
+    job = get_store().job_header(message["job_id"])
     if job is None or not message["object"].startswith(source_prefix(job)):
         log.warning("dropping a message for a job that is gone, or an object outside its source")
         return None

@@ -3,8 +3,10 @@
 - A job and the reservation of its tokens are created in one commit.
 - Each image of a job is recorded once (one record per image): a redelivered
   message changes nothing.
-- A failed image is refunded in the same commit that records it, under one
-  refund id per image, so it can never be refunded twice.
+- A job's images count in counters sharded by image (`job_shards.py`): the
+  job's document is written when it is created and when it ends, not per
+  image. Its failed images are refunded when it ends, under one refund id per
+  job (older, unsharded jobs: in the commit that records each, one id per image).
 - A job is done when every image is recorded and every output it classified
   is settled (written, or counted `not_written`: never written over a
   different file, still charged): a user who sees `done` finds every file.
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from common.core import errors, metrics
+from common.records import job_shards
 from common.records.ledger import apply_refund, charge
 from common.records.port import DocumentStore, Tx, transact_then
 from common.records.records import ImageOutcome, Job
@@ -90,8 +93,11 @@ class JobRecords:
         """Run `work` in a transaction; the jobs it finished are reported once it has committed."""
         return transact_then(self.docs, work, report_finished)
 
-    def create_job(self, job: Job, spend_amount: int, spend_id: str) -> Job:
+    def create_job(self, job: Job, spend_amount: int, spend_id: str, objects: list[str] | None = None) -> Job:
+        """Create a job and charge it; given its `objects`, its images count in shards (`job_shards.py`)."""
         job.spend_id = spend_id
+        if objects:
+            job_shards.plan(job, objects)
 
         def work(tx: Tx) -> None:
             if spend_amount:
@@ -103,6 +109,13 @@ class JobRecords:
         return job
 
     def get_job(self, job_id: str) -> Job | None:
+        """A job with its progress (summed from its shards while it runs)."""
+        job = self.job_header(job_id)
+        return job_shards.with_progress(self.docs, job) if job else None
+
+    def job_header(self, job_id: str) -> Job | None:
+        """A job's document alone: what it sorts, whose it is, whether it is finished (the worker's read per
+        image, which must not cost a read per shard); its counters are those of its creation or end."""
         doc = self.docs.get(JOBS, job_id)
         return Job.from_doc(doc) if doc else None
 
@@ -127,14 +140,21 @@ class JobRecords:
                 return ImageOutcome.from_doc(prior), False
             if job.finished:
                 return None, False
+            shard = job_shards.read_shard(tx, job, outcome.object) if job.shards else None
+            if shard is not None and shard.closed:  # ended meanwhile (its document read before the end committed)
+                return None, False
             tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
                                         "destination": outcome.destination, "detail": outcome.detail,
                                         "usage": list(outcome.usage)})
-            if outcome.outcome == "failed":
+            if outcome.outcome == "failed" and not job.shards:  # a sharded job refunds its failures when it ends
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
-            else:  # its output counts in the owner's space, as an upload would (without the quota: it is paid for)
+            elif outcome.outcome != "failed":  # its output counts in the space, as an upload would (paid: no quota)
                 open_write(tx, job.owner, str(outcome.destination), outcome.usage[0],
-                           output_write_id(job_id, outcome.object), probe)
+                           output_write_id(job_id, outcome.object), probe, sharded=bool(job.shards))
+            if shard is not None:
+                closed = job_shards.put_shard(tx, job, shard, count(shard.counts, outcome))
+                finished.extend([closed] if closed else [])
+                return outcome, True
             if count(job, outcome):
                 finished.append(job)
             tx.put(JOBS, job_id, job.doc())
@@ -157,12 +177,9 @@ class JobRecords:
             if doc is None or prior is None or not ImageOutcome.from_doc(prior).awaiting_copy:
                 return False  # a written output stays the job's, whatever happens to the file later
             job = Job.from_doc(doc)
-            job.not_written += 1
-            if output_settled(job):
-                finished.append(job)
             tx.put(IMAGES, record_key, {**prior, "destination": None, "detail": detail, "usage": [0, 0]})
             close_write(tx, output_write_id(job_id, obj), job.owner, prior["destination"], probe)
-            tx.put(JOBS, job_id, job.doc())
+            self._settle_output(tx, job, obj, finished, unwritten=1)
             return True
 
         return self._transact(work)
@@ -178,9 +195,11 @@ class JobRecords:
             job = Job.from_doc(doc)
             if job.finished:
                 return job
+            job = job_shards.close_shards(tx, job) if job.shards else job
             finished.append(job)
             remaining = job.total - job.processed
-            apply_refund(tx, job.owner, job.spend_id, remaining, f"{job_id}:finish")
+            refund = job_shards.unclassified(job) if job.shards else remaining  # sharded: its failures too, now
+            apply_refund(tx, job.owner, job.spend_id, refund, job_shards.finish_refund_id(job_id))
             job.failed += remaining if status != "cancelled" else 0
             job.status, job.error, job.updated = status, error, time.time()
             tx.put(JOBS, job_id, job.doc())
@@ -212,13 +231,24 @@ class JobRecords:
                 return True
             tx.put(IMAGES, f"{job_id}/{obj}", {**prior, "written": True})
             if doc is not None:
-                job = Job.from_doc(doc)
-                if output_settled(job):
-                    finished.append(job)
-                tx.put(JOBS, job_id, job.doc())
+                self._settle_output(tx, Job.from_doc(doc), obj, finished)
             return True
 
         return self._transact(work)
+
+    @staticmethod
+    def _settle_output(tx: Tx, job: Job, obj: str, finished: list[Job], unwritten: int = 0) -> None:
+        """One output of `job` is settled (in place, or `unwritten`): on its shard, or on the job's document."""
+        if job.shards:
+            shard = job_shards.read_shard(tx, job, obj)
+            shard.counts.not_written += unwritten
+            closed = job_shards.put_shard(tx, job, shard, output_settled(shard.counts))
+            finished.extend([closed] if closed else [])
+            return
+        job.not_written += unwritten
+        if output_settled(job):
+            finished.append(job)
+        tx.put(JOBS, job.id, job.doc())
 
     def touch_job(self, job_id: str) -> Job | None:
         """Mark an unfinished job as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""
@@ -235,7 +265,7 @@ class JobRecords:
         return self.docs.transact(work)
 
     def unfinished_jobs(self, limit: int = 500) -> list[Job]:
-        return [Job.from_doc(doc) for status in ("queued", "running")
+        return [job_shards.with_progress(self.docs, Job.from_doc(doc)) for status in ("queued", "running")
                 for _, doc in self.docs.find(JOBS, "status", status, limit)]
 
     def set_job_status(self, job_id: str, status: str) -> None:

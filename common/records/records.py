@@ -39,6 +39,8 @@ class Job:
     error: str | None = None
     writing: int = 0  # outputs recorded but not yet in place: the job is done only when none is left
     not_written: int = 0  # images classified (and charged) whose output could not be written
+    shards: int = 0  # counters its images count in (`job_shards.py`); 0: counted on this document (older jobs)
+    shard_expected: list[int] = field(default_factory=list)  # how many images each shard expects
 
     FINAL = ("done", "failed", "cancelled")
 

@@ -1,0 +1,148 @@
+"""A sort job's progress in counters sharded by image, so that no document is written at the job's image rate.
+
+- At creation the job's images are spread over `shards` counters (an image's shard is a hash of its key; the
+  count grows with the job's size), and the job's document keeps how many images each shard expects.
+- An image counts in its own shard, in the commit that records it (and settles its output there): the job's
+  document is only read, so the workers of one job do not contend on it.
+- A shard is complete when each of its images is recorded and no output of it is still being written. The
+  image that completes a shard adds one to the job's closer (written once per shard); the one that completes
+  the last shard sums the shards into the job's document and marks it done: a cost per job, not per image.
+- Progress is the sum of the shards, read when asked: exact at every commit.
+- Failed images are refunded when the job ends, in one refund for the job (`finish_refund_id`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from common.records.ledger import apply_refund
+from common.records.port import Doc, DocumentStore, Tx
+from common.records.records import Job
+
+SHARDS, CLOSERS = "job_shards", "job_closers"
+IMAGES_PER_SHARD = 40  # a shard takes about this many images: its write rate is the job's divided by the count
+MAX_SHARDS = 90  # the closing commit reads each shard: within a commit's limits (DynamoDB: 100 items)
+
+
+def shard_count(total: int) -> int:
+    return max(1, min(MAX_SHARDS, -(-total // IMAGES_PER_SHARD)))
+
+
+def shard_of(shards: int, key: str) -> int:
+    return zlib.crc32(key.encode()) % shards
+
+
+def finish_refund_id(job_id: str) -> str:
+    return f"{job_id}:finish"
+
+
+def unclassified(job: Job) -> int:
+    """The tokens a sharded job gives back when it ends: one per image of its total not classified (failed or
+    never processed); images re-driven beyond its total were never charged."""
+    return max(0, min(job.total, job.total - (job.processed - job.failed)))
+
+
+def plan(job: Job, objects: list[str]) -> None:
+    """Spread a new job's images over its shards."""
+    job.shards = shard_count(len(objects))
+    job.shard_expected = [0] * job.shards
+    for key in objects:
+        job.shard_expected[shard_of(job.shards, key)] += 1
+
+
+def _shard_key(job_id: str, index: int) -> str:
+    return f"{job_id}:{index}"
+
+
+def _as_shard(job: Job, index: int, doc: Doc | None) -> Job:
+    """A shard as a small job (the same counters and the same `done` rule) of the images it expects."""
+    if doc is not None:
+        return Job.from_doc(doc)
+    return Job(id=job.id, owner=job.owner, classes=[], source="", min_score=0.0, total=job.shard_expected[index],
+               created=job.created)
+
+
+@dataclass
+class Shard:
+    index: int
+    counts: Job  # its counters, as a small job of the images it expects
+    counted: bool  # its completion is counted on the job's closer (an image re-driven into it later counts no more)
+    closed: bool = False  # the job was ended (cancelled, swept): the shard records nothing more
+
+
+def read_shard(tx: Tx, job: Job, key: str) -> Shard:
+    """The shard the image at `key` counts in."""
+    index = shard_of(job.shards, key)
+    doc = tx.get(SHARDS, _shard_key(job.id, index))
+    return Shard(index, _as_shard(job, index, doc), bool(doc and doc.get("counted")), bool(doc and doc.get("closed")))
+
+
+def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
+    """Write a shard; when `completed` made it complete, count it on the job's closer (once) and, for the last
+    one, close the job (the job returned, to be reported)."""
+    closing = completed and not job.finished and not shard.counted
+    tx.put(SHARDS, _shard_key(job.id, shard.index),
+           {**shard.counts.doc(), "job_id": job.id, "counted": shard.counted or closing, "closed": shard.closed})
+    if not closing:
+        return None
+    closer = tx.get(CLOSERS, job.id) or {"complete": sum(1 for n in job.shard_expected if n == 0)}
+    closer = {"complete": closer["complete"] + 1}
+    tx.put(CLOSERS, job.id, closer)
+    if closer["complete"] < job.shards:
+        return None
+    summed = sum_shards(tx, job, {shard.index: shard.counts})
+    summed.status = "done"
+    apply_refund(tx, job.owner, job.spend_id, unclassified(summed), finish_refund_id(job.id))
+    tx.put("jobs", job.id, summed.doc())
+    return summed
+
+
+def close_shards(tx: Tx, job: Job) -> Job:
+    """End a job's shards (a cancel, the sweeper): each is written back closed, so a record racing the end either
+    commits first and is summed here, or fails its guard and finds the shard closed (an adapter guards what a
+    commit writes, not what it only read). The job with the shards' counters summed."""
+    shards = []
+    for i in range(job.shards):
+        doc = tx.get(SHARDS, _shard_key(job.id, i))
+        shards.append(_as_shard(job, i, doc))
+        tx.put(SHARDS, _shard_key(job.id, i), {**(doc or {**shards[-1].doc(), "job_id": job.id}), "closed": True})
+    return _summed(job, shards)
+
+
+def sum_shards(tx: Tx, job: Job, known: dict[int, Job] | None = None) -> Job:
+    """The job with its shards' counters summed (each shard read in `tx`, unless given in `known`)."""
+    known = known or {}
+    shards = [known.get(i) or _as_shard(job, i, tx.get(SHARDS, _shard_key(job.id, i))) for i in range(job.shards)]
+    return _summed(job, shards)
+
+
+def _summed(job: Job, shards: list[Job]) -> Job:
+    out = Job.from_doc(job.doc())
+    out.processed = sum(s.processed for s in shards)
+    out.unmatched = sum(s.unmatched for s in shards)
+    out.failed = sum(s.failed for s in shards)
+    out.writing = sum(s.writing for s in shards)
+    out.not_written = sum(s.not_written for s in shards)
+    out.matched = {}
+    for s in shards:
+        for name, n in s.matched.items():
+            out.matched[name] = out.matched.get(name, 0) + n
+    out.updated = max([job.updated, *(s.updated for s in shards)])
+    return out
+
+
+def with_progress(docs: DocumentStore, job: Job) -> Job:
+    """A job as read: a running job's counters summed from its shards (a finished one's were summed when it
+    ended; only its outputs still landing are taken from the shards)."""
+    if not job.shards:
+        return job
+    shards = [Job.from_doc(doc) for _, doc in docs.find(SHARDS, "job_id", job.id, job.shards + 1)]
+    if job.finished:
+        job.writing = sum(s.writing for s in shards)
+        return job
+    summed = _summed(job, shards)
+    if summed.processed and summed.status == "queued":
+        summed.status = "running"
+    return summed
+

@@ -1,0 +1,157 @@
+"""Contract suite of a sort job counted in shards (its document written at creation and end, not per image), on
+every store backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from common.core import errors
+from common.records import job_shards
+from common.records.port import Doc, DocumentStore, Tx
+from common.records.records import ImageOutcome, Job
+from common.records.store import Store
+
+
+def stored(size: int | None) -> Callable[[str], int | None]:
+    return lambda key: size
+
+
+class Writes:
+    """Counts the documents each committed transaction wrote, by kind and key."""
+
+    def __init__(self, docs: DocumentStore) -> None:
+        self.docs, self.counts = docs, {}  # type: ignore[var-annotated]
+
+    def transact(self, work: Callable[[Tx], object]) -> object:
+        written: list[tuple[str, str]] = []
+
+        class Counting:
+            def get(self, kind: str, key: str) -> Doc | None:
+                return tx_ref[0].get(kind, key)
+
+            def put(self, kind: str, key: str, doc: Doc) -> None:
+                written.append((kind, key))
+                tx_ref[0].put(kind, key, doc)
+
+            def delete(self, kind: str, key: str) -> None:
+                written.append((kind, key))
+                tx_ref[0].delete(kind, key)
+
+        tx_ref: list[Tx] = []
+
+        def attempt(tx: Tx) -> object:
+            written.clear()
+            tx_ref[:] = [tx]
+            return work(Counting())
+
+        result = self.docs.transact(attempt)
+        for item in written:
+            self.counts[item] = self.counts.get(item, 0) + 1
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.docs, name)
+
+
+def make_job(store: Store, names: list[str], tokens: int = 500) -> Job:
+    store.create_account("owner", "h", "k-owner", tokens)
+    job = Job(id="job1", owner="owner", classes=["dog", "cat"], source="all/", min_score=0.3, total=len(names),
+              created=time.time())
+    return store.create_job(job, len(names), "owner:job:job1", names)
+
+
+def test_a_sharded_job_counts_exactly_and_writes_its_document_per_job_not_per_image(store: Store) -> None:
+    names = [f"all/{i}.png" for i in range(90)]
+    job = make_job(store, names)
+    assert job.shards == 3 and sum(job.shard_expected) == 90
+    writes = Writes(store.docs)
+    store.docs = writes  # type: ignore[assignment]
+    for i, name in enumerate(names):
+        outcome = ImageOutcome(name, "failed") if i % 10 == 0 else ImageOutcome(name, "dog", f"dog/{i}", usage=(5, 1))
+        assert store.record_image("job1", outcome)
+        assert not store.record_image("job1", outcome)  # a redelivery counts nothing
+    running = store.get_job("job1")
+    assert running is not None and (running.status, running.processed, running.failed, running.writing) == (
+        "running", 90, 9, 81)
+    assert store.get_account("owner").tokens == 410  # type: ignore[union-attr]  # failures refunded at the end
+    for i, name in enumerate(names):
+        if i % 10:
+            assert store.mark_written("job1", name, stored(5))
+    done = store.get_job("job1")
+    assert done is not None and (done.status, done.processed, done.matched, done.failed, done.writing) == (
+        "done", 90, {"dog": 81}, 9, 0)
+    assert store.get_account("owner").tokens == 419  # type: ignore[union-attr]  # one refund for the job
+    assert store.usage("owner") == (81 * 5, 81)
+    assert writes.counts.get(("jobs", "job1"), 0) == 1  # closed once
+    assert max(n for (kind, _), n in writes.counts.items() if kind == "job_shards") <= 2 * 40
+    assert writes.counts[("job_closers", "job1")] == 3
+    assert max(n for (kind, _), n in writes.counts.items() if kind == "usage_shards") < 81
+
+
+def test_cancelling_a_sharded_job_refunds_the_rest_and_its_failures_once(store: Store) -> None:
+    names = [f"all/{i}.png" for i in range(50)]
+    make_job(store, names, tokens=50)
+    assert store.record_image("job1", ImageOutcome(names[0], "failed"))
+    assert store.record_image("job1", ImageOutcome(names[1], "dog", "dog/1"))
+    job = store.finish_job("job1", "cancelled")
+    assert (job.status, job.processed, job.failed, job.writing) == ("cancelled", 2, 1, 1)
+    assert store.get_account("owner").tokens == 49  # type: ignore[union-attr]  # all but the classified one
+    assert not store.record_image("job1", ImageOutcome(names[2], "dog", "dog/2"))  # finished: nothing more
+    assert store.mark_written("job1", names[1], stored(3))
+    job = store.get_job("job1")  # type: ignore[assignment]
+    assert job is not None and (job.status, job.processed, job.writing) == ("cancelled", 2, 0)
+    assert store.finish_job("job1", "failed").status == "cancelled"
+    assert store.get_account("owner").tokens == 49  # type: ignore[union-attr]
+
+
+def test_concurrent_workers_of_a_sharded_job_end_it_exactly_once(store: Store) -> None:
+    names = [f"all/{i}.png" for i in range(120)]
+    make_job(store, names, tokens=120)
+
+    def work(part: int) -> None:
+        for name in names[part::6] * 2:  # every image twice
+            for _ in range(200):
+                try:
+                    store.record_image("job1", ImageOutcome(name, "failed") if name.endswith("7.png")
+                                       else ImageOutcome(name, "cat", f"cat/{name}"))
+                    break
+                except errors.Unavailable:
+                    time.sleep(0.05)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    job = store.get_job("job1")
+    failed = sum(1 for n in names if n.endswith("7.png"))
+    assert job is not None and job.processed == 120 and job.failed == failed
+    # every output still being written: not done yet; then each lands
+    assert job.status == "running" and job.writing == 120 - failed
+    for name in names:
+        if not name.endswith("7.png"):
+            store.mark_written("job1", name, stored(1))
+    job = store.get_job("job1")
+    assert job is not None and job.status == "done" and job.matched == {"cat": 120 - failed}
+    assert store.get_account("owner").tokens == failed  # type: ignore[union-attr]
+    assert job_shards.shard_count(120) == 3
+
+
+def test_an_image_re_driven_into_a_complete_shard_does_not_close_the_job_early(store: Store) -> None:
+    names = [f"all/{i}.png" for i in range(90)]
+    job = make_job(store, names)
+    first = [n for n in names if job_shards.shard_of(job.shards, n) == 0]
+    extra = next(f"all/new{i}.png" for i in range(1000) if job_shards.shard_of(job.shards, f"all/new{i}.png") == 0)
+    for name in first:
+        assert store.record_image("job1", ImageOutcome(name, "failed"))
+    assert store.record_image("job1", ImageOutcome(extra, "failed"))  # a file added since, re-driven by an operator
+    rest = [n for n in names if n not in first]
+    for name in rest[:-1]:
+        assert store.record_image("job1", ImageOutcome(name, "failed"))
+    assert store.get_job("job1").status == "running"  # type: ignore[union-attr]
+    assert store.record_image("job1", ImageOutcome(rest[-1], "failed"))
+    done = store.get_job("job1")
+    assert done is not None and (done.status, done.processed, done.failed) == ("done", 91, 91)
+    assert store.get_account("owner").tokens == 500  # type: ignore[union-attr]  # never more than was spent
