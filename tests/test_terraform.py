@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,11 @@ def registry(kind: str) -> set[str]:
     return {t.name for t in TARGETS.values() if t.trigger == kind}
 
 
-def mismatches(targets: dict[str, Target], found: dict[str, Any]) -> list[str]:
-    """What differs between the registry and the evaluated Terraform (empty when they agree)."""
+def mismatches(targets: dict[str, Target], found: dict[str, Any],
+               wired: Callable[[str], set[str]] | None = None) -> list[str]:
+    """What differs between the registry and the evaluated Terraform (empty when they agree); `wired(kind)`: the
+    functions that Terraform wires as `kind` (here, `found["wired_<kind>"]`; the AWS Terraform computes them)."""
+    wired = wired or (lambda kind: set(found[f"wired_{kind}"]))
     problems = []
     for name in sorted(set(targets) - set(found["deployed"])):
         problems.append(f"{name} is in infra/targets.py but not deployed: add it to `targets` in targets.tf")
@@ -129,7 +133,7 @@ def mismatches(targets: dict[str, Target], found: dict[str, Any]) -> list[str]:
         if fn is not None and fn["trigger"] != target.trigger:
             problems.append(f"{name}: Terraform trigger {fn['trigger']!r}, registry {target.trigger!r}")
         for kind in KINDS:
-            if (name in found[f"wired_{kind}"]) != (target.trigger == kind):
+            if (name in wired(kind)) != (target.trigger == kind):
                 problems.append(f"{name}: {'wired' if kind != target.trigger else 'not wired'} as {kind}")
     return problems
 

@@ -21,6 +21,7 @@ from infra.targets import TARGETS, Target
 from tests.conftest import REPO
 from tests.test_terraform import OFFLINE, evaluate, expression, terraform
 from tests.test_terraform import load as load_folder
+from tests.test_terraform import mismatches as registry_mismatches
 
 TF = REPO / "infra" / "terraform-aws"
 PLUGINS = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
@@ -85,20 +86,8 @@ def wired(found: dict[str, Any], kind: str) -> set[str]:
 
 
 def mismatches(targets: dict[str, Target], found: dict[str, Any]) -> list[str]:
-    """What differs between the registry and the evaluated Terraform (empty when they agree)."""
-    problems = []
-    for name in sorted(set(targets) - set(found["deployed"])):
-        problems.append(f"{name} is in infra/targets.py but not deployed: add it to `targets` in targets.tf")
-    for name in sorted(set(found["deployed"]) - set(targets)):
-        problems.append(f"{name} is deployed but not in infra/targets.py")
-    for name, target in sorted(targets.items()):
-        fn = found["functions"].get(name)
-        if fn is not None and fn["trigger"] != target.trigger:
-            problems.append(f"{name}: Terraform trigger {fn['trigger']!r}, registry {target.trigger!r}")
-        for kind in KINDS:
-            if (name in wired(found, kind)) != (target.trigger == kind):
-                problems.append(f"{name}: {'wired' if kind != target.trigger else 'not wired'} as {kind}")
-    return problems
+    """What differs between the registry and the evaluated AWS Terraform (the Google test's rule, AWS's wiring)."""
+    return registry_mismatches(targets, found, lambda kind: wired(found, kind))
 
 
 def test_terraform_fmt() -> None:

@@ -8,10 +8,10 @@ the tally of the attempt that committed is reported, once `transact` returned.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from common.core import logs, metrics
-from common.records.port import Doc, DocumentStore, Tx
+from common.records.port import Doc, PassThrough, Tx
 
 T = TypeVar("T")
 
@@ -42,11 +42,8 @@ def tally(tx: Tx, spent: int = 0, refunded: int = 0) -> None:
         tx.tally(spent, refunded)
 
 
-class MeteredDocuments:
+class MeteredDocuments(PassThrough):
     """A `DocumentStore` that reports the ledger's committed charges and refunds; everything else passes through."""
-
-    def __init__(self, inner: DocumentStore) -> None:
-        self.inner = inner
 
     def transact(self, work: Callable[[Tx], T]) -> T:
         attempts: list[TalliedTx] = []
@@ -63,17 +60,3 @@ class MeteredDocuments:
             logs.add_tokens(committed.spent, committed.refunded)
         return result
 
-    def get(self, kind: str, key: str) -> Doc | None:
-        return self.inner.get(kind, key)
-
-    def find(self, kind: str, field: str, value: Any, limit: int = 1000) -> list[tuple[str, Doc]]:
-        return self.inner.find(kind, field, value, limit)
-
-    def find_below(self, kind: str, field: str, bound: float, limit: int = 1000) -> list[tuple[str, Doc]]:
-        return self.inner.find_below(kind, field, bound, limit)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:  # an adapter's own extras (tests reach for them)
-        return getattr(self.inner, name)

@@ -57,6 +57,29 @@ class DocumentStore(Protocol):
     def close(self) -> None: ...
 
 
+class PassThrough:
+    """A `DocumentStore` wrapper's reads and close, handed to the store it wraps: a wrapper (metered, recorder)
+    writes only its own `transact`."""
+
+    def __init__(self, inner: DocumentStore) -> None:
+        self.inner = inner
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        return self.inner.get(kind, key)
+
+    def find(self, kind: str, field: str, value: Any, limit: int = 1000) -> list[tuple[str, Doc]]:
+        return self.inner.find(kind, field, value, limit)
+
+    def find_below(self, kind: str, field: str, bound: float, limit: int = 1000) -> list[tuple[str, Doc]]:
+        return self.inner.find_below(kind, field, bound, limit)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:  # an adapter's own extras (tests reach for them)
+        return getattr(self.inner, name)
+
+
 def transact_then(docs: DocumentStore, work: Callable[[Tx, list[E]], T], after: Callable[[E], None]) -> T:
     """Run `work` in a transaction, then `after` on each thing it appended to the list it is given (a job or a
     training run it ended, reported to the metrics): once, for the attempt that committed only (a retried

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.records.port import Doc, DocumentStore, Tx
+from common.records.port import Doc, DocumentStore, PassThrough, Tx
 
 T = TypeVar("T")
 
@@ -44,11 +44,12 @@ class _WritesOf:
         self.tx.delete(kind, key)
 
 
-class RecordingDocuments:
+class RecordingDocuments(PassThrough):
     """A `DocumentStore` that records each transaction's attempts and committed writes; reads pass through."""
 
     def __init__(self, inner: DocumentStore, folder: Path | str) -> None:
-        self.inner, self.folder = inner, Path(folder)
+        super().__init__(inner)
+        self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = None
         self._pid = 0
@@ -75,23 +76,11 @@ class RecordingDocuments:
         self._append({"t": time.time(), "attempts": len(attempts), "committed": True, "writes": written})
         return result
 
-    def get(self, kind: str, key: str) -> Doc | None:
-        return self.inner.get(kind, key)
-
-    def find(self, kind: str, field: str, value: Any, limit: int = 1000) -> list[tuple[str, Doc]]:
-        return self.inner.find(kind, field, value, limit)
-
-    def find_below(self, kind: str, field: str, bound: float, limit: int = 1000) -> list[tuple[str, Doc]]:
-        return self.inner.find_below(kind, field, bound, limit)
-
     def close(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
             os.close(self._fd)
             self._fd = None
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:  # an adapter's own extras (tests reach for them)
-        return getattr(self.inner, name)
+        super().close()
 
 
 @dataclass(frozen=True)
