@@ -4,6 +4,7 @@ the one thing they may do over HTTP is refill an account."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from common.accounts import passwords
@@ -13,6 +14,8 @@ from common.accounts.bodies import ContractRefill, SeedRefill
 from common.adapters.deps import Deps
 from common.core import bodies, errors
 from common.records.records import Account
+
+log = logging.getLogger("imageclassify.admins")
 
 
 def parse_refill(body: dict[str, Any]) -> tuple[str, int]:
@@ -64,9 +67,12 @@ def bootstrap_admin(deps: Deps) -> None:
     s = deps.settings
     if s.accounts.admin_username and s.accounts.admin_password:
         account = deps.store.get_account(s.accounts.admin_username)
-        if account is None or not account.is_admin:
+        if account is None:
             with contextlib.suppress(errors.Conflict):  # another instance created it first
-                ensure_admin(s.accounts.admin_username, s.accounts.admin_password if account is None else None, deps)
+                ensure_admin(s.accounts.admin_username, s.accounts.admin_password, deps)
+        elif not account.is_admin:  # someone else's account of that name: never promoted by configuration
+            log.error("ADMIN_USERNAME names an existing account that is not an admin; it was not promoted. Choose "
+                      "another ADMIN_USERNAME, or promote it knowingly with `python -m common.ops.admin`.")
     _bootstrapped = True
 
 

@@ -55,6 +55,8 @@ def register(body: dict[str, Any], network: str, deps: Deps) -> tuple[Account, s
     password-hash slot (503) is not counted, since it was never attempted."""
     username, password = validate_credentials(body)
     s, store = deps.settings.accounts, deps.store
+    if s.admin_username and username == s.admin_username:  # the bootstrap's admin: never anyone's sign-up
+        raise errors.Conflict(f"The username {username!r} is taken. Choose another one.", code="username_taken")
     password_hash = passwords.hash_password(
         password, admit=lambda: store.admit_signup(network, s.signups_per_address, s.signups_per_minute))
     key, hashed_key = new_api_key()

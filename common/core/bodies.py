@@ -47,6 +47,17 @@ def convert(kind: type[B], data: Mapping[str, Any], *, strict: bool = True) -> B
         raise refusal(kind, str(exc), data) from None
 
 
+class Shown:
+    """A value sent, as a refusal echoes it (`{value!r}`): cut short, so a 4 MB string is not sent back."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        text = repr(self.value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+
 def refusal(kind: type[Body], detail: str, data: Mapping[str, Any]) -> errors.BadRequest:
     """The 400 for msgspec's `detail` ("Expected `int` >= 1 - at `$.amount`"): the field's own (code, message)
     when the Struct names one (`{value!r}` in it is the value sent), else msgspec's wording with the field."""
@@ -54,5 +65,5 @@ def refusal(kind: type[Body], detail: str, data: Mapping[str, Any]) -> errors.Ba
     field = next((g for g in found.groups() if g), "") if found else ""
     if field in kind.refusals:
         code, message = kind.refusals[field]
-        return errors.BadRequest(message.format(value=data.get(field)), code=code)
+        return errors.BadRequest(message.format(value=Shown(data.get(field))), code=code)
     return errors.BadRequest(f"{field or 'The body'}: {detail.split(' - at ')[0]}.", code="invalid_body")

@@ -22,7 +22,7 @@ from common.records.records import Job
 
 SHARDS, CLOSERS = "job_shards", "job_closers"
 IMAGES_PER_SHARD = 40  # a shard takes about this many images: its write rate is the job's divided by the count
-MAX_SHARDS = 90  # the closing commit reads each shard: within a commit's limits (DynamoDB: 100 items)
+MAX_SHARDS = 80  # the closing commit reads each shard: well within a commit's limits (DynamoDB: 100 items)
 
 
 def shard_count(total: int) -> int:

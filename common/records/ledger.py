@@ -22,9 +22,13 @@ SPENDS, REFUNDS = "spends", "refunds"
 
 
 def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> int:
-    """Take `amount` tokens and record the spend; the new balance. Refused (402) when the balance is short."""
+    """Take `amount` tokens and record the spend; the new balance. Refused (402) when the balance is short.
+    A spend is taken once under its id: an attempt run again after its commit's reply was lost (Firestore's
+    retries re-run the work) finds its spend recorded and takes nothing more."""
     account = read_account(tx, username)
     balance = int(account["tokens"])
+    if tx.get(SPENDS, spend_id) is not None:
+        return balance
     if balance < amount:
         raise errors.InsufficientTokens(balance, amount)
     tx.put(ACCOUNTS, username, {**account, "tokens": balance - amount})

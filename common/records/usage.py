@@ -63,8 +63,10 @@ def add_usage(tx: Tx, username: str, bytes_delta: int, files_delta: int,
         tx.put(SHARDS, shard, {**doc, "bytes": doc["bytes"] + bytes_delta, "files": doc["files"] + files_delta})
         return
     usage = tx.get(USAGE, username) or {"bytes": 0, "files": 0}
-    new_bytes = max(0, usage["bytes"] + bytes_delta)
-    new_files = max(0, usage["files"] + files_delta)
+    # not clamped: a job's output counted in a shard and deleted through here takes its bytes off this document,
+    # so the document may go below zero while the account's total (document + shards, clamped on read) is right
+    new_bytes = usage["bytes"] + bytes_delta
+    new_files = usage["files"] + files_delta
     if limits is not None and ((bytes_delta > 0 and new_bytes + elsewhere[0] > limits[0])
                                or (files_delta > 0 and new_files + elsewhere[1] > limits[1])):
         files, size = usage["files"] + elsewhere[1], usage["bytes"] + elsewhere[0]
