@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from common.jobs.events import PUBSUB_TYPE
+from infra import processes
 
 log = logging.getLogger("imageclassify.rehearsal")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "server", "date"}
@@ -59,7 +60,8 @@ class Front:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        # a port of its own from the same picker as the functions behind it (a port 0 bind could take one of theirs)
+        self.server = _Server(("127.0.0.1", processes.free_port()), Handler)
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, name=f"front-{self.port}", daemon=True).start()

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,22 @@ PUBSUB_EMULATOR = SDK / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
 REPO = Path(__file__).resolve().parent.parent
 
 
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port never handed out before by this process: ports picked in a row (a rehearsal's eleven
+    functions, then its emulators) are bound only later, and the kernel may offer a closed one again meanwhile."""
+    with _port_lock:
+        for _ in range(1000):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError("no free loopback port that was not handed out already")
 
 
 _running: list[Server] = []
