@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,14 @@ def _unquote(value: Any) -> Any:
     return value
 
 
+_PARSING = threading.Lock()
+
+
 @functools.cache
 def _parsed(name: str) -> dict[str, Any]:
-    with open(TF / name) as f:
+    """Parsed once, one file at a time: hcl2's shared lark parser is not thread-safe (the rehearsal starts its
+    functions from a thread pool, and two threads parsing at once got each other's trees)."""
+    with _PARSING, open(TF / name) as f:
         return dict(_unquote(hcl2.load(f)))
 
 

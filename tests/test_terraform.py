@@ -514,3 +514,18 @@ def test_a_plan_without_the_bundles_says_to_build_them(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     source = load()["resource"]["google_storage_bucket_object"]["source"]
     assert "try(filemd5(" in source["name"] and source["depends_on"] == ["${terraform_data.bundles}"]
+
+
+def test_the_rehearsal_reads_terraform_from_many_threads_at_once() -> None:
+    """The rehearsal starts its functions from a thread pool; hcl2's lark parser is shared and not thread-safe, and
+    a CI run saw a thread get another file's tree (`common_env` read as a list). Every thread gets the file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra import cloud_env
+    names = sorted(p.name for p in cloud_env.TF.glob("*.tf"))
+    expected = {name: hcl2.loads((cloud_env.TF / name).read_text()) for name in names}
+    for _ in range(5):
+        cloud_env._parsed.cache_clear()
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(cloud_env._parsed, names * 3))
+        assert got == [dict(cloud_env._unquote(expected[name])) for name in names * 3]
