@@ -22,9 +22,9 @@ def loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lite2_dir: Path) -> l
     """The .tflite files whose interpreters this test starts, in a process with nothing loaded yet."""
     configure(monkeypatch, MODELS_DIR=str(lite2_dir), DATA_DIR=str(tmp_path), SQLITE_PATH=str(tmp_path / "a.db"),
               STORE_BACKEND="sqlite", STORAGE_BACKEND="local", BUCKET_DIR=str(tmp_path / "bucket"))
-    monkeypatch.setattr(model_module, "_models", {})
-    monkeypatch.setattr(backbone_module, "_backbones", {})
-    monkeypatch.setattr(vocabulary, "_builtins", {})
+    monkeypatch.setattr(model_module._models, "loaded", {})
+    monkeypatch.setattr(backbone_module._backbones, "loaded", {})
+    monkeypatch.setattr(vocabulary._builtins, "loaded", {})
     seen: list[str] = []
     real = interpreters.Pool.__init__
 

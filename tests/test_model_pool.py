@@ -209,7 +209,7 @@ def test_start_up_warming_logs_a_missing_model_and_goes_on(tmp_path: Path, monke
     from common.models import model
 
     configure(monkeypatch, MODELS_DIR=str(tmp_path))
-    monkeypatch.setattr(model, "_models", {})  # models loaded by earlier tests of this process are not the point
+    monkeypatch.setattr(model._models, "loaded", {})  # models loaded by earlier tests of this process are not the point
     with caplog.at_level(logging.WARNING, "imageclassify.model"):
         model.warm()
     assert "not loaded at start-up" in caplog.text and "efficientnet_lite0" in caplog.text

@@ -8,10 +8,11 @@ connections. `Lazy` creates it once, on first use, safely across threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 class Lazy(Generic[T]):
@@ -35,3 +36,22 @@ class Lazy(Generic[T]):
             if self._value is not None and self._close is not None:
                 self._close(self._value)
             self._value = None
+
+
+class PerKey(Generic[K, T]):
+    """One value per key, made on first use by `factory(key)` and kept for the life of the process (the built-in
+    models, their vocabularies and backbones: each is costly to load and read by every request that names it)."""
+
+    def __init__(self, factory: Callable[[K], T]) -> None:
+        self._factory = factory
+        self.loaded: dict[K, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> T:
+        value = self.loaded.get(key)
+        if value is None:
+            with self._lock:
+                if key not in self.loaded:
+                    self.loaded[key] = self._factory(key)
+                value = self.loaded[key]
+        return value

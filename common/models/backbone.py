@@ -13,7 +13,6 @@ preprocessing is inside the network).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,12 @@ import numpy as np
 
 from common.core import parallel
 from common.core.config import settings
+from common.core.lazy import PerKey
 from common.media import images
 from common.models import layout as model_layout
 from common.models.interpreters import Pool
 
 DEFAULT = "efficientnet_lite0"
-_backbones: dict[Path, Backbone] = {}
-_lock = threading.Lock()
 
 
 @dataclass
@@ -76,23 +74,24 @@ class Backbone:
         return out
 
 
+def _load(where: tuple[Path, str]) -> Backbone:
+    path = model_layout.features(*where)
+    if not path.is_file():  # a deployment fault, not the client's: logged, and a plain 500 for them
+        raise RuntimeError(f"{path} is missing: build it with `nox -s model -- --if-missing`")
+    return Backbone.load(path, _resize(*where))
+
+
+_backbones: PerKey[tuple[Path, str], Backbone] = PerKey(_load)
+
+
 def get_backbone(model: str = DEFAULT) -> Backbone:
     """The backbone of `model`, loaded on first use and kept for the life of the process."""
-    path = model_layout.features(settings().models.models_dir, model)
-    backbone = _backbones.get(path)
-    if backbone is not None:
-        return backbone
-    with _lock:
-        if path not in _backbones:
-            if not path.is_file():  # a deployment fault, not the client's: logged, and a plain 500 for them
-                raise RuntimeError(f"{path} is missing: build it with `nox -s model -- --if-missing`")
-            _backbones[path] = Backbone.load(path, _resize(model))
-        return _backbones[path]
+    return _backbones.get((settings().models.models_dir, model))
 
 
-def _resize(model: str) -> int | None:
+def _resize(folder: Path, model: str) -> int | None:
     """The resize the build stored in the model's labels file (Lite2: 292 for 260, not the 256/224 rule's 297)."""
-    path = model_layout.labels(settings().models.models_dir, model)
+    path = model_layout.labels(folder, model)
     if not path.is_file():
         return None
     return int(json.loads(path.read_text())["resize"])

@@ -7,7 +7,11 @@ its head (`<name>.head.npz` and `.head.json`); both ways need `<name>.labels.jso
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# A custom model's name: what the registry resolves and POST /models accepts (numpy-free, for the web function).
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
 
 
 def labels(folder: Path, name: str) -> Path:

@@ -19,7 +19,6 @@ mean is its vocabulary (`common.models.vocabulary`), read without an interpreter
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from common.core import errors, parallel
 from common.core.config import settings
+from common.core.lazy import PerKey
 from common.media import images
 from common.models import layout as model_layout
 from common.models import vocabulary
@@ -41,9 +41,7 @@ if TYPE_CHECKING:
     from common.models.heads import Head
 
 __all__ = ["Model", "Source", "available", "best_class", "get_model", "read", "warm"]
-_models: dict[str, Model] = {}
 log = logging.getLogger("imageclassify.model")
-_lock = threading.Lock()
 
 
 @dataclass
@@ -143,17 +141,17 @@ def _backbone_and_head(name: str, models_dir: Path, labels: list[str]) -> tuple[
     return get_backbone(name), head
 
 
+def _load(name: str) -> Model:
+    vocabulary.check_builtin(name)
+    return Model.load(name, settings().models.models_dir)
+
+
+_models: PerKey[str, Model] = PerKey(_load)
+
+
 def get_model(name: str | None = None) -> Model:
     """The named (or default) model, loaded on first use and kept for the life of the process."""
-    name = name or settings().models.default_model
-    model = _models.get(name)
-    if model is not None:
-        return model
-    with _lock:
-        if name not in _models:
-            vocabulary.check_builtin(name)
-            _models[name] = Model.load(name, settings().models.models_dir)
-        return _models[name]
+    return _models.get(name or settings().models.default_model)
 
 
 def warm() -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from common.core import errors, metrics
 from common.models.classifier import Classifier
+from common.models.layout import MODEL_NAME
 from common.models.model import Model
 from common.models.vocabulary import Labels, Vocabulary
 from common.records.records import ModelRecord
@@ -26,8 +27,8 @@ from common.records.records import ModelRecord
 if TYPE_CHECKING:
     from common.models.heads import Head
 
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
-REFERENCE = re.compile(r"(?P<owner>[A-Za-z0-9_.-]{1,64})/(?P<name>[a-z0-9][a-z0-9_-]{1,39})"
+NAME = MODEL_NAME
+REFERENCE = re.compile(rf"(?P<owner>[A-Za-z0-9_.-]{{1,64}})/(?P<name>{MODEL_NAME.pattern})"
                        r"@(?P<version>[0-9a-f]{1,64})")
 
 

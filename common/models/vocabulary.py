@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,12 +20,11 @@ import numpy as np
 
 from common.core import errors
 from common.core.config import settings
+from common.core.lazy import PerKey
 from common.models import layout as model_layout
 from common.models.classnames import normalise_class
 
 WNID = re.compile(r"n\d{8}")
-_builtins: dict[str, WordNet] = {}
-_lock = threading.Lock()
 
 
 class Vocabulary(Protocol):
@@ -136,15 +134,15 @@ def check_builtin(name: str) -> None:
         raise errors.NotFound(f"There is no model named {name!r}. Available: {have}.", code="unknown_model")
 
 
+def _read_builtin(name: str) -> WordNet:
+    check_builtin(name)
+    path = model_layout.labels(settings().models.models_dir, name)
+    return WordNet.from_labels(name, json.loads(path.read_text()))
+
+
+_builtins: PerKey[str, WordNet] = PerKey(_read_builtin)
+
+
 def builtin(name: str | None = None) -> WordNet:
     """The vocabulary of a built-in model (None: the default), read once from its labels file; no interpreter."""
-    name = name or settings().models.default_model
-    found = _builtins.get(name)
-    if found is not None:
-        return found
-    with _lock:
-        if name not in _builtins:
-            check_builtin(name)
-            path = model_layout.labels(settings().models.models_dir, name)
-            _builtins[name] = WordNet.from_labels(name, json.loads(path.read_text()))
-        return _builtins[name]
+    return _builtins.get(name or settings().models.default_model)

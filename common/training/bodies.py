@@ -9,9 +9,10 @@ from typing import Annotated, ClassVar
 from msgspec import Meta
 
 from common.core.bodies import Body, Refusals
+from common.models.layout import MODEL_NAME
 
 DEFAULT_VIEWS, MAX_VIEWS = 2, 8
-NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}(?!\n)$")  # `(?!\n)`: Python's `$` matches before a final newline
+NAME_RULE = re.compile(rf"^{MODEL_NAME.pattern}(?!\n)$")  # `(?!\n)`: Python's `$` matches before a final newline
 
 
 class ModelRequest(Body):
