@@ -90,24 +90,25 @@ class UnprocessableRequest(AppError):
     code = "unprocessable_request"
 
 
-class TooManyRequests(AppError):
-    code = "too_many_requests"
+class RetryLater(AppError):
+    """A refusal the same request overcomes by waiting: its reply says how long (Retry-After)."""
 
     def __init__(self, message: str, retry_after: int = 1, code: str | None = None) -> None:
         super().__init__(message, code=code, retry_after=retry_after)
+
+
+class TooManyRequests(RetryLater):
+    code = "too_many_requests"
 
 
 class BadGateway(AppError):
     code = "upstream_error"
 
 
-class Unavailable(AppError):
+class Unavailable(RetryLater):
     """A retryable failure such as database contention: the client may retry."""
 
     code = "unavailable"
-
-    def __init__(self, message: str, retry_after: int = 1, code: str | None = None) -> None:
-        super().__init__(message, code=code, retry_after=retry_after)
 
 
 class GatewayTimeout(AppError):
