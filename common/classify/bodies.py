@@ -1,5 +1,6 @@
-"""A classify request's options (JSON body, query string or form): their checks and their API description in
-one place. The images themselves are read by `common.classify.request` (their forms are not one JSON shape)."""
+"""A classify request's options (JSON body, query string or form) and its JSON image sources: their checks and
+their API description in one place. The images themselves are read by `common.classify.request` (their forms are
+not one JSON shape, and a batch item's refusal is that item's error), by the names and bounds declared here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,22 @@ from msgspec import Meta
 from common.core.bodies import MIN_SCORE, MODEL, Body, Fraction, ModelName, Refusals
 
 MAX_CLASSES, MAX_TOP_K = 20, 20
+MAX_REFERENCE = 4096  # a url's or uri's characters
 OPTIONS = ("top_k", "min_score", "model", "classes")
+
+
+class ImageSource(Body):
+    """One image, by exactly one of these fields."""
+
+    url: Annotated[str, Meta(max_length=MAX_REFERENCE, description="http(s); private addresses refused",
+                             extra_json_schema={"format": "uri"})] | None = None
+    image: Annotated[str, Meta(description="base64, or a data: URL",
+                               extra_json_schema={"contentEncoding": "base64"})] | None = None
+    uri: Annotated[str, Meta(max_length=MAX_REFERENCE, description=(
+        "gs://<bucket>/... or s3://<bucket>/... in your space"))] | None = None
+
+
+SOURCES = ImageSource.__struct_fields__
 
 
 class ClassifyOptions(Body):

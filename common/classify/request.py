@@ -17,11 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.classify.bodies import OPTIONS, ClassifyOptions
+from common.classify.bodies import MAX_REFERENCE, OPTIONS, SOURCES, ClassifyOptions
 from common.core import bodies, errors
 from common.models import classnames
 
-SOURCES = ("url", "image", "uri")
 FORMS = ("Send exactly one image: JSON {\"url\": ...}, {\"image\": <base64>} or {\"uri\": \"gs://...\"}, "
          "a multipart field 'file' (or 'image'), a raw body with an image/* Content-Type, "
          "or a batch {\"images\": [{\"url\": ...}, ...]}.")
@@ -85,8 +84,9 @@ def _item(obj: Any) -> Item:
     value = obj[kind]
     if kind == "image":
         return Item("bytes", _decode_base64(value))
-    if not isinstance(value, str) or len(value) > 4096:
-        raise errors.BadRequest(f"{kind} must be a string of at most 4096 characters.", code="invalid_source")
+    if not isinstance(value, str) or len(value) > MAX_REFERENCE:
+        raise errors.BadRequest(f"{kind} must be a string of at most {MAX_REFERENCE} characters.",
+                                code="invalid_source")
     if kind == "url":
         scheme = value.strip().split(":", 1)[0].lower()
         if scheme not in ("http", "https"):

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from common.accounts.bodies import ContractRefill, Credentials, SeedRefill
-from common.classify.bodies import ClassifyOptions
+from common.classify.bodies import ClassifyOptions, ImageSource
 from common.core.bodies import ModelName
 from common.jobs.bodies import JobRequest
 from common.training.bodies import ModelRequest
@@ -34,16 +34,14 @@ STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
 BOOL: Schema = {"type": "boolean"}
 FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
-BODIES = (Credentials, ContractRefill, SeedRefill, JobRequest, ModelRequest, ClassifyOptions)
+BODIES = (Credentials, ContractRefill, SeedRefill, JobRequest, ModelRequest, ClassifyOptions, ImageSource)
 _, GENERATED = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
 MODEL_NAME: Schema = msgspec.json.schema(ModelName)
 COUNTS: Schema = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
 OPTIONS: dict[str, Schema] = GENERATED.pop("ClassifyOptions")["properties"]
-SOURCES: dict[str, Schema] = {
-    "url": {"type": "string", "format": "uri", "maxLength": 4096, "description": "http(s); private addresses refused"},
-    "image": {"type": "string", "contentEncoding": "base64", "description": "base64, or a data: URL"},
-    "uri": {"type": "string", "maxLength": 4096, "description": "gs://<bucket>/... or s3://<bucket>/... in your space"},
-}
+# each source alone, without the null that marks the Struct's unset fields
+SOURCES: dict[str, Schema] = {name: spec["anyOf"][0]
+                              for name, spec in GENERATED.pop("ImageSource")["properties"].items()}
 SOURCE = {"oneOf": [obj([name], {name: schema}) for name, schema in SOURCES.items()]}
 
 SCHEMAS: dict[str, Schema] = {
