@@ -6,14 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from common.adapters import aws
 from common.core import errors
 
 
 class SqsQueue:
     def __init__(self, queue_url: str) -> None:
-        import boto3
-
-        self.client: Any = boto3.client("sqs")
+        self.client: Any = aws.client("sqs")
         self.url = queue_url
 
     def publish(self, messages: Sequence[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ import logging
 import threading
 from typing import Any
 
+from common.adapters import aws
 from common.adapters.eventpost import post_event
 
 log = logging.getLogger("imageclassify.sqs_relay")
@@ -44,9 +45,7 @@ def relay_once(client: Any, queue_url: str, target: str, wait: int = 1, event_ty
 
 def run(queue_url: str, target: str, stop: threading.Event, wait: int = 10, event_type: str = "",
         client: Any = None) -> None:
-    import boto3
-
-    client = client or boto3.client("sqs")
+    client = client or aws.client("sqs")
     while not stop.is_set():
         try:
             relay_once(client, queue_url, target, wait, event_type)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from common.adapters import aws
 from common.adapters.storage.port import PAGE, Object, check_key, missing, too_large
 
 
@@ -18,7 +18,7 @@ class S3Storage:
     scheme = "s3"
 
     def __init__(self, bucket: str) -> None:
-        self.client: Any = boto3.client("s3")
+        self.client: Any = aws.client("s3")
         self.bucket = bucket
 
     def list(self, prefix: str, page_token: str | None = None,

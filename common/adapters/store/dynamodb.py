@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from common.adapters import aws
 from common.core import errors
 from common.records.port import Doc
 
@@ -146,9 +147,7 @@ class _Tx:
 class DynamoDocuments:
     def __init__(self, table: str, ttl_kinds: Iterable[str] = (), client: Any = None) -> None:
         if client is None:
-            import boto3  # here, not at the top: only a DynamoDB deployment pays its import
-
-            client = boto3.client("dynamodb")
+            client = aws.client("dynamodb")
         self.client, self.table, self.ttl_kinds = client, table, frozenset(ttl_kinds)
 
     def _commit(self, tx: _Tx, deadline: float) -> None:
