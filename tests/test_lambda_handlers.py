@@ -176,3 +176,40 @@ def test_a_lambda_zip_runs_alone(tmp_path: Path, models_dir: Path) -> None:
     seconds, reply = lambda_bundles.cold_start("register", dest, tmp_path / "data")
     assert reply["statusCode"] == 201, reply
     assert seconds < 60
+
+
+def big_png(min_bytes: int) -> bytes:
+    """A PNG of noise (it does not compress) of at least `min_bytes`."""
+    import io
+    import os
+
+    from PIL import Image
+
+    side = int((min_bytes / 3) ** 0.5) + 16
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "PNG")
+    assert out.tell() >= min_bytes
+    return out.getvalue()
+
+
+def test_an_image_larger_than_a_function_url_takes_is_classified_from_the_bucket(
+        aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda's MAX_BODY_BYTES (infra/terraform-aws/environment.tf) caps request bodies, not images in the bucket:
+    an image over it, put in the caller's space straight into S3, is classified by its `uri`."""
+    import boto3
+
+    from tests.conftest import configure
+
+    configure(monkeypatch, MAX_BODY_BYTES="4194304")
+    register, classify = handler("register"), handler("classify")
+    reply = register(url_event("POST", "/register", json.dumps({"username": "bea", "password": "a long secret"})
+                               .encode(), {"Content-Type": "application/json"}), None)
+    api_key = json.loads(reply["body"])["api_key"]
+    s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3.put_object(Bucket=aws["BUCKET"], Key="users/bea/big.png", Body=big_png(5 * 1024 * 1024))
+    body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/bea/big.png"}).encode()
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    reply = classify(url_event("POST", "/classify", body, headers), None)
+    assert reply["statusCode"] == 200, reply["body"][:2000]
+    assert len(json.loads(reply["body"])["predictions"]) >= 1
