@@ -213,3 +213,41 @@ def test_an_image_larger_than_a_function_url_takes_is_classified_from_the_bucket
     reply = classify(url_event("POST", "/classify", body, headers), None)
     assert reply["statusCode"] == 200, reply["body"][:2000]
     assert len(json.loads(reply["body"])["predictions"]) >= 1
+
+
+def test_a_larger_image_is_uploaded_straight_to_the_bucket_with_a_form(
+        aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /files/<path> {"size"} reserves the bytes in the quota and answers an S3 form; the image posted to it
+    is classified by its uri. Malformed sizes, a size past IMAGE_MAX_BYTES or past the quota are refused first."""
+    from tests.conftest import configure
+
+    configure(monkeypatch, MAX_BODY_BYTES="4194304", SPACE_MAX_BYTES=str(8 * 1024 * 1024))
+    register, files, classify = handler("register"), handler("files_api"), handler("classify")
+    reply = register(url_event("POST", "/register", json.dumps({"username": "cal", "password": "a long secret"})
+                               .encode(), {"Content-Type": "application/json"}), None)
+    headers = {"Authorization": f"Bearer {json.loads(reply['body'])['api_key']}", "Content-Type": "application/json"}
+
+    def ask(path: str, size: Any) -> dict[str, Any]:
+        return files(url_event("POST", path, json.dumps({"size": size}).encode(), headers), None)
+
+    image = big_png(5 * 1024 * 1024)
+    for size, status, code in ((0, 400, "invalid_size"), ("5", 400, "invalid_size"), (True, 400, "invalid_size"),
+                               (10 * 1024 * 1024 + 1, 413, "payload_too_large")):
+        refused = ask("/files/big/photo.png", size)
+        assert (refused["statusCode"], json.loads(refused["body"])["error"]["code"]) == (status, code), refused
+    assert ask("/files/big/", len(image))["statusCode"] == 400
+    reply = ask("/files/big/photo.png", len(image))
+    assert reply["statusCode"] == 201, reply["body"]
+    form = json.loads(reply["body"])
+    assert (form["path"], form["max_bytes"]) == ("big/photo.png", len(image))
+    policy = json.loads(base64.b64decode(form["upload"]["fields"]["policy"]))  # S3 enforces it (moto does not)
+    assert ["content-length-range", 1, len(image)] in policy["conditions"]
+    assert form["upload"]["fields"]["key"] == "users/cal/big/photo.png"
+    posted = requests.post(form["upload"]["url"], data=form["upload"]["fields"],
+                           files={"file": ("photo.png", image, "image/png")}, timeout=120)
+    assert posted.status_code in (200, 201, 204), posted.text
+    over = ask("/files/big/other.png", len(image))  # the first form's bytes are reserved: 5 + 5 MiB > 8 MiB
+    assert (over["statusCode"], json.loads(over["body"])["error"]["code"]) == (403, "quota_exceeded"), over
+    body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/cal/big/photo.png"}).encode()
+    reply = classify(url_event("POST", "/classify", body, headers), None)
+    assert reply["statusCode"] == 200, reply["body"][:2000]
