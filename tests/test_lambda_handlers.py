@@ -207,7 +207,11 @@ def test_an_image_larger_than_a_function_url_takes_is_classified_from_the_bucket
     api_key = json.loads(reply["body"])["api_key"]
     s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
-    s3.put_object(Bucket=aws["BUCKET"], Key="users/bea/big.png", Body=big_png(5 * 1024 * 1024))
+    image = big_png(5 * 1024 * 1024)
+    direct = classify(url_event("POST", "/classify", image, {"Authorization": f"Bearer {api_key}",
+                                                             "Content-Type": "image/png"}), None)
+    assert direct["statusCode"] == 413 and "POST /files/<path>" in json.loads(direct["body"])["error"]["message"]
+    s3.put_object(Bucket=aws["BUCKET"], Key="users/bea/big.png", Body=image)
     body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/bea/big.png"}).encode()
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
     reply = classify(url_event("POST", "/classify", body, headers), None)
