@@ -255,3 +255,8 @@ def test_a_larger_image_is_uploaded_straight_to_the_bucket_with_a_form(
     body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/cal/big/photo.png"}).encode()
     reply = classify(url_event("POST", "/classify", body, headers), None)
     assert reply["statusCode"] == 200, reply["body"][:2000]
+    hostile = json.loads(ask("/files/big/not-an-image.png", 1000)["body"])["upload"]  # S3 never looks at the bytes
+    requests.post(hostile["url"], data=hostile["fields"], files={"file": ("x.png", b"MZ" * 500)}, timeout=60)
+    body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/cal/big/not-an-image.png"}).encode()
+    reply = classify(url_event("POST", "/classify", body, headers), None)
+    assert (reply["statusCode"], json.loads(reply["body"])["error"]["code"]) == (415, "not_an_image"), reply
