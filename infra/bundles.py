@@ -70,7 +70,7 @@ def lambda_report(target: str, bundle: Path, out: Path) -> None:
         seconds, _ = lambda_bundles.cold_start(target, dest, Path(data_dir))
     fits = "fits" if unzipped < lambda_bundles.LIMIT_MB else "OVER the limit: needs a container image"
     if newer := lambda_bundles.newer_glibc(dest):
-        fits += f"; {', '.join(newer)} need a newer glibc than python3.11's Amazon Linux 2: a container image"
+        fits += f"; {', '.join(newer)} need a newer glibc than {lambda_bundles.RUNTIME}'s: a container image"
     print(f"{target:12s} lambda zip {zipped:.1f} MB, unzipped {unzipped:.1f} MB of {lambda_bundles.LIMIT_MB} "
           f"({fits}), cold start {seconds:.2f} s")
 

@@ -3,14 +3,19 @@
     build/lambda/<target>/         the target's bundle (infra/bundles.py), plus
         lambda_main.py             handler `lambda_main.handler` (common/http/lambda_handlers.py's shim)
         <packages>                 its pins and infra/lambda-requirements.txt, installed for Lambda's
-                                   python3.11 on x86_64 (manylinux wheels only, whatever this machine is;
-                                   glibc 2.17 ones where every pin has one, `newer_glibc` names the others)
+                                   python3.12 on x86_64 (manylinux wheels only, whatever this machine is, for
+                                   a glibc up to the runtime's: `newer_glibc` names any that is not)
     build/lambda/<target>.zip      the same, zipped
+
+Python 3.12, not the 3.11 the functions run on elsewhere: numpy 2.4 and ai-edge-litert ship no wheel older than
+manylinux_2_27, and Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26), its python3.12 one Amazon
+Linux 2023 (glibc 2.34). Every pin has a cp312 (or abi3) wheel.
 
 Google's client libraries are left out: on AWS the store, bucket and queue are
 DynamoDB, S3 and SQS, and the adapters import their client only when chosen.
 The cold start is measured as for the Google bundles: a fresh process with only
-the bundle on its path (no site-packages) imports lambda_main and handles one event.
+the bundle on its path (no site-packages) imports lambda_main and handles one event, on a Python 3.12
+(`LAMBDA_PYTHON`, python3.12 on the PATH, or pyenv's) since the zip's compiled packages are cp312 ones.
 """
 
 from __future__ import annotations
@@ -32,9 +37,13 @@ from infra import photos
 from infra.targets import REPO, TARGETS
 
 LIMIT_MB = 250  # Lambda's limit on a function's unzipped code and dependencies
-WHEELS = ["--implementation", "cp", "--python-version", "3.11", "--only-binary=:all:"]
-OLD_GLIBC = ["--platform", "manylinux2014_x86_64"]  # glibc 2.17: loads on every Lambda runtime
-RUNTIME_GLIBC = (2, 26)  # Lambda's python3.11 runtime is Amazon Linux 2
+RUNTIME = "python3.12"  # infra/terraform-aws/functions.tf's runtime: Amazon Linux 2023
+PYTHON = RUNTIME.removeprefix("python")
+RUNTIME_GLIBC = (2, 34)
+WHEELS = ["--implementation", "cp", "--python-version", PYTHON, "--only-binary=:all:"]
+# Every manylinux level up to the runtime's glibc: pip never widens a --platform to the levels below it.
+PLATFORMS = [arg for level in ("manylinux2014", "manylinux_2_27", "manylinux_2_28", "manylinux_2_34")
+             for arg in ("--platform", f"{level}_x86_64")]
 LEFT_OUT = ("google-cloud-",)
 ROOT = ("root", "root-password")
 RUN = """import json, sys, time
@@ -64,10 +73,8 @@ def build(target: str, bundle: Path, out: Path) -> Path:
     (dest / "requirements-lambda.txt").write_text(requirements(bundle))
     pins = [line for line in (dest / "requirements-lambda.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
-    try:
-        _pip(dest, OLD_GLIBC, pins)
-    except subprocess.CalledProcessError:  # a pin with no glibc 2.17 wheel (ai-edge-litert, numpy 2.3+)
-        _pip(dest, [*OLD_GLIBC, "--platform", "manylinux_2_27_x86_64"], pins)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                    "--upgrade", "--target", str(dest), *PLATFORMS, *WHEELS, *pins], check=True)
     with zipfile.ZipFile(out / "lambda" / f"{target}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(dest.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
@@ -76,8 +83,8 @@ def build(target: str, bundle: Path, out: Path) -> Path:
 
 
 def newer_glibc(dest: Path) -> list[str]:
-    """The installed wheels built for a newer glibc than the python3.11 runtime's: they cannot load there (a
-    wheel with several manylinux tags loads on the oldest one)."""
+    """The installed wheels built for a newer glibc than the runtime's: they cannot load there (a wheel with
+    several manylinux tags loads on the oldest one)."""
     found = []
     for wheel in sorted(dest.glob("*.dist-info/WHEEL")):
         text = wheel.read_text().replace("manylinux2014_x86_64", "manylinux_2_17_x86_64")
@@ -87,9 +94,19 @@ def newer_glibc(dest: Path) -> list[str]:
     return found
 
 
-def _pip(dest: Path, platforms: list[str], pins: list[str]) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-                    "--upgrade", "--target", str(dest), *platforms, *WHEELS, *pins], check=True)
+def interpreter() -> str | None:
+    """A Python of the runtime's version to run a bundle with (its compiled packages load on no other)."""
+    candidates = [os.environ.get("LAMBDA_PYTHON", ""), shutil.which(f"python{PYTHON}") or "",
+                  *sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{PYTHON}.*/bin/python{PYTHON}"))]
+    for exe in filter(None, candidates):
+        try:
+            found = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                   capture_output=True, text=True, timeout=60).stdout.strip()
+        except OSError:
+            continue
+        if found == PYTHON:
+            return exe
+    return None
 
 
 def sizes(target: str, out: Path) -> tuple[float, float]:
@@ -141,12 +158,15 @@ def first_event(target: str, data_dir: Path) -> dict[str, Any]:
 
 def cold_start(target: str, dest: Path, data_dir: Path) -> tuple[float, Any]:
     """Seconds from a fresh process's start to its first handled event (the bundle alone on its path), the reply."""
+    python = interpreter()
+    if python is None:
+        raise RuntimeError(f"no Python {PYTHON} to run the Lambda bundle with: set LAMBDA_PYTHON to one")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "DATA_DIR": str(data_dir),
            "MODELS_DIR": "models", "BCRYPT_ROUNDS": "4", "ADMIN_USERNAME": ROOT[0], "ADMIN_PASSWORD": ROOT[1],
            "BUCKET_DIR": str(data_dir / "bucket"), "WATCH_PREFIX": "inbox/"}
     event = first_event(target, data_dir)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-S", "-c", RUN, str(dest)], input=json.dumps(event),
+    done = subprocess.run([python, "-S", "-c", RUN, str(dest)], input=json.dumps(event),
                           cwd=dest, env=env, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - started
     if done.returncode != 0:

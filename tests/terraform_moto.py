@@ -1,19 +1,27 @@
 """`terraform apply` of infra/terraform-aws against a moto_server of its own, what exists afterwards, and destroy.
 
 The provider reaches moto through an override file (`endpoints`, fake credentials, no account lookup, path-style
-S3); the Lambda zips are placeholders (moto stores them and never runs them). One attribute is overridden for
+S3); the Lambda zips are placeholders (moto stores them and never runs them). Two attributes are overridden for
 moto: the dead-letter queues' `redrive_allow_policy`, which moto 5.2.1 drops (GetQueueAttributes never returns
-RedriveAllowPolicy, so the provider waits for it three minutes and fails); everything else applies as written.
+RedriveAllowPolicy, so the provider waits for it three minutes and fails). And the code bucket's TLS-only policy
+denies on an action Terraform never calls: moto enforces it, and the test reaches moto over plain HTTP (the zips'
+uploads would be refused). Everything else applies as written.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from infra import processes
+import pytest
+
+from infra import lambda_bundles, processes
 from infra.targets import TARGETS
 from tests.test_terraform import terraform
 
@@ -39,6 +47,17 @@ def override(url: str) -> str:
 
 resource "aws_sqs_queue" "dead_letter" {{
   redrive_allow_policy = null # moto 5.2.1 does not keep it (see tests/terraform_moto.py)
+}}
+
+resource "aws_s3_bucket_policy" "code" {{
+  # TLS-only on an action never used here: moto denies every plain-HTTP call under the real one (see tests/terraform_moto.py)
+  policy = jsonencode({{
+    Version = "2012-10-17"
+    Statement = [{{
+      Sid = "TLSOnly", Effect = "Deny", Principal = "*", Action = "s3:PutBucketAcl", Resource = aws_s3_bucket.code.arn
+      Condition = {{ Bool = {{ "aws:SecureTransport" = "false" }} }}
+    }}]
+  }})
 }}
 """
 
@@ -88,6 +107,7 @@ def check(url: str, outputs: dict[str, Any]) -> None:
     check_queues(aws, outputs)
     check_storage(aws)
     check_access(aws)
+    check_url_permissions(aws, url, outputs)  # last: it skips where there is no AWS CLI
 
 
 def fn_name(target: str) -> str:
@@ -100,7 +120,7 @@ def check_functions(aws: Any, outputs: dict[str, Any]) -> None:
     assert set(found) == {fn_name(t) for t in TARGETS}
     for target in TARGETS.values():
         config = found[fn_name(target.name)]
-        assert (config["Runtime"], config["Handler"]) == ("python3.11", "lambda_main.handler")
+        assert (config["Runtime"], config["Handler"]) == (lambda_bundles.RUNTIME, "lambda_main.handler")
         env = config["Environment"]["Variables"]
         assert env["STORE_BACKEND"] == "dynamodb" and env["BUCKET"] == BUCKET
         assert "pw" not in env.values() and "ADMIN_PASSWORD" not in env and "INTERNAL_SECRET" not in env
@@ -124,6 +144,23 @@ def check_functions(aws: Any, outputs: dict[str, Any]) -> None:
     assert [t["Arn"] for t in targets] == [found[fn_name("sweeper")]["FunctionArn"]]
     groups = aws("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{PREFIX}-")["logGroups"]
     assert len(groups) == len(TARGETS) and {g["retentionInDays"] for g in groups} == {365}
+
+
+def check_url_permissions(aws: Any, url: str, outputs: dict[str, Any]) -> None:
+    """The README's step after an apply, run as written (`terraform output -raw function_url_permissions | sh`):
+    the AWS CLI takes its flags, and each public function's policy gets the statement."""
+    commands = outputs["function_url_permissions"].splitlines()
+    assert len(commands) == len(outputs["function_urls"])
+    if shutil.which("aws") is None:
+        pytest.skip("no AWS CLI here to run the function URL permission commands with")
+    env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    done = subprocess.run(["sh", "-e"], input="\n".join(commands), env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for target in outputs["function_urls"]:
+        policy = json.loads(aws("lambda").get_policy(FunctionName=fn_name(target))["Policy"])
+        found = {s["Sid"]: s for s in policy["Statement"]}["FunctionURLInvokeAllowPublicAccess"]
+        assert (found["Action"], found["Principal"]) == ("lambda:InvokeFunction", "*"), found
 
 
 def check_queues(aws: Any, outputs: dict[str, Any]) -> None:
@@ -162,7 +199,20 @@ def check_storage(aws: Any) -> None:
     lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert [r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in lifecycle] == [30]
     assert s3.get_bucket_logging(Bucket=BUCKET)["LoggingEnabled"]["TargetBucket"] == f"{BUCKET}-access-logs"
+    check_code(aws)
     check_table(dynamodb)
+
+
+def check_code(aws: Any) -> None:
+    """The zips went to their own versioned, private bucket, and each function was created from its object."""
+    s3, code = aws("s3"), f"{BUCKET}-lambda-code"
+    assert s3.get_bucket_versioning(Bucket=code)["Status"] == "Enabled"
+    assert all(s3.get_public_access_block(Bucket=code)["PublicAccessBlockConfiguration"].values())
+    assert s3.get_bucket_logging(Bucket=code)["LoggingEnabled"]["TargetBucket"] == f"{BUCKET}-access-logs"
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=code)["Contents"]} == {f"{t}.zip" for t in TARGETS}
+    sha = aws("lambda").get_function(FunctionName=fn_name("classify"))["Configuration"]["CodeSha256"]
+    body = s3.get_object(Bucket=code, Key="classify.zip")["Body"].read()
+    assert sha == base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
 def check_table(dynamodb: Any) -> None:

@@ -127,3 +127,20 @@ def test_an_existing_hidden_file_can_be_read_and_deleted(files_api: Api) -> None
     r = requests.put(url(files_api, "/old/.hidden.png"), data=PNG, headers=bearer(user))
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_path"
     assert requests.get(url(files_api, "/old/../x.png"), headers=bearer(user)).status_code in (400, 404)
+
+
+def test_an_upload_form_only_on_s3(files_api: Api) -> None:
+    """POST /files/<path> {"size"}: on S3 a form to upload straight to the bucket (for more than a function URL
+    takes on AWS; tests/test_lambda_handlers.py uploads through one); elsewhere a PUT takes the image itself."""
+    user = files_api.register()
+    r = requests.post(url(files_api, "/big/a.png"), json={"size": 1000}, headers=bearer(user), timeout=30)
+    if files_api.env["STORAGE_BACKEND"] != "s3":
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "no_upload_form"), r.text
+        assert "PUT the image to /files/<path>" in r.json()["error"]["message"]
+        return
+    assert r.status_code == 201 and r.json()["upload"]["fields"]["key"] == f"users/{user['username']}/big/a.png"
+    assert requests.get(url(files_api), headers=bearer(user), timeout=30).json()["files"] == []
+    over = requests.post(url(files_api, "/big/b.png"), json={"size": 3 * len(PNG) + 11}, headers=bearer(user),
+                         timeout=30)
+    assert (over.status_code, over.json()["error"]["code"]) == (403, "quota_exceeded"), over.text
+    assert requests.post(url(files_api), json={"size": 1}, headers=bearer(user), timeout=30).status_code == 405

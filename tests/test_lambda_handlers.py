@@ -176,3 +176,87 @@ def test_a_lambda_zip_runs_alone(tmp_path: Path, models_dir: Path) -> None:
     seconds, reply = lambda_bundles.cold_start("register", dest, tmp_path / "data")
     assert reply["statusCode"] == 201, reply
     assert seconds < 60
+
+
+def big_png(min_bytes: int) -> bytes:
+    """A PNG of noise (it does not compress) of at least `min_bytes`."""
+    import io
+    import os
+
+    from PIL import Image
+
+    side = int((min_bytes / 3) ** 0.5) + 16
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "PNG")
+    assert out.tell() >= min_bytes
+    return out.getvalue()
+
+
+def test_an_image_larger_than_a_function_url_takes_is_classified_from_the_bucket(
+        aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda's MAX_BODY_BYTES (infra/terraform-aws/environment.tf) caps request bodies, not images in the bucket:
+    an image over it, put in the caller's space straight into S3, is classified by its `uri`."""
+    import boto3
+
+    from tests.conftest import configure
+
+    configure(monkeypatch, MAX_BODY_BYTES="4194304")
+    register, classify = handler("register"), handler("classify")
+    reply = register(url_event("POST", "/register", json.dumps({"username": "bea", "password": "a long secret"})
+                               .encode(), {"Content-Type": "application/json"}), None)
+    api_key = json.loads(reply["body"])["api_key"]
+    s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    image = big_png(5 * 1024 * 1024)
+    direct = classify(url_event("POST", "/classify", image, {"Authorization": f"Bearer {api_key}",
+                                                             "Content-Type": "image/png"}), None)
+    assert direct["statusCode"] == 413 and "POST /files/<path>" in json.loads(direct["body"])["error"]["message"]
+    s3.put_object(Bucket=aws["BUCKET"], Key="users/bea/big.png", Body=image)
+    body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/bea/big.png"}).encode()
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    reply = classify(url_event("POST", "/classify", body, headers), None)
+    assert reply["statusCode"] == 200, reply["body"][:2000]
+    assert len(json.loads(reply["body"])["predictions"]) >= 1
+
+
+def test_a_larger_image_is_uploaded_straight_to_the_bucket_with_a_form(
+        aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /files/<path> {"size"} reserves the bytes in the quota and answers an S3 form; the image posted to it
+    is classified by its uri. Malformed sizes, a size past IMAGE_MAX_BYTES or past the quota are refused first."""
+    from tests.conftest import configure
+
+    configure(monkeypatch, MAX_BODY_BYTES="4194304", SPACE_MAX_BYTES=str(8 * 1024 * 1024))
+    register, files, classify = handler("register"), handler("files_api"), handler("classify")
+    reply = register(url_event("POST", "/register", json.dumps({"username": "cal", "password": "a long secret"})
+                               .encode(), {"Content-Type": "application/json"}), None)
+    headers = {"Authorization": f"Bearer {json.loads(reply['body'])['api_key']}", "Content-Type": "application/json"}
+
+    def ask(path: str, size: Any) -> dict[str, Any]:
+        return files(url_event("POST", path, json.dumps({"size": size}).encode(), headers), None)
+
+    image = big_png(5 * 1024 * 1024)
+    for size, status, code in ((0, 400, "invalid_size"), ("5", 400, "invalid_size"), (True, 400, "invalid_size"),
+                               (10 * 1024 * 1024 + 1, 413, "payload_too_large")):
+        refused = ask("/files/big/photo.png", size)
+        assert (refused["statusCode"], json.loads(refused["body"])["error"]["code"]) == (status, code), refused
+    assert ask("/files/big/", len(image))["statusCode"] == 400
+    reply = ask("/files/big/photo.png", len(image))
+    assert reply["statusCode"] == 201, reply["body"]
+    form = json.loads(reply["body"])
+    assert (form["path"], form["max_bytes"]) == ("big/photo.png", len(image))
+    policy = json.loads(base64.b64decode(form["upload"]["fields"]["policy"]))  # S3 enforces it (moto does not)
+    assert ["content-length-range", 1, len(image)] in policy["conditions"]
+    assert form["upload"]["fields"]["key"] == "users/cal/big/photo.png"
+    posted = requests.post(form["upload"]["url"], data=form["upload"]["fields"],
+                           files={"file": ("photo.png", image, "image/png")}, timeout=120)
+    assert posted.status_code in (200, 201, 204), posted.text
+    over = ask("/files/big/other.png", len(image))  # the first form's bytes are reserved: 5 + 5 MiB > 8 MiB
+    assert (over["statusCode"], json.loads(over["body"])["error"]["code"]) == (403, "quota_exceeded"), over
+    body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/cal/big/photo.png"}).encode()
+    reply = classify(url_event("POST", "/classify", body, headers), None)
+    assert reply["statusCode"] == 200, reply["body"][:2000]
+    hostile = json.loads(ask("/files/big/not-an-image.png", 1000)["body"])["upload"]  # S3 never looks at the bytes
+    requests.post(hostile["url"], data=hostile["fields"], files={"file": ("x.png", b"MZ" * 500)}, timeout=60)
+    body = json.dumps({"uri": f"s3://{aws['BUCKET']}/users/cal/big/not-an-image.png"}).encode()
+    reply = classify(url_event("POST", "/classify", body, headers), None)
+    assert (reply["statusCode"], json.loads(reply["body"])["error"]["code"]) == (415, "not_an_image"), reply

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from infra import lambda_bundles
 from infra.targets import TARGETS, Target
 from tests.conftest import REPO
 from tests.test_terraform import OFFLINE, evaluate, expression, terraform
@@ -110,8 +111,12 @@ def test_every_registry_target_is_deployed_once_with_its_trigger() -> None:
     resources = load()["resource"]
     assert list(resources["aws_lambda_function"]) == ["fn"], "one function resource for every target"
     fn = resources["aws_lambda_function"]["fn"]
-    assert (fn["runtime"], fn["handler"]) == ("python3.11", "lambda_main.handler")
-    assert fn["filename"] == "${var.build_dir}/${each.key}.zip"
+    assert (fn["runtime"], fn["handler"]) == (lambda_bundles.RUNTIME, "lambda_main.handler")
+    code = resources["aws_s3_object"]["code"]
+    assert code["source"] == "${var.build_dir}/${each.key}.zip" and "${terraform_data.bundles}" in code["depends_on"]
+    assert "filename" not in fn, "a zip over 50 MB is taken from S3 only"
+    assert (fn["s3_key"], fn["s3_object_version"]) == (
+        "${aws_s3_object.code[each.key].key}", "${aws_s3_object.code[each.key].version_id}")
     assert load()["variable"]["build_dir"]["default"] == "../../build/lambda"
     assert fn["environment"][0]["variables"] == "${local.function_env[each.key]}"
     assert "${terraform_data.bundles}" in fn["depends_on"]

@@ -34,7 +34,8 @@ def load(item: Item, owner: str, deps: Deps) -> bytes:
         return imagefetch.fetch(item.value)
     if item.kind == "uri":
         storage = deps.storage
-        return storage.read(spaces.key_from_uri(item.value, owner, storage), deps.settings.http.max_body_bytes)
+        # not the request body's cap: on Lambda a larger image than a function URL takes is sent this way
+        return storage.read(spaces.key_from_uri(item.value, owner, storage), deps.settings.storage.image_max_bytes)
     return bytes(item.value)
 
 

@@ -104,6 +104,7 @@ class StorageSettings:
     bucket_dir: Path
     space_max_bytes: int
     space_max_files: int
+    image_max_bytes: int  # an image read from the bucket: on Lambda above the request body's cap, for larger images
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ def settings() -> Settings:
             bucket_dir=Path(text("BUCKET_DIR", str(data_dir / "bucket"))),
             space_max_bytes=integer("SPACE_MAX_BYTES", 1024 * MB),
             space_max_files=integer("SPACE_MAX_FILES", 50_000),
+            image_max_bytes=integer("IMAGE_MAX_BYTES", 10 * MB),
         ),
         queue=QueueSettings(
             queue_backend=choice("QUEUE_BACKEND", "local", ("local", "pubsub", "sqs")),

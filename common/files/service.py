@@ -18,13 +18,14 @@ from typing import Any
 
 from common.adapters.backends import get_storage
 from common.adapters.deps import Deps
-from common.adapters.storage.port import Storage
+from common.adapters.storage.port import Storage, UploadForms
 from common.core import errors
 from common.files import spaces
 from common.media import imagetypes
 from common.records.records import Account
 
 PAGE_MAX = 1000
+UPLOAD_FORM_SECONDS = 60  # far inside the space write's lease, after which the sweeper counts what was stored
 log = logging.getLogger("imageclassify.files")
 
 
@@ -83,6 +84,28 @@ def put(account: Account, path: str, data: bytes, deps: Deps) -> dict[str, Any]:
     with counted_write(account.username, key, len(data), (s.storage.space_max_bytes, s.storage.space_max_files), deps):
         deps.storage.write(key, data, media_type)
     return {"path": spaces.relative(account.username, key), "size": len(data)}
+
+
+def upload_form(account: Account, path: str, size: Any, deps: Deps) -> dict[str, Any]:
+    """A form to upload a file of up to `size` bytes straight to S3, for images larger than a function URL takes.
+    The bytes are reserved in the quota now and never closed here: the sweeper closes the write after its lease
+    (`common/records/usage.py`), counting what the upload stored, and the form expires long before that."""
+    storage, s = deps.storage, deps.settings
+    if not isinstance(storage, UploadForms):
+        raise errors.BadRequest("Upload forms exist on S3 storage only (on AWS, where a function URL takes about "
+                                "4.5 MB of image). Here, PUT the image to /files/<path>.", code="no_upload_form")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise errors.BadRequest("Send {\"size\": <the file's size in bytes>} (a positive integer).",
+                                code="invalid_size")
+    if size > s.storage.image_max_bytes:
+        raise errors.PayloadTooLarge(f"An image may have at most {s.storage.image_max_bytes} bytes.")
+    key = spaces.key(account.username, path)
+    store = deps.store
+    store.open_space_write(account.username, key, size, f"{account.username}:{uuid.uuid4().hex}",
+                           lambda k: size_in(storage, k), (s.storage.space_max_bytes, s.storage.space_max_files))
+    form = storage.upload_form(key, size, UPLOAD_FORM_SECONDS)
+    return {"path": spaces.relative(account.username, key), "max_bytes": size, "expires_in": UPLOAD_FORM_SECONDS,
+            "upload": form}
 
 
 def listing(account: Account, prefix: str, page_token: str | None, limit: int, deps: Deps) -> dict[str, Any]:

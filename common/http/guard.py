@@ -65,8 +65,14 @@ def _check(environ: Environ) -> errors.AppError | None:
                                  code="invalid_content_length")
     limit = settings().http.max_body_bytes
     if declared and int(declared) > limit:
-        return errors.PayloadTooLarge(f"The request body is larger than {limit} bytes. Send a smaller image.")
+        return errors.PayloadTooLarge(f"The request body is larger than {limit} bytes. Send a smaller image"
+                                      + (UPLOAD_FORM_HINT if settings().storage.storage_backend == "s3" else "."))
     return None
+
+
+# On AWS (S3 storage) a function URL takes about 4.5 MB of image: a larger one has its own way in.
+UPLOAD_FORM_HINT = (", or put it in your space with an upload form (POST /files/<path> {\"size\": <bytes>}) and "
+                    "classify it by its uri.")
 
 
 def _may_be_json(environ: Environ) -> bool:

@@ -169,6 +169,10 @@ def _paths() -> dict[str, Any]:
                 params=[FILE]),
             "delete": op("delete_file", "files", "Delete a file of your space", {204: reply("Deleted")},
                          (400, 401, 404), params=[FILE]),
+            "post": op("upload_form", "files", "A form to upload a larger image straight to the bucket (S3 only: "
+                       "on AWS a request takes about 4.5 MB of image; free, quota reserved)", {
+                201: reply("The form", ref("UploadForm"))}, (400, 401, 403, 413), {JSON: ref("UploadSize")},
+                params=[FILE]),
         },
         **_web_paths(),
     }

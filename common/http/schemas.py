@@ -106,6 +106,12 @@ SCHEMAS: dict[str, Schema] = {
         "metrics": {"oneOf": [ref("Metrics"), {"type": "null"}]}}),
     "ModelList": obj(["models"], {"models": {"type": "array", "items": {"oneOf": [ref("Model"), STR]}}}),
     "File": obj(["path", "size"], {"path": STR, "size": {"type": "integer", "minimum": 0}}),
+    "UploadSize": obj(["size"], {"size": {"type": "integer", "minimum": 1, "description": "The file's bytes"}}),
+    "UploadForm": obj(["path", "max_bytes", "expires_in", "upload"], {
+        "path": STR, "max_bytes": INT, "expires_in": {"type": "integer", "description": "Seconds the form is valid"},
+        "upload": obj(["url", "fields"], {"url": STR, "fields": {
+            "type": "object", "additionalProperties": STR,
+            "description": "POST these form fields to `url`, then the file as field `file` (last)"}})}),
     "FileList": obj(["files", "next"], {
         "files": {"type": "array", "items": ref("File")},
         "next": {"type": ["string", "null"], "description": "Pass as ?next= for the next page"}}),

@@ -1,7 +1,9 @@
 """The `files` function: the caller's space of the bucket.
 
 `PUT /files/<path>` (raw image body) -> 201 `{path, size}`; `GET /files?prefix=&page_token=&limit=` ->
-`{files: [{path, size}], next}`; `GET /files/<path>` -> the bytes; `DELETE /files/<path>` -> 204.
+`{files: [{path, size}], next}`; `GET /files/<path>` -> the bytes; `DELETE /files/<path>` -> 204;
+`POST /files/<path>` `{"size": n}` -> 201 `{path, max_bytes, expires_in, upload: {url, fields}}` (S3 only: a form
+to upload a larger image than a function URL takes straight to the bucket).
 """
 
 import flask
@@ -19,7 +21,7 @@ ROUTES = web.Routes("/files", "/files/<rest:path>", hint="No such endpoint: use 
 @functions_framework.http
 @web.endpoint
 def files_api(request: flask.Request) -> flask.Response:
-    web.require_method(request, "GET", "PUT", "DELETE")
+    web.require_method(request, "GET", "PUT", "DELETE", "POST")
     account = httpauth.authenticate(request, deps=DEPS)
     path = ROUTES.match(request)[1].get("path", "")
     if not path:
@@ -27,6 +29,8 @@ def files_api(request: flask.Request) -> flask.Response:
         limit, page = request.args.get("limit", ""), request.args.get("next") or request.args.get("page_token")
         return web.respond(files.listing(account, request.args.get("prefix", ""), page,
                                          int(limit) if limit.isdigit() else files.PAGE_MAX, DEPS))
+    if request.method == "POST":
+        return web.respond(files.upload_form(account, path, web.json_body(request).get("size"), DEPS), 201)
     if request.method == "PUT":
         return web.respond(files.put(account, path, web.read_body(request), DEPS), 201)
     if request.method == "DELETE":

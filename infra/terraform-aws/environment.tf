@@ -18,7 +18,8 @@ locals {
     ADMIN_USERNAME  = var.admin_username
     TRUSTED_PROXIES = "0"
     # A function URL takes at most 6 MB of event, a binary body base64-encoded in it (~4.5 MB of bytes):
-    # the app's own 413, which says what to do, comes before Lambda's bare one.
+    # the app's own 413, which says what to do (POST /files/<path> for an upload form), comes before Lambda's
+    # bare one. Images read from the bucket keep IMAGE_MAX_BYTES.
     MAX_BODY_BYTES = "4194304"
   }
 

@@ -28,12 +28,17 @@ resource "aws_lambda_function" "fn" {
   for_each      = local.functions
   function_name = local.function_names[each.key]
   role          = aws_iam_role.fn[each.key].arn
-  runtime       = "python3.11"
+  # Amazon Linux 2023 (glibc 2.34): numpy 2.4 and ai-edge-litert have no wheel for python3.11's Amazon Linux 2
+  # (glibc 2.26). infra/lambda_bundles.py builds the zips for this runtime (its RUNTIME).
+  runtime       = "python3.12"
   handler       = "lambda_main.handler"
   architectures = ["x86_64"]
   memory_size   = each.value.memory
   timeout       = each.value.timeout
-  filename      = "${var.build_dir}/${each.key}.zip"
+  # From S3 (code.tf): a zip over 50 MB cannot be uploaded to Lambda directly.
+  s3_bucket         = aws_s3_object.code[each.key].bucket
+  s3_key            = aws_s3_object.code[each.key].key
+  s3_object_version = aws_s3_object.code[each.key].version_id
   # A missing zip is refused by terraform_data.bundles (bundles.tf) with what to run; try() keeps
   # filebase64sha256's own error from coming first.
   source_code_hash               = try(filebase64sha256("${var.build_dir}/${each.key}.zip"), null)

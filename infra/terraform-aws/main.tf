@@ -10,6 +10,7 @@
 #   triggers.tf    how AWS reaches the internal ones: SQS event source mappings, S3 notifications, the schedule
 #   iam.tf         one role per function, least privilege
 #   storage.tf     the DynamoDB table, the images and access-log buckets
+#   code.tf        the bucket the Lambda zips are uploaded to (over 50 MB, Lambda takes them from S3 only)
 #   secrets.tf     ADMIN_PASSWORD and INTERNAL_SECRET (SSM SecureString), the console's endpoint map
 #   monitoring.tf  alarms on the dead-letter queues, and their SNS topic
 
@@ -33,6 +34,7 @@ provider "aws" {
 
 data "aws_caller_identity" "this" {}
 data "aws_partition" "this" {}
+data "aws_region" "this" {}
 
 locals {
   account   = data.aws_caller_identity.this.account_id

@@ -32,3 +32,14 @@ output "alerts_topic" {
   description = "The SNS topic the dead-letter alarms notify (subscribe more endpoints to it)."
   value       = aws_sns_topic.alerts.arn
 }
+
+output "function_url_permissions" {
+  description = "Run once after each apply that creates or replaces a public function (`terraform output -raw function_url_permissions | sh`): the lambda:InvokeFunction statement AWS has required of a function URL with no AWS auth since October 2025, which this provider version cannot write (README.md)."
+  value = join("\n", [
+    for name in sort(keys(local.function_urls)) : join(" ", [
+      "aws lambda add-permission --region ${data.aws_region.this.name} --function-name ${aws_lambda_function.fn[name].function_name}",
+      "--statement-id FunctionURLInvokeAllowPublicAccess --action lambda:InvokeFunction --principal '*'",
+      "--invoked-via-function-url",
+    ])
+  ])
+}

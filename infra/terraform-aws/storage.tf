@@ -1,5 +1,5 @@
 # DynamoDB (the store's one on-demand table, as common/adapters/store/dynamodb.py's create_table() makes it) and two buckets: the users' images and
-# its access logs. An on-demand table and S3 cost nothing idle beyond what they store.
+# the access logs (of the images and of the Lambda code bucket, code.tf). An on-demand table and S3 cost nothing idle beyond what they store.
 
 locals {
   store_table = "${local.prefix}-store"
@@ -82,7 +82,7 @@ resource "aws_s3_bucket" "logs" {
 }
 
 locals {
-  buckets = { images = aws_s3_bucket.images.id, logs = aws_s3_bucket.logs.id }
+  buckets = { images = aws_s3_bucket.images.id, logs = aws_s3_bucket.logs.id, code = aws_s3_bucket.code.id }
 }
 
 resource "aws_s3_bucket_public_access_block" "bucket" {
@@ -171,19 +171,19 @@ resource "aws_s3_bucket_logging" "images" {
   depends_on = [aws_s3_bucket_policy.logs] # S3 refuses a target it may not write to yet
 }
 
-# S3 server access logging writes as the logging service, for the images bucket of this account only.
+# S3 server access logging writes as the logging service, for this account's images and code buckets only.
 resource "aws_s3_bucket_policy" "logs" {
   bucket = aws_s3_bucket.logs.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [{
-      Sid       = "S3ServerAccessLogs"
+    Statement = [for name, source in { images = aws_s3_bucket.images.arn, code = aws_s3_bucket.code.arn } : {
+      Sid       = "S3ServerAccessLogs${title(name)}"
       Effect    = "Allow"
       Principal = { Service = "logging.s3.amazonaws.com" }
       Action    = "s3:PutObject"
-      Resource  = "${aws_s3_bucket.logs.arn}/images/*"
+      Resource  = "${aws_s3_bucket.logs.arn}/${name}/*"
       Condition = {
-        ArnLike      = { "aws:SourceArn" = aws_s3_bucket.images.arn }
+        ArnLike      = { "aws:SourceArn" = source }
         StringEquals = { "aws:SourceAccount" = local.account }
       }
     }]

@@ -9,7 +9,7 @@ opens the configured one. Keys are bucket-relative paths such as
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from common.core import errors
 
@@ -43,6 +43,16 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove an object; a missing one is a 404."""
+        ...
+
+
+@runtime_checkable
+class UploadForms(Protocol):
+    """A storage a client can upload to directly (S3): for files larger than a request to a function may be."""
+
+    def upload_form(self, key: str, max_bytes: int, expires: int) -> dict[str, Any]:
+        """`{"url", "fields"}`: a form POST of the fields then `file` stores up to `max_bytes` at `key`, until
+        `expires` seconds from now."""
         ...
 
 

@@ -59,6 +59,12 @@ class S3Storage:
             raise missing(key)
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def upload_form(self, key: str, max_bytes: int, expires: int) -> dict[str, Any]:
+        """A presigned POST: S3 itself refuses a file over `max_bytes` or after `expires` seconds."""
+        form: dict[str, Any] = self.client.generate_presigned_post(
+            self.bucket, check_key(key), Conditions=[["content-length-range", 1, max_bytes]], ExpiresIn=expires)
+        return {"url": form["url"], "fields": form["fields"]}
+
     def copy(self, source: str, destination: str) -> None:
         try:
             self.client.copy_object(Bucket=self.bucket, Key=check_key(destination),
