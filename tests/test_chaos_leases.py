@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 from common.adapters.store.sqlite import SqliteDocuments
+from common.records.leases import LEASES
 from common.records.ledger import SPENDS
 from common.records.store import Store
 from infra import photos
@@ -72,6 +73,8 @@ def test_kill9_of_a_lease_holder_then_sweep_is_exact(tmp_path: Path, models_dir:
     account = books.docs.get("accounts", "leased")
     assert account is not None and not account["leases"]
     spent = granted - int(account["tokens"])
+    from_leases = sum(books.docs.get(LEASES, lease_id)["spent"] for lease_id in lease_ids)  # type: ignore[index]
+    assert from_leases > 0, "no request was served from the killed process's lease"
     assert spent == granted - books.balance("leased")
     # a request whose reply was lost in the kill may have been charged: never more than those
     print(f"lease kill: {successes[0]} classified, {unknown[0]} replies lost in the kill, {spent} tokens spent")

@@ -53,7 +53,7 @@ def test_take_spend_refund_close_exact(store: Store) -> None:
     assert store.close_lease(lease_id) is False and tokens(store) == 994  # once
     with pytest.raises(errors.Unavailable):  # sealed: nothing more is spent from it
         store.reserve("ann", 1, LEASE, slot=(lease_id, 0, 2, "late"))
-    assert "leases" not in store.docs.get("accounts", "ann") or not store.docs.get("accounts", "ann")["leases"]
+    assert not (store.docs.get("accounts", "ann") or {}).get("leases")  # the account lists no open lease
 
 
 def test_small_balances_take_no_lease(store: Store) -> None:
@@ -177,22 +177,18 @@ def test_concurrent_callers_through_leases_never_oversell(store: Store, granted:
     assert tokens(store) == 0 == store.balance("ann")
 
 
-def test_idempotency_key_replays_from_a_lease_and_charges_once(store: Store) -> None:
+def test_idempotency_key_replays_from_a_lease_and_charges_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     new_account(store, 1000)
     s = dataclasses.replace(settings().billing, lease_min_rate=0.0)
     book = leasing.LeaseBook(store, s)
-    account = Account("ann", "hash", 1000)
-    monkey = billing.leasing.book
-    try:
-        billing.leasing.book = lambda _store, _s: book  # type: ignore[assignment]
-        full = dataclasses.replace(settings(), billing=s)
-        first = billing.reserve(store, full, account, 2, "key-1", "fp")
-        assert first.handout is not None  # from a lease
-        body = first.settle(1, 200, {"ok": True})
-        again = billing.reserve(store, full, account, 2, "key-1", "fp")
-        assert again.replay == {"status": 200, "body": body} and again.handout is None
-    finally:
-        billing.leasing.book = monkey  # type: ignore[assignment]
+    monkeypatch.setattr(leasing, "book", lambda _store, _s: book)
+    account, full = Account("ann", "hash", 1000), dataclasses.replace(settings(), billing=s)
+    first = billing.reserve(store, full, account, 2, "key-1", "fp")
+    assert first.handout is not None  # from a lease
+    body = first.settle(1, 200, {"ok": True})
+    assert body["tokens_remaining"] == 999  # the account's tokens and what this instance's lease holds
+    again = billing.reserve(store, full, account, 2, "key-1", "fp")
+    assert again.replay == {"status": 200, "body": body} and again.handout is None
     while book.close_idle(everything=True):
         pass
     assert tokens(store) == 999 == store.balance("ann")

@@ -41,6 +41,7 @@ Reserved = tuple[str, int, dict[str, Any] | None]  # spend id, balance, reply to
 @dataclass
 class Lease:
     id: str
+    block: int
     left: int  # tokens it may still hand out
     spend_until: float  # none handed out after: each reservation expires before the lease does
     slots: list[int]  # the next slot of each lane
@@ -71,6 +72,7 @@ class _Account:
         self.retired: list[Lease] = []
         self.times: deque[float] = deque()
         self.next_take = 0.0
+        self.short = 0  # the block of the last lease that ran short before its window ended (0: none did)
 
 
 class LeaseBook:
@@ -127,6 +129,7 @@ class LeaseBook:
             while True:
                 lease = acc.lease
                 if lease is not None and (lease.left < amount or time.time() >= lease.spend_until):
+                    acc.short = lease.block if time.time() < lease.spend_until else 0
                     self._retire_locked(acc, lease)
                     lease = None
                 if lease is None:
@@ -147,7 +150,9 @@ class LeaseBook:
         now = time.time()
         if rate < self.s.lease_min_rate or now < acc.next_take:
             return None
-        wanted = min(MAX_BLOCK, math.ceil(rate * self.s.lease_seconds * 1.5) + amount)
+        # the rate over a window, with room to grow; twice the last block when that one ran short (a rate
+        # measured while it was rising)
+        wanted = min(MAX_BLOCK, max(math.ceil(rate * self.s.lease_seconds * 2) + amount, 2 * acc.short))
         expires = now + self.s.lease_seconds + self.s.reservation_lease + 5
         try:
             lease_id, block = self.store.take_lease(username, wanted, amount, self.s.lease_min_balance,
@@ -158,7 +163,7 @@ class LeaseBook:
         if block <= 0:
             acc.next_take = now + 1.0  # the account cannot spare one: its document, for a while
             return None
-        acc.lease = Lease(lease_id, block, now + self.s.lease_seconds, [0] * self.s.lease_lanes,
+        acc.lease = Lease(lease_id, block, block, now + self.s.lease_seconds, [0] * self.s.lease_lanes,
                           set(range(self.s.lease_lanes)), last=now)
         self._start_closer()
         return acc.lease

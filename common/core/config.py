@@ -199,8 +199,8 @@ def settings() -> Settings:
             # twice the classify function's timeout: a request that outlives it anyway is refused, never served free
             reservation_lease=number("RESERVATION_LEASE", 120.0),
             reservation_holder=text("RESERVATION_HOLDER", ""),
-            lease_seconds=number("LEASE_SECONDS", 10.0),
-            lease_min_rate=number("LEASE_MIN_RATE", 4.0),
+            lease_seconds=number("LEASE_SECONDS", 20.0),
+            lease_min_rate=number("LEASE_MIN_RATE", 2.0),
             lease_min_balance=integer("LEASE_MIN_BALANCE", 100),
             lease_floor=integer("LEASE_FLOOR", 10),
             lease_lanes=integer("LEASE_LANES", 8),
