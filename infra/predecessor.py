@@ -43,7 +43,9 @@ def release_predecessor() -> int:
     from common.adapters.backends import get_store
     from common.core.config import settings
 
-    released = get_store().release_holder(settings().billing.reservation_holder)
+    store, holder = get_store(), settings().billing.reservation_holder
+    released = store.release_holder(holder)
+    store.release_holder_leases(holder)  # then its token leases, whose reservations are all closed now
     if released:
         logging.getLogger("imageclassify.sweeper").warning(
             "released %d reservation(s) of requests the previous run did not finish", released)

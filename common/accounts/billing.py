@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common.accounts import leasing
 from common.core import errors
 from common.core.config import Settings
+from common.records.accounts import ACCOUNTS
 from common.records.records import Account
 from common.records.store import Store
 
@@ -38,21 +41,39 @@ class Reservation:
     balance: int
     key: str | None
     replay: dict[str, Any] | None = None
+    leases: leasing.LeaseBook | None = None
+    handout: leasing.Handout | None = None  # the lease it was reserved from (None: the account's document)
 
     def settle(self, used: int, status: int, body: dict[str, Any]) -> dict[str, Any]:
         """Refund the tokens that were not used and keep the reply for a retry with the same Idempotency-Key, in
         one commit (a crash in between would leave the key paid for with nothing to replay); the reply's body
-        with the balance that commit left."""
+        with the balance that commit left (from a lease: the account's tokens and what this instance's leases
+        still hold; other instances' leases are not counted while they are open)."""
 
         def reply(balance: int) -> dict[str, Any]:
             return {"status": status, "body": {**body, "tokens_remaining": balance}}
 
-        self.balance = self.store.settle(self.username, self.spend_id, used, self.key, reply)
+        self.balance = self._settle(used, lambda leased: self.store.settle(
+            self.username, self.spend_id, used, self.key, reply, leased_balance=leased))
         return dict(reply(self.balance)["body"])
 
     def abandon(self, used: int) -> None:
         """The request failed on our side: refund what was not used and let a retry run again."""
-        self.store.settle(self.username, self.spend_id, used, self.key, failed=True)
+        self._settle(used, lambda _: self.store.settle(self.username, self.spend_id, used, self.key, failed=True))
+
+    def _settle(self, used: int, commit: Callable[[int], int]) -> int:
+        """Run the settling commit; a lease gets the refund back to hand out once it committed."""
+        if self.leases is None or self.handout is None:
+            return commit(0)
+        leased = self.leases.held(self.username) + self.amount - used
+        account = self.store.docs.get(ACCOUNTS, self.username)
+        back = 0
+        try:
+            balance = commit(leased + int(account["tokens"] if account else 0))
+            back = self.amount - used
+            return balance
+        finally:
+            self.leases.done(self.handout, back)
 
 
 def reserve(store: Store, s: Settings, account: Account, amount: int, idempotency_key: str | None,
@@ -61,6 +82,7 @@ def reserve(store: Store, s: Settings, account: Account, amount: int, idempotenc
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise errors.BadRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces.",
                                 code="invalid_idempotency_key")
-    spend_id, balance, replay = store.reserve(account.username, amount, s.billing.reservation_lease, idempotency_key,
-                                              request_fingerprint, s.billing.reservation_holder)
-    return Reservation(store, account.username, amount, spend_id, balance, idempotency_key, replay)
+    leases = leasing.book(store, s.billing)
+    (spend_id, balance, replay), handout = leases.reserve(account.username, amount, idempotency_key,
+                                                          request_fingerprint)
+    return Reservation(store, account.username, amount, spend_id, balance, idempotency_key, replay, leases, handout)

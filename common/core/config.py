@@ -52,6 +52,11 @@ class BillingSettings:
 
     reservation_lease: float
     reservation_holder: str  # set by the local stack: its reservations are released at its next start
+    lease_seconds: float  # how long an instance spends from one token lease (common/accounts/leasing.py); 0: never
+    lease_min_rate: float  # requests per second of one account in one instance before it takes a lease
+    lease_min_balance: int  # an account holding less is charged on its own document (the sign-up grant)
+    lease_floor: int  # tokens a lease never takes from the account
+    lease_lanes: int  # reservations of one lease recorded at once
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,11 @@ def settings() -> Settings:
             # twice the classify function's timeout: a request that outlives it anyway is refused, never served free
             reservation_lease=number("RESERVATION_LEASE", 120.0),
             reservation_holder=text("RESERVATION_HOLDER", ""),
+            lease_seconds=number("LEASE_SECONDS", 20.0),
+            lease_min_rate=number("LEASE_MIN_RATE", 2.0),
+            lease_min_balance=integer("LEASE_MIN_BALANCE", 100),
+            lease_floor=integer("LEASE_FLOOR", 10),
+            lease_lanes=integer("LEASE_LANES", 8),
         ),
         http=HttpSettings(
             max_body_bytes=integer("MAX_BODY_BYTES", 10 * MB),

@@ -7,6 +7,8 @@ function.
 
 - A reservation not settled within its lease (a request that died between
   reserving and replying) is refunded, once; its late settle changes nothing.
+- A token lease past its expiry (its instance died) is closed: what its spend
+  records do not cover goes back to the account, once.
 - A job that is not finished and has not moved for JOB_STALL_SECONDS is
   closed: the images not processed are counted failed and refunded. With the
   embedded queue, a job with no message left is closed after a short grace.
@@ -33,6 +35,7 @@ def sweep(now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
     store, stall = get_store(), settings().jobs.job_stall_seconds
     refunded = store.expire_reservations(now)
+    leases = store.close_expired_leases(now)  # a dead instance's token leases: what they did not spend goes back
     queue = get_queue()
     pending = getattr(queue, "pending", None)
     closed = []
@@ -53,5 +56,5 @@ def sweep(now: float | None = None) -> dict[str, Any]:
     if refunded or closed or models:
         log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
                     "closed", refunded, len(closed), len(models))
-    return {"reservations_refunded": refunded, "jobs_closed": closed, "models_failed": models,
+    return {"reservations_refunded": refunded, "leases_closed": leases, "jobs_closed": closed, "models_failed": models,
             "expired_records_deleted": purged, "space_writes_closed": writes}

@@ -27,12 +27,14 @@ from typing import Any
 
 from common.core import errors
 from common.records.accounts import read_account
-from common.records.ledger import SPENDS, apply_refund, charge
+from common.records.lease_slots import spend as lease_spend
+from common.records.ledger import SPENDS, apply_refund, charge, refund_spend
 from common.records.port import Doc, DocumentStore, Tx
 
 KEYS = "idempotency"
 KEY_RETENTION = 24 * 3600  # how long a finished key replays its reply
 Reply = Callable[[int], dict[str, Any]]  # the balance after settling -> the reply to keep for the key
+Slot = tuple[str, int, int, str]  # a lease's slot to reserve in (`leases.py`): lease id, lane, slot, nonce
 
 
 def settle_id(spend_id: str) -> str:
@@ -45,8 +47,13 @@ def expired_reservation() -> errors.AppError:
 
 
 def _close(tx: Tx, spend_id: str, spend: Doc, refund: int, **marks: Any) -> int:
-    """Refund `refund` tokens of an open reservation (once) and close it; the balance."""
-    balance = apply_refund(tx, spend["username"], spend_id, refund, settle_id(spend_id))
+    """Refund `refund` tokens of an open reservation (once) and close it; the balance (0 for a lease's spend: its
+    refund goes back into the lease, the account is not read)."""
+    if "lease" in spend:
+        refund_spend(tx, spend["username"], spend_id, refund, settle_id(spend_id))
+        balance = 0
+    else:
+        balance = apply_refund(tx, spend["username"], spend_id, refund, settle_id(spend_id))
     closed = tx.get(SPENDS, spend_id) or spend
     for field in ("expires", "holder"):
         closed.pop(field, None)
@@ -54,7 +61,7 @@ def _close(tx: Tx, spend_id: str, spend: Doc, refund: int, **marks: Any) -> int:
     return balance
 
 
-def _expire(tx: Tx, spend_id: str) -> bool:
+def expire_spend(tx: Tx, spend_id: str) -> bool:
     """Refund all of a reservation nobody will settle and let its key run again; False when it was closed."""
     spend = tx.get(SPENDS, spend_id)
     if spend is None or "expires" not in spend:
@@ -70,9 +77,11 @@ class Reservations:
     docs: DocumentStore
 
     def reserve(self, username: str, amount: int, lease: float, key: str | None = None,
-                fingerprint: str = "", holder: str = "") -> tuple[str, int, dict[str, Any] | None]:
+                fingerprint: str = "", holder: str = "",
+                slot: Slot | None = None) -> tuple[str, int, dict[str, Any] | None]:
         """(spend id, balance, reply to replay or None) for a new attempt, or the replay of a finished one.
-        `holder` names the process serving it, when something can tell that process died (`release`)."""
+        `holder` names the process serving it, when something can tell that process died (`release`). With a
+        `slot`, the tokens come from that lease, and the account is neither read nor written (balance 0)."""
         now, spend_id = time.time(), f"{username}:{uuid.uuid4().hex}"
         record_key = f"{username}:{key}"
 
@@ -88,19 +97,23 @@ class Reservations:
                 raise errors.Conflict("A request with this Idempotency-Key is still being processed. Retry shortly.",
                                       code="request_in_progress", retry_after=1)
             if record is not None and record["state"] == "running":
-                _expire(tx, record["spend_id"])  # its lease ran out: that attempt can no longer be paid for
-            extra = {"key": record_key} if key is not None else {}
-            balance = charge(tx, username, amount, spend_id, expires=now + lease, **extra,
-                             **({"holder": holder} if holder else {}))
+                expire_spend(tx, record["spend_id"])  # its lease ran out: that attempt can no longer be paid for
+            extra = {"expires": now + lease, **({"key": record_key} if key is not None else {}),
+                     **({"holder": holder} if holder else {})}
+            taken, balance = spend_id, 0
+            if slot is None:
+                balance = charge(tx, username, amount, spend_id, **extra)
+            else:
+                taken = lease_spend(tx, username, slot, amount, **extra)
             if key is not None:
-                tx.put(KEYS, record_key, {"fingerprint": fingerprint, "spend_id": spend_id, "state": "running",
+                tx.put(KEYS, record_key, {"fingerprint": fingerprint, "spend_id": taken, "state": "running",
                                           "expires": now + lease, "response": None, "username": username})
-            return spend_id, balance, None
+            return taken, balance, None
 
         return self.docs.transact(work)
 
     def settle(self, username: str, spend_id: str, used: int, key: str | None = None,
-               reply: Reply | None = None, failed: bool = False) -> int:
+               reply: Reply | None = None, failed: bool = False, leased_balance: int = 0) -> int:
         """Refund what was not used, close the reservation and record the attempt's outcome (the reply built
         from the balance this commit leaves), all in one commit; the balance. A reservation closed already
         (expired, released) cannot be settled any more: 503 `reservation_expired`, unless the attempt failed."""
@@ -114,6 +127,7 @@ class Reservations:
                     return int(read_account(tx, username)["tokens"])
                 raise expired_reservation()
             balance = _close(tx, spend_id, spend, spend["amount"] - used)
+            balance = leased_balance if "lease" in spend else balance  # the lease's holder knows it, not the account
             record = tx.get(KEYS, f"{username}:{key}") if key is not None else None
             if record is not None and record["spend_id"] == spend_id:
                 tx.put(KEYS, f"{username}:{key}", {
@@ -141,6 +155,6 @@ class Reservations:
 
     def _expire_each(self, found: list[tuple[str, Doc]]) -> int:
         def one(spend_id: str) -> bool:
-            return self.docs.transact(lambda tx: _expire(tx, spend_id))
+            return self.docs.transact(lambda tx: expire_spend(tx, spend_id))
 
         return sum(one(spend_id) for spend_id, _ in found)

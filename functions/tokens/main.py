@@ -21,4 +21,5 @@ def tokens(request: flask.Request) -> flask.Response:
         return web.respond({"username": username, "tokens": balance})
     web.require_method(request, "GET", "POST")
     account = httpauth.authenticate(request, deps=DEPS)
-    return web.respond({"username": account.username, "tokens": account.tokens})
+    # the account's tokens and what its open leases have not spent: exact when none of its requests is in flight
+    return web.respond({"username": account.username, "tokens": DEPS.store.balance(account.username)})
