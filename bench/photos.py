@@ -12,6 +12,7 @@ at its default.
 
 from __future__ import annotations
 
+import functools
 import io
 import statistics
 import time
@@ -30,12 +31,19 @@ PNG_SIZE = (6000, 4000)
 
 
 def median_ms(run: Callable[[], Any], times: int) -> float:
-    samples = []
+    return medians({"": run}, times)[""]
+
+
+def medians(runs: dict[str, Callable[[], Any]], times: int) -> dict[str, float]:
+    """The median ms of each run, taken in turns (round after round), so a machine whose load drifts during the
+    measurement shifts them all alike rather than whichever ran last."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(times):
-        start = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) * 1000 for name, values in samples.items()}
 
 
 def upscaled(name: str, size: tuple[int, int] = SIZE) -> Image.Image:
@@ -84,12 +92,11 @@ def parts(model: Any, data: bytes, times: int) -> dict[str, float]:
         return images._crop(*images._decode(loaded(), size, resize, False), size, resize)
 
     crop = model.prepare(data)
-    ms = {step: median_ms(run, times) for step, run in (("sniff", lambda: imagetypes.media_type(data)),
-                                                         ("opened", opened), ("loaded", loaded), ("cropped", cropped))}
+    ms = medians({"sniff": lambda: imagetypes.media_type(data), "opened": opened, "loaded": loaded,
+                  "cropped": cropped, "infer": lambda: model.probabilities(crop),
+                  "end to end": lambda: model.probabilities(model.prepare(data))}, times)
     return {"sniff": ms["sniff"], "header bounds": ms["opened"], "decode": ms["loaded"] - ms["opened"],
-            "resize to crop": ms["cropped"] - ms["loaded"],
-            "infer": median_ms(lambda: model.probabilities(crop), times),
-            "end to end": median_ms(lambda: model.probabilities(model.prepare(data)), times)}
+            "resize to crop": ms["cropped"] - ms["loaded"], "infer": ms["infer"], "end to end": ms["end to end"]}
 
 
 def drafted(data: bytes, factor: int, size: int, resize: int) -> np.ndarray:
@@ -106,8 +113,8 @@ def _jpeg_of(name: str) -> Callable[[], bytes]:
     return lambda: encode(upscaled(name), "JPEG")
 
 
-def _drafting(data: bytes, factor: int, size: int, resize: int) -> Callable[[], np.ndarray]:
-    return lambda: drafted(data, factor, size, resize)
+def _drafting(factor: int, size: int, resize: int) -> Callable[[bytes], np.ndarray]:
+    return lambda data: drafted(data, factor, size, resize)
 
 
 def jpeg_scales(model: Any, tmp: Path) -> list[dict[str, Any]]:
@@ -118,18 +125,16 @@ def jpeg_scales(model: Any, tmp: Path) -> list[dict[str, Any]]:
     files = {name: cached(tmp, f"{name}.jpg", _jpeg_of(name)) for name in photos.PHOTOS}
     exact = {name: model.probabilities(images.prepare(d, size, resize, use_draft=False, exact=True))
              for name, d in files.items()}
+    coffee = files["coffee.png"]
+    ways: dict[str, Callable[[bytes], np.ndarray]] = {f"1/{f}": _drafting(f, size, resize) for f in (1, 2, 4, 8)}
+    ways["as served (draft to >= 2x resize)"] = model.prepare
+    ms = medians({way: functools.partial(crop, coffee) for way, crop in ways.items()}, 7)
     rows = []
-    for factor in (1, 2, 4, 8):
-        probs = {name: model.probabilities(drafted(d, factor, size, resize)) for name, d in files.items()}
-        rows.append({"scale": f"1/{factor}", "short side": min(SIZE) // factor,
-                     "ms": median_ms(_drafting(files["coffee.png"], factor, size, resize), 7),
+    for way, crop in ways.items():
+        probs = {name: model.probabilities(crop(d)) for name, d in files.items()}
+        rows.append({"scale": way, "ms": ms[way],
                      "top1_agree": sum(int(np.argmax(p) == np.argmax(exact[n])) for n, p in probs.items()),
                      "max_dprob": max(float(np.max(np.abs(p - exact[n]))) for n, p in probs.items())})
-    served = {name: model.probabilities(model.prepare(d)) for name, d in files.items()}
-    rows.append({"scale": "as served (draft to >= 2x resize)", "short side": None,
-                 "ms": median_ms(lambda: model.prepare(files["coffee.png"]), 7),
-                 "top1_agree": sum(int(np.argmax(p) == np.argmax(exact[n])) for n, p in served.items()),
-                 "max_dprob": max(float(np.max(np.abs(p - exact[n]))) for n, p in served.items())})
     return rows
 
 
@@ -144,11 +149,16 @@ def heic_threads(model: Any, data: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {"top1_agree": bool(np.argmax(served) == np.argmax(exact)),
                            "max_dprob": float(np.max(np.abs(served - exact)))}
     default = pillow_heif.options.DECODE_THREADS
-    for threads in (1, default):
-        pillow_heif.options.DECODE_THREADS = threads
-        out[f"prepare_ms_threads_{threads}"] = median_ms(lambda: model.prepare(data), 5)
+
+    def threaded(threads: int) -> Callable[[], Any]:
+        def run() -> Any:
+            pillow_heif.options.DECODE_THREADS = threads  # read by each open
+            return model.prepare(data)
+        return run
+
+    ms = medians({str(t): threaded(t) for t in sorted({1, 2, default})}, 5)
     pillow_heif.options.DECODE_THREADS = default
-    return out
+    return out | {f"prepare_ms_threads_{t}": v for t, v in ms.items()}
 
 
 def run(tmp: Path, models_dir: str) -> dict[str, Any]:
@@ -166,7 +176,7 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
     timed = {name: parts(model, data, 5) for name, data in files.items()}
     steps = list(next(iter(timed.values())))
     table("photos: large photos in process, ms (median of 5)", [("photo", "MB", *steps)] + [
-        (name, f"{len(files[name]) / 1e6:.1f}", *(f"{timed[name][s]:.1f}" for s in steps)) for name in files])
+        (name, f"{len(files[name]) / 1e6:.1f}", *(f"{timed[name][s]:.2f}" for s in steps)) for name in files])
     scales = jpeg_scales(model, tmp)
     table("photos: JPEG decode scale vs exact decoding (12 MP, six photos)", [
         ("scale", "decode+crop ms", "top-1 agree", "max |Δprob|")] + [

@@ -77,6 +77,15 @@ def grid_heic(rows: int, columns: int, tile: int = 64, grid_size: tuple[int, int
     return ftyp + meta(len(head) + 8) + box(b"mdat", b"\0" * 16)
 
 
+def with_boxes(data: bytes, count: int) -> bytes:
+    """The file with `count` empty `free` boxes first in its meta box (Python reads each box it is given)."""
+    at = data.find(b"meta") - 4
+    size = int.from_bytes(data[at:at + 4], "big")
+    filler = box(b"free", b"") * count
+    meta = struct.pack(">I", size + len(filler)) + data[at + 4:at + 12] + filler + data[at + 12:at + size]
+    return data[:at] + meta + data[at + size:]
+
+
 def mp4() -> bytes:
     """The start of an MP4 video: an ISO media file, but no image."""
     return box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41") + box(b"mdat", b"\0" * 64)

@@ -17,6 +17,7 @@ from common.core import errors
 from common.media import isobmff
 
 MAX_TILES = 1024
+TILE_OVERHANG = 4  # tiles may overhang the grid's right and bottom edges, by less than a tile each way
 CODED = {b"hvc1", b"av01"}  # HEVC (HEIC) and AV1 (AVIF) coded images
 DERIVED = {b"grid", b"iden"}  # a grid of tiles; an identity (a rotation or a crop of another item)
 NAMES = {"image/heic": "HEIC", "image/heif": "HEIF", "image/avif": "AVIF"}
@@ -37,6 +38,8 @@ def claimed_size(data: bytes, kind: str) -> tuple[int, int]:
     needed = _needed(header, item, name, data)
     for part in needed:
         _check_inside(header, part, data, name)
+    if kind_of == b"iden":  # an identity decodes its source whole, then rotates or crops it
+        return header.sizes[needed[1]]
     return header.sizes[item]
 
 
@@ -50,9 +53,20 @@ def _needed(header: isobmff.Header, item: int, name: str, data: bytes) -> list[i
         _check_grid(header, item, parts, name, data)
     elif len(parts) != 1:
         raise _damaged(name, "its identity item names no single source image")
-    if any(header.types.get(p) not in CODED for p in parts):
-        raise _damaged(name, "its grid is made of items that are not coded images")
+    if any(header.types.get(p) not in CODED or p not in header.sizes for p in parts):
+        raise _damaged(name, "it is made of items that are not coded images with a size")
+    if kind == b"grid":
+        _check_tiles(header, item, parts, name)
     return [item, *parts]
+
+
+def _check_tiles(header: isobmff.Header, item: int, tiles: list[int], name: str) -> None:
+    """Tiles decode whole: none larger than the grid, and all of them together little more than the grid."""
+    width, height = header.sizes[item]
+    sizes = [header.sizes[t] for t in tiles]
+    if any(w > width or h > height for w, h in sizes) or \
+            sum(w * h for w, h in sizes) > TILE_OVERHANG * width * height:
+        raise _damaged(name, f"its tiles add up to far more than its {width}x{height} pixels")
 
 
 def _check_grid(header: isobmff.Header, item: int, tiles: list[int], name: str, data: bytes) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 FILE, IDAT = 0, 1  # iloc construction methods: offsets in the file, or in the meta box's idat
+MAX_BOXES = 4096  # per container, and items per list: a phone photo has under a hundred; this is Python per box
 
 
 @dataclass
@@ -36,8 +37,11 @@ class Header:
 
 def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, box end) of each box between start and end."""
-    at = start
+    at, count = start, 0
     while at + 8 <= end:
+        count += 1
+        if count > MAX_BOXES:
+            raise ValueError(f"more than {MAX_BOXES} boxes in one container")
         size, kind = struct.unpack_from(">I4s", data, at)
         head = 8
         if size == 1:
@@ -77,7 +81,7 @@ def _meta(data: bytes, start: int, end: int, header: Header) -> None:
         elif kind == b"iref":
             for _, ref_at, _ in ((k, a, s) for k, a, s in boxes(data, at + 4, stop) if k == b"dimg"):
                 width = 2 if version == 0 else 4
-                count = _uint(data, ref_at + width, 2)
+                count = _count(data, ref_at + width, 2)
                 header.tiles[_uint(data, ref_at, width)] = [
                     _uint(data, ref_at + width + 2 + i * width, width) for i in range(count)]
         elif kind == b"iprp":
@@ -92,14 +96,14 @@ def _iloc(data: bytes, at: int, header: Header) -> None:
     offset_size, length_size, base_size = sizes >> 4, sizes & 15, more >> 4
     index_size = more & 15 if version in (1, 2) else 0
     id_size = 4 if version == 2 else 2
-    count, at = _uint(data, at + 6, id_size), at + 6 + id_size
+    count, at = _count(data, at + 6, id_size), at + 6 + id_size
     for _ in range(count):
         item, at = _uint(data, at, id_size), at + id_size
         method = 0
         if version in (1, 2):
             method, at = data[at + 1] & 15, at + 2
         base = _uint(data, at + 2, base_size)
-        extents, at = _uint(data, at + 2 + base_size, 2), at + 4 + base_size
+        extents, at = _count(data, at + 2 + base_size, 2), at + 4 + base_size
         places = []
         for _ in range(extents):
             at += index_size
@@ -116,7 +120,7 @@ def _properties(data: bytes, start: int, end: int, header: Header) -> None:
             found = [(k, a) for k, a, _ in boxes(data, at, stop)]
         elif kind == b"ipma":
             version, wide = data[at], data[at + 3] & 1
-            count, at = _uint(data, at + 4, 4), at + 8
+            count, at = _count(data, at + 4, 4), at + 8
             for _ in range(count):
                 item, at = _uint(data, at, 2 if version == 0 else 4), at + (2 if version == 0 else 4)
                 links, at = data[at], at + 1
@@ -125,6 +129,14 @@ def _properties(data: bytes, start: int, end: int, header: Header) -> None:
                     at += 2 if wide else 1
                     if 0 < index <= len(found) and found[index - 1][0] == b"ispe":
                         header.sizes[item] = struct.unpack_from(">II", data, found[index - 1][1] + 4)
+
+
+def _count(data: bytes, at: int, width: int) -> int:
+    """A list's length, refused past MAX_BOXES before the list is walked."""
+    count = _uint(data, at, width)
+    if count > MAX_BOXES:
+        raise ValueError(f"a list of {count:,} items")
+    return count
 
 
 def _uint(data: bytes, at: int, width: int) -> int:
