@@ -74,29 +74,28 @@ def cached(tmp: Path, name: str, make: Callable[[], bytes]) -> bytes:
 
 
 def parts(model: Any, data: bytes, times: int) -> dict[str, float]:
-    """Each step of `images.prepare` timed by difference (opened, then loaded, then cropped), then the infer and
-    the whole classify (prepare + infer)."""
+    """One classify step by step, each part timed within the same pass (median over passes), and the whole
+    classify (prepare + infer) timed as served."""
     from common.media import images, imagetypes
 
     size, resize = model.input_size, model.resize
-
-    def opened() -> Image.Image:
-        return images._opened(data, resize, True)
-
-    def loaded() -> Image.Image:
-        img = opened()
+    steps: dict[str, list[float]] = {k: [] for k in ("sniff", "header bounds", "decode", "resize to crop", "infer")}
+    for _ in range(times):
+        marks = [time.perf_counter()]
+        imagetypes.media_type(data)
+        marks.append(time.perf_counter())
+        img = images._opened(data, resize, True)
+        marks.append(time.perf_counter())
         img.load()
-        return img
-
-    def cropped() -> Image.Image:
-        return images._crop(*images._decode(loaded(), size, resize, False), size, resize)
-
-    crop = model.prepare(data)
-    ms = medians({"sniff": lambda: imagetypes.media_type(data), "opened": opened, "loaded": loaded,
-                  "cropped": cropped, "infer": lambda: model.probabilities(crop),
-                  "end to end": lambda: model.probabilities(model.prepare(data))}, times)
-    return {"sniff": ms["sniff"], "header bounds": ms["opened"], "decode": ms["loaded"] - ms["opened"],
-            "resize to crop": ms["cropped"] - ms["loaded"], "infer": ms["infer"], "end to end": ms["end to end"]}
+        marks.append(time.perf_counter())
+        crop = np.asarray(images._crop(*images._decode(img, size, resize, False), size, resize), dtype=np.uint8)
+        marks.append(time.perf_counter())
+        model.probabilities(crop)
+        marks.append(time.perf_counter())
+        for n, values in enumerate(steps.values()):
+            values.append(marks[n + 1] - marks[n])
+    whole = median_ms(lambda: model.probabilities(model.prepare(data)), times)
+    return {k: statistics.median(v) * 1000 for k, v in steps.items()} | {"end to end": whole}
 
 
 def drafted(data: bytes, factor: int, size: int, resize: int) -> np.ndarray:
