@@ -15,22 +15,22 @@ def photo(name: str) -> Image.Image:
     return Image.open(io.BytesIO(photos.data(name))).convert("RGB")
 
 
-def heic(img: Image.Image, quality: int = 85, tile: int = 0) -> bytes:
+def heic(img: Image.Image, quality: int = 85, tile: int = 0, **extra: object) -> bytes:
     """A HEIC as a phone saves it; `tile` > 0 makes a grid of tiles of that size (an iPhone's are 512)."""
     import pillow_heif
 
     out, before = io.BytesIO(), pillow_heif.options.GRID_TILE_SIZE
     pillow_heif.options.GRID_TILE_SIZE = tile
     try:
-        pillow_heif.from_pillow(img).save(out, format="HEIF", quality=quality)
+        pillow_heif.from_pillow(img).save(out, format="HEIF", quality=quality, **extra)
     finally:
         pillow_heif.options.GRID_TILE_SIZE = before
     return out.getvalue()
 
 
-def avif(img: Image.Image, quality: int = 80) -> bytes:
+def avif(img: Image.Image, quality: int = 80, **extra: object) -> bytes:
     out = io.BytesIO()
-    img.save(out, "AVIF", quality=quality)
+    img.save(out, "AVIF", quality=quality, **extra)
     return out.getvalue()
 
 

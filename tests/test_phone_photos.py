@@ -14,8 +14,10 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from common.core import errors
 from common.media import images, imagetypes
@@ -52,8 +54,8 @@ def hostile() -> dict[str, tuple[bytes, int, str]]:
         "header-only": (heic[:200], 422, "undecodable_image"),
         "heic-claims-100000x100000": (phone.claiming(heic, 100_000, 100_000), 422, "too_many_pixels"),
         "avif-claims-100000x100000": (phone.claiming(avif, 100_000, 100_000), 422, "too_many_pixels"),
-        "heic-zero-size": (phone.claiming(heic, 0, 0), 422, "empty_image"),
-        "avif-zero-size": (phone.claiming(avif, 0, 0), 422, "empty_image"),
+        "heic-zero-size": (phone.claiming(heic, 0, 0), 422, "no_pixels"),
+        "avif-zero-size": (phone.claiming(avif, 0, 0), 422, "no_pixels"),
         "heic-sliver": (phone.claiming(heic, 30_000, 100), 422, "bad_aspect_ratio"),
         "grid-of-1600-tiles": (phone.grid_heic(40, 40), 422, "too_many_tiles"),
         "tiles-larger-than-the-grid": (phone.grid_heic(2, 2, grid_size=(32, 32)), 422, "undecodable_image"),
@@ -94,6 +96,16 @@ def test_heic_and_avif_classify_like_the_jpeg(lite0, name: str) -> None:
 
     expected = top("jpeg")
     assert {kind: top(kind) for kind in ("heic", "grid", "avif")} == dict.fromkeys(("heic", "grid", "avif"), expected)
+
+
+def test_a_rotated_phone_photo_is_turned_upright() -> None:
+    """Cameras store the sensor's pixels and a rotation: EXIF orientation (JPEG, AVIF), `irot` (HEIC)."""
+    upright, stored = phone.photo("coffee.png"), phone.photo("coffee.png").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    reference = images.prepare(odd.jpeg(upright, quality=95)).astype(int)
+    for made in (phone.heic(stored, exif=exif.tobytes()), phone.avif(stored, exif=exif.tobytes())):
+        assert np.abs(images.prepare(made).astype(int) - reference).mean() < 4
 
 
 def test_classify_over_http_and_hostile_files_cost_nothing(strict_api: Api) -> None:

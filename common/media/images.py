@@ -99,7 +99,7 @@ def check_size(size: tuple[int, int]) -> None:
         raise too_many_pixels((width, height), max_pixels)
     if width < 1 or height < 1:
         raise errors.Unprocessable(f"The image is {width}x{height}: it has no pixels. Send an image with some.",
-                                   code="empty_image")
+                                   code="no_pixels")
     check_aspect_ratio(size)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 SIGNATURES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
               (b"GIF89a", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
 BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}  # the DIB headers Pillow reads
-HEIF_TYPES = ("image/heic", "image/heif", "image/avif")
 HEIF_BRANDS = ((b"avif avis", "image/avif"), (b"heic heix heim heis hevc hevx", "image/heic"),
                (b"mif1 msf1", "image/heif"))
 READ = "JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC or AVIF"  # what the messages offer
