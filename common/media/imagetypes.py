@@ -21,12 +21,10 @@ def media_type(data: bytes) -> str | None:
     """The media type the first bytes announce, or None when they are no image format we read."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
-    if data[4:8] == b"ftyp":
-        return _heif(data)
     for magic, kind in SIGNATURES:
         if data.startswith(magic) and (magic != b"BM" or _bmp_header(data)):
             return kind
-    return None
+    return _heif(data) if data[4:8] == b"ftyp" else None
 
 
 def _bmp_header(data: bytes) -> bool:
