@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,8 +26,10 @@ from common.training.dataset import is_image_key
 from tests import images as odd
 from tests import phone_files as phone
 from tests import test_client as cli
+from tests import test_console as web
 from tests.conftest import Api, bearer, error_of
 from tests.test_client import Stack, stack  # noqa: F401 - the local stack fixture
+from tests.test_console import browser, console, hostile_models, page  # noqa: F401 - the console's fixtures
 from tests.test_sort_jobs import Backend, backend, wait_done  # noqa: F401 - the fixture, parametrized below
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,6 +164,19 @@ def test_the_cli_classifies_a_folder_of_phone_photos(tmp_path: Path, stack: Stac
     reply = cli.run_json(env, "classify", str(folder))
     labels = {Path(r["input"]).name: r["predictions"][0]["label"] for r in reply["results"]}
     assert labels == {"IMG_0001.HEIC": "espresso", "IMG_0002.avif": "espresso"}
+
+
+def test_the_console_picks_and_classifies_phone_photos(page: Any) -> None:  # noqa: F811
+    assert {".heic", ".heif", ".avif"} <= set(page.locator("#files").get_attribute("accept").split(","))
+    web.sign_up(page)
+    page.set_input_files("#files", files=[{"name": f"IMG_0001.{kind}", "mimeType": f"image/{kind}",
+                                           "buffer": encoded("coffee.png", kind)} for kind in ("heic", "avif")])
+    cards = {card["name"]: card for card in web.results(page, 2)}
+    assert {name: card["bars"][0]["label"] for name, card in cards.items()} == {
+        "IMG_0001.heic": "espresso", "IMG_0001.avif": "espresso"}
+    # Chromium cannot show a HEIC: its card has no preview rather than a broken one
+    web.wait(page, "![...document.querySelectorAll('#results .result')].some((c) => "
+                   "c.querySelector('.name').textContent === 'IMG_0001.heic' && c.querySelector('img.preview'))")
 
 
 def test_pillow_heif_is_imported_on_the_first_heic_only(models_dir: Path) -> None:
