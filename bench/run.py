@@ -16,6 +16,8 @@ Prints a table per section and writes bench/results.json. Sections:
   scale      issue 20's figures on the Firestore emulator with a stub model: a sort job with 1, 4, 16 worker
              processes and one account with 1, 4, 16 classify callers; writes per document per second, contention,
              exactness (bench/scale.py; sizes from SCALE_* variables; kept under scale.<SCALE_LABEL, default before>)
+  photos     12-megapixel JPEG, HEIC and AVIF and a large PNG in process: classify time and its parts, decode
+             scale vs accuracy, the JPEG entropy floor (bench/photos.py)
 `python -m bench.run model http` runs only some.
 """
 
@@ -421,6 +423,7 @@ def bench_scale(tmp: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    from bench import photos as phone_photos
     from bench import recovery, security, throughput, training
 
     sections: dict[str, Callable[[Path], Any]] = {
@@ -434,6 +437,7 @@ def main() -> None:
         "bundles": lambda tmp: bench_bundles(tmp),
         "pool": lambda _: bench_pool(),
         "scale": lambda tmp: bench_scale(tmp),
+        "photos": lambda tmp: phone_photos.run(tmp, models_dir()),
     }
     wanted = set(sys.argv[1:]) or set(sections)
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and wanted < set(sections) else {}

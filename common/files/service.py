@@ -33,8 +33,8 @@ def image_type(data: bytes) -> str:
     """The media type of image bytes, or a 415 that says what can be stored."""
     kind = imagetypes.media_type(data)
     if kind is None:
-        raise errors.UnsupportedMediaType("Only images can be stored in your space: send a JPEG, PNG, GIF, WebP, "
-                                          "BMP or TIFF file as the raw request body.", code="not_an_image")
+        raise errors.UnsupportedMediaType(f"Only images can be stored in your space: send a {imagetypes.READ} "
+                                          "file as the raw request body.", code="not_an_image")
     return kind
 
 

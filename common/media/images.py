@@ -6,7 +6,9 @@ decoded, so a decompression bomb, a 65000x1 sliver or a tiny file claiming a
 huge image fails in microseconds. Images of many pixels take turns under a
 per-process pixel budget (`common/media/decodegate.py`); photos never wait. JPEGs
 are decoded at a reduced scale (`draft`) when they are much larger than
-needed, which is where most of the decode time goes. Then: EXIF orientation,
+needed, which is where most of the decode time goes. HEIC and AVIF are bounded
+from their own header before libheif or libavif reads it (`common/media/heifbounds.py`),
+and pillow_heif is imported on the first HEIC only. Then: EXIF orientation,
 RGB (palette, alpha, CMYK, 16-bit and greyscale all handled), and the one
 region of the image the model sees (shorter side scaled to `resize`, centre
 `size` square) resized bicubically, with antialiasing, straight to the crop:
@@ -17,6 +19,7 @@ reproduces the reference crops of the original EfficientNet-Lite0 bit for bit.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -25,7 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.core import errors
 from common.core.config import settings
-from common.media import decodegate, imagebounds, imagetypes
+from common.media import decodegate, heifbounds, imagebounds, imagetypes
 
 # Longest side over shortest side past which an image is refused (see `check_aspect_ratio`).
 MAX_ASPECT_RATIO = 20
@@ -35,6 +38,7 @@ BICUBIC_SUPPORT = 2.0  # Pillow's bicubic filter reaches 2 pixels (times the dow
 REDUCING_GAP = 3.0
 BAND_BLOCKS = 64  # rows of the reduced image converted to RGB at a time (see `_reduced_rgb`)
 FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"]
+HEIF_FORMATS = {"image/avif": ["AVIF"], "image/heic": ["HEIF"], "image/heif": ["HEIF", "AVIF"]}
 SNIFF = {
     b"%PDF": "a PDF document",
     b"PK\x03\x04": "a ZIP archive",
@@ -47,6 +51,8 @@ SNIFF = {
 
 
 def describe(data: bytes) -> str:
+    if data[4:8] == b"ftyp":
+        return "a video or another ISO media file, not an image"
     head = data[:16].lstrip()
     for magic, what in SNIFF.items():
         if head[: len(magic)].lower() == magic.lower():
@@ -62,27 +68,48 @@ def open_image(data: bytes) -> Image.Image:
     """Open and check an image without decoding its pixels."""
     if not data:
         raise errors.BadRequest("The image is empty (0 bytes). Send the image file's content.", code="empty_image")
-    max_pixels = settings().models.max_image_pixels
+    kind, formats = imagetypes.media_type(data), FORMATS
+    if kind in HEIF_FORMATS:  # bounded from our own reading of its header before a library parses it
+        check_size(heifbounds.claimed_size(data, kind))
+        formats = HEIF_FORMATS[kind]
+        if "HEIF" in formats:
+            _heif_opener()
     try:
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        img = Image.open(io.BytesIO(data), formats=formats)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
-            raise too_many_pixels(None, max_pixels) from None
-        kind = imagetypes.media_type(data)
+            raise too_many_pixels(None, settings().models.max_image_pixels) from None
         if kind is not None:  # an image's signature, then a header no reader can make sense of
             raise errors.Unprocessable(f"The file starts like {kind.split('/')[1].upper()} but its header cannot be "
                                        "read: it may be truncated or damaged. Send the complete file.",
                                        code="undecodable_image") from None
         raise errors.UnsupportedMediaType(
             f"This is not an image we can read: it looks like {describe(data)}. "
-            f"Send a JPEG, PNG, GIF, WebP, BMP or TIFF file.", code="not_an_image") from None
-    width, height = img.size
+            f"Send a {imagetypes.READ} file.", code="not_an_image") from None
+    check_size(img.size)
+    imagebounds.check_plausible(img, data)
+    return img
+
+
+def check_size(size: tuple[int, int]) -> None:
+    """At most MAX_IMAGE_PIXELS pixels, at least one, and no sliver (`check_aspect_ratio`)."""
+    width, height = size
+    max_pixels = settings().models.max_image_pixels
     if width * height > max_pixels:
         raise too_many_pixels((width, height), max_pixels)
     if width < 1 or height < 1:
-        raise errors.Unprocessable("The image has no pixels.")
-    imagebounds.check_plausible(img, data)
-    return img
+        raise errors.Unprocessable(f"The image is {width}x{height}: it has no pixels. Send an image with some.",
+                                   code="no_pixels")
+    check_aspect_ratio(size)
+
+
+@functools.cache
+def _heif_opener() -> None:
+    """Teach Pillow HEIC on the first one: a process that never sees one never imports pillow_heif (cold start).
+    Thumbnails, depth maps and auxiliary images are never read; only the primary image is classified."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 def too_many_pixels(size: tuple[int, int] | None, limit: int) -> errors.Unprocessable:
@@ -167,7 +194,6 @@ def _region(box: tuple[float, float, float, float], width: int, height: int, siz
 def _opened(data: bytes, resize: int, use_draft: bool) -> Image.Image:
     """The image checked from its header, not decoded yet; a JPEG set to decode at a reduced scale."""
     img = open_image(data)
-    check_aspect_ratio(img.size)
     if use_draft and img.format == "JPEG":
         w, h = img.size
         scale = 2 * resize / min(w, h)

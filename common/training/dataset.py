@@ -22,7 +22,8 @@ from common.models import files as model_files
 from common.models.classnames import normalise_class
 from common.records.records import ModelRecord
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
+                              ".heic", ".heif", ".hif", ".avif"})  # the last four: what phones save
 MIN_CLASSES, MAX_CLASSES = 2, 200
 MIN_PER_CLASS = 5
 MAX_IMAGES = 20_000

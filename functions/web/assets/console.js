@@ -201,7 +201,11 @@
 
   function resultCard(name, preview) {
     const card = el("li", { className: "result" });
-    if (preview) card.append(el("img", { src: preview, alt: `Preview of ${name}`, className: "preview" }));
+    if (preview) {  // a browser that cannot show the format (HEIC outside Safari) shows no preview, not a broken one
+      const img = el("img", { src: preview, alt: `Preview of ${name}`, className: "preview" });
+      img.addEventListener("error", () => img.remove());
+      card.append(img);
+    }
     const body = el("div", { className: "result-body" }, el("p", { className: "name", text: name }),
                     el("p", { className: "status", role: "status", text: "Classifying…" }));
     card.append(body);
