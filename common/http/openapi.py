@@ -13,6 +13,7 @@ import copy
 import functools
 from typing import Any
 
+from common.http import openapi_admin
 from common.http.schemas import SCHEMAS, Schema, ref
 
 Security = list[dict[str, list[str]]]
@@ -171,6 +172,7 @@ def _paths() -> dict[str, Any]:
                          (400, 401, 404), params=[FILE]),
         },
         **_web_paths(),
+        **openapi_admin.paths(op, reply),
     }
 
 
@@ -200,7 +202,7 @@ def _spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_admin.SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The API key"},
                                 "basic": {"type": "http", "scheme": "basic"}},
             "responses": {"Error": reply("Any refusal: the error envelope.", ref("Error")),
