@@ -89,6 +89,7 @@ def page(browser: Any, console: dict[str, Any], request: pytest.FixtureRequest) 
     page.on("console", lambda m: watch(problems, m))
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     page.goto(console["url"] + "/")
+    wait(page, "document.body.dataset.ready === 'true'")  # its controls wired (a click before that is lost)
     yield page
     context.close()
     assert problems == [], problems

@@ -26,12 +26,12 @@ from common.records.totals import read_totals
 
 AUDIT = "audit"
 ACTIVE_EVERY = 3600.0
-LATEST = 10**13  # audit keys count down from here (centiseconds), so key order is newest first
+LATEST = 10**16  # audit keys count down from here (microseconds), so key order is newest first
 
 
 def audit(tx: Tx, admin: str, action: str, target: str, **detail: Any) -> None:
     at = time.time()
-    key = f"{LATEST - int(at * 100):013d}-{secrets.token_hex(4)}"
+    key = f"{LATEST - int(at * 1e6):016d}-{secrets.token_hex(4)}"
     tx.put(AUDIT, key, {"admin": admin, "action": action, "target": target, "at": at, **detail})
 
 

@@ -1,5 +1,5 @@
 /* A bar chart drawn as inline SVG with DOM APIs: no library, no CDN, no inline style, so it fits the CSP.
-   Every label goes in as text (textContent), never markup. Colours come from console.css (classes). */
+   Every label goes in as text (textContent), never markup. Colours come from the console's stylesheet (classes). */
 "use strict";
 
 const ImageClassifyChart = Object.freeze({

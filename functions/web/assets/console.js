@@ -591,6 +591,7 @@
     $("train-form").addEventListener("submit", train);
     window.addEventListener("hashchange", () => route(true));
     route(false);
+    document.body.dataset.ready = "true";  // every control answers from here on (the tests wait for it)
     if (state.key && state.user) {
       await signedIn();
     }
