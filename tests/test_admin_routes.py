@@ -67,6 +67,7 @@ def test_search_suspend_resume_and_the_audit_log(account_api: Api) -> None:
                            headers={"Authorization": f"Bearer {admin}"}, timeout=TIMEOUT)
     assert refill.json()["tokens"] == 12
     error_of(admin_post(account_api, f"/admin/accounts/nobody{tag}/suspend", admin), 404)
+    error_of(admin_post(account_api, f"/admin/accounts/{'x' * 3000}/suspend", admin), 404)  # never a store key
     error_of(admin_post(account_api, "/admin/accounts/root/suspend", admin), 409)  # an admin is never locked out
 
     events = admin_get(account_api, "/admin/audit", admin).json()["events"]

@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any
 
+from common.accounts.bodies import USERNAME_RULE
 from common.adapters.deps import Deps
 from common.core import errors
 from common.records.records import Account
@@ -34,6 +35,8 @@ def search(query: Any, deps: Deps) -> dict[str, Any]:
 
 
 def suspend(admin: Account, username: str, suspended: bool, deps: Deps) -> None:
+    if not USERNAME_RULE.search(username):  # no account can have that name: never sent to the store
+        raise errors.NotFound(f"There is no account named {username[:80]!r}.", code="unknown_user")
     deps.store.set_suspended(admin.username, username, suspended)
 
 

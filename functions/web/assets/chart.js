@@ -20,10 +20,10 @@ const ImageClassifyChart = Object.freeze({
     const svg = make("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title,
                               class: "bar-chart", preserveAspectRatio: "xMinYMin meet" });
     svg.append(make("title", {}, title));
-    for (const v of [0, max / 2, max]) {  // the scale: zero, half and the top, whole tokens
+    for (const v of new Set([0, Math.round(max / 2), max])) {  // the scale: zero, half and the top, whole tokens
       const at = y(v);
       svg.append(make("line", { x1: left, x2: width - 4, y1: at, y2: at, class: "grid" }));
-      svg.append(make("text", { x: left - 6, y: at + 4, "text-anchor": "end", class: "axis" }, String(Math.round(v))));
+      svg.append(make("text", { x: left - 6, y: at + 4, "text-anchor": "end", class: "axis" }, String(v)));
     }
     points.forEach((p, i) => {
       const x = left + i * step;
@@ -32,7 +32,7 @@ const ImageClassifyChart = Object.freeze({
                                  "data-value": p.value });
       bar.append(make("title", {}, `${p.label}: ${p.value}`));
       svg.append(bar);
-      if (i % 7 === 0 || i === points.length - 1) {
+      if ((points.length - 1 - i) % 7 === 0) {  // a label a week, counted back from the last day
         svg.append(make("text", { x: x + step / 2, y: height - 8, "text-anchor": "middle", class: "axis" },
                         p.label.slice(5)));
       }
