@@ -8,7 +8,7 @@ Ctrl-C stop everything at once; the functions still share nothing but the
 configured backends, as they would in the cloud.
 
     /register /api-key /sessions    -> register
-    /token /tokens /refill          -> tokens
+    /token /tokens /refill /admin   -> tokens
     /classify /upload /predict      -> classify
     /jobs /classification-job       -> sort_job
     /_worker                        -> sort_worker (CloudEvents from the queue)

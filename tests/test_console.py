@@ -36,6 +36,7 @@ XSS = "<img src=x onerror=window.__xss=1>"
 HOSTILE_LABEL = f"tripod {XSS}"  # the label the stack's model gives camera.png (see `hostile_models`)
 EXPECTED_HTTP = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
 TIMEOUT = 30_000
+PASSWORD = "Password (at least 8 characters)"  # the sign-in form's (the account room has password fields too)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,7 @@ def page(browser: Any, console: dict[str, Any], request: pytest.FixtureRequest) 
     page.on("console", lambda m: watch(problems, m))
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     page.goto(console["url"] + "/")
+    wait(page, "document.body.dataset.ready === 'true'")  # its controls wired (a click before that is lost)
     yield page
     context.close()
     assert problems == [], problems
@@ -117,11 +119,17 @@ def shot(page: Any, name: str, full: bool = True) -> Path:
 
 def sign_up(page: Any) -> str:
     username = f"web{uuid.uuid4().hex[:8]}"
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("a long password")
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label(PASSWORD).fill("a long password")
     page.get_by_role("button", name="Sign up").click()
     wait(page, "document.getElementById('balance').textContent === '5'")
     return username
+
+
+def room(page: Any, name: str) -> None:
+    """Go to a room of the console by its link in the navigation bar, as a user does."""
+    page.get_by_role("navigation", name="Console pages").get_by_role("link", name=name, exact=True).click()
+    wait(page, f"document.querySelector('.rooms a[aria-current=page]')?.textContent === {name!r}")
 
 
 def drop_files(page: Any, selector: str, files: list[tuple[str, bytes, str]]) -> None:
@@ -187,10 +195,11 @@ def test_sign_in_and_sort_a_folder_with_a_live_progress_bar(page: Any, console: 
     folder.mkdir(parents=True)
     for i, name in enumerate(["coffee.png", "chelsea.png", "coffee.png"]):
         shutil.copy(photos.path(name), folder / f"{i}-{name}")
-    page.get_by_label("Username").fill(user["username"])
-    page.get_by_label("Password").fill(user["password"])
+    page.get_by_label("Username", exact=True).fill(user["username"])
+    page.get_by_label(PASSWORD).fill(user["password"])
     page.get_by_role("button", name="Sign in").click()
     wait(page, "document.getElementById('balance').textContent === '5'")
+    room(page, "Sort")
     page.get_by_label("Source folder in your space").fill(source)
     page.get_by_label("Classes, separated by commas").fill("food, cat")
     page.get_by_role("button", name="Start sorting").click()
@@ -212,8 +221,8 @@ def test_console_sign_in_keeps_the_cli_key_and_sign_out_revokes_its_own(page: An
     def status(key: str) -> int:
         return requests.get(tokens, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code
 
-    page.get_by_label("Username").fill(user["username"])
-    page.get_by_label("Password").fill(user["password"])
+    page.get_by_label("Username", exact=True).fill(user["username"])
+    page.get_by_label(PASSWORD).fill(user["password"])
     page.get_by_role("button", name="Sign in").click()
     wait(page, "document.getElementById('balance').textContent === '5'")
     session_key = page.evaluate("sessionStorage.getItem('imageclassify.key')")
@@ -235,6 +244,7 @@ def test_hostile_text_is_shown_never_run(page: Any) -> None:
     card = results(page, 1)[0]
     assert card["name"] == f"{XSS}.png" and card["bars"][0]["label"] == HOSTILE_LABEL
     # a class name the server echoes in its refusal
+    room(page, "Sort")
     page.get_by_label("Classes, separated by commas").fill(XSS)
     page.get_by_role("button", name="Start sorting").click()
     wait(page, "document.getElementById('job-status').dataset.kind === 'error'")
@@ -276,8 +286,8 @@ def test_keyboard_only_sign_up(page: Any) -> None:
 
 def test_wrong_password_shows_the_servers_message(page: Any, console: dict[str, Any]) -> None:
     user = stack.register(console["url"], f"pw{uuid.uuid4().hex[:8]}")
-    page.get_by_label("Username").fill(user["username"])
-    page.get_by_label("Password").fill("not the password")
+    page.get_by_label("Username", exact=True).fill(user["username"])
+    page.get_by_label(PASSWORD).fill("not the password")
     page.get_by_role("button", name="Sign in").click()
     wait(page, "document.getElementById('account-status').dataset.kind === 'error'")
     assert "Wrong username or password" in page.locator("#account-status").text_content()
@@ -315,6 +325,7 @@ def training_folder(root: Path) -> Path:
 
 def test_upload_a_folder_and_browse_it(page: Any, tmp_path: Path) -> None:
     sign_up(page)
+    room(page, "Files")
     folder = training_folder(tmp_path)
     page.set_input_files("#folder-input", str(folder))
     wait(page, "document.getElementById('files-status').textContent === 'Upload complete.'")
@@ -332,8 +343,10 @@ def test_train_a_model_and_see_its_metrics(page: Any, tmp_path: Path, console: d
     stack_admin = stack.admin_key(console["url"])
     requests.post(console["url"] + "/refill", json={"username": username, "amount": 50},
                   headers={"Authorization": f"Bearer {stack_admin}"}, timeout=30).raise_for_status()
+    room(page, "Files")
     page.set_input_files("#folder-input", str(training_folder(tmp_path)))
     wait(page, "document.getElementById('files-status').textContent === 'Upload complete.'")
+    room(page, "Models")
     page.get_by_label("Model name (a-z, 0-9, _ and -)").fill("pets")
     page.get_by_label("Training folder (one subfolder per class)").fill("pets/")
     assert page.locator("#model-backbone").input_value() == "efficientnet_lite0"

@@ -112,6 +112,28 @@ def test_real_replies_validate(live: dict[str, Any]) -> None:
     check(get(f"{base}/openapi.json"), "/openapi.json", "GET")
 
 
+def test_admin_replies_validate(live: dict[str, Any]) -> None:
+    base, post, get = live["url"], requests.post, requests.get
+    user = stack.register(base, f"oaadm{uuid.uuid4().hex[:6]}")
+    admin = {"Authorization": f"Bearer {stack.admin_key(base)}"}
+    found = check(get(f"{base}/admin/accounts", headers=admin, params={"q": user["username"]}), "/admin/accounts",
+                  "GET")
+    assert found["accounts"][0]["username"] == user["username"]
+    check(get(f"{base}/admin/accounts", headers={"Authorization": f"Bearer {user['api_key']}"}), "/admin/accounts",
+          "GET")  # 404 to a customer
+    for verb in ("suspend", "resume"):
+        r = post(f"{base}/admin/accounts/{user['username']}/{verb}", headers=admin)
+        assert r.status_code == 204 and "204" in SPEC["paths"][f"/admin/accounts/{{name}}/{verb}"]["post"]["responses"]
+    check(post(f"{base}/admin/accounts/nobody-at-all/suspend", headers=admin), "/admin/accounts/{name}/suspend",
+          "POST")  # 404
+    for state in ("stuck", "failed"):
+        check(get(f"{base}/admin/jobs", headers=admin, params={"state": state}), "/admin/jobs", "GET")
+    check(post(f"{base}/admin/jobs/nope/redrive", headers=admin), "/admin/jobs/{id}/redrive", "POST")  # 404
+    assert check(get(f"{base}/admin/totals", headers=admin), "/admin/totals", "GET")["accounts"] >= 2
+    events = check(get(f"{base}/admin/audit", headers=admin), "/admin/audit", "GET")["events"]
+    assert [e["action"] for e in events[:2]] == ["resume", "suspend"]
+
+
 def test_schemathesis_finds_no_server_error(live: dict[str, Any]) -> None:
     """Bounded: at most 25 examples per operation and 180 s in all, on the endpoints that exist now.
     No 5xx except the documented 502/504 of an unfetchable image URL; every reply as described."""

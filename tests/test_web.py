@@ -50,6 +50,7 @@ def test_the_console_page_and_its_headers(web: str) -> None:
 
 @pytest.mark.parametrize("name,kind", [("console.js", "text/javascript"), ("console.css", "text/css"),
                                        ("docs.js", "text/javascript"), ("dom.js", "text/javascript"),
+                                       ("chart.js", "text/javascript"), ("admin.js", "text/javascript"),
                                        ("favicon.svg", "image/svg+xml")])
 def test_static_files(web: str, name: str, kind: str) -> None:
     r = requests.get(f"{web}/assets/{name}")
@@ -145,7 +146,7 @@ def test_pages_have_no_inline_code_and_every_control_is_labelled(page: str) -> N
     assert [c for c in parser.controls if c not in parser.labelled] == []
 
 
-@pytest.mark.parametrize("script", ["dom.js", "console.js", "docs.js"])
+@pytest.mark.parametrize("script", ["dom.js", "console.js", "docs.js", "chart.js", "account.js", "admin.js"])
 def test_scripts_never_insert_markup(script: str) -> None:
     source = (STATIC / script).read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",

@@ -1,5 +1,5 @@
 """Administrators: created only by an operator (command or bootstrap configuration), never by sign-up;
-the one thing they may do over HTTP is refill an account."""
+over HTTP they refill accounts (here) and run the console's admin page (`common/accounts/operator.py`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from common.accounts.bodies import MAX_REFILL as MAX_REFILL  # the operator comm
 from common.accounts.bodies import ContractRefill, SeedRefill
 from common.adapters.deps import Deps
 from common.core import bodies, errors
+from common.records.ledger import credit
 from common.records.records import Account
 
 log = logging.getLogger("imageclassify.admins")
@@ -33,7 +34,9 @@ def refill(admin: Account, username: str, amount: int, deps: Deps) -> int:
     store = deps.store
     if store.get_account(username) is None:
         raise errors.NotFound(f"There is no account named {username!r}.", code="unknown_user")
-    return store.refill(username, amount)
+    # recorded in the audit log in the refill's own commit
+    return int(store.audited(admin.username, "refill", username, lambda tx: credit(tx, username, amount),
+                             amount=amount))
 
 
 def ensure_admin(username: str, password: str | None, deps: Deps) -> Account:

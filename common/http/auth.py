@@ -7,6 +7,7 @@ parses the header; a header it cannot parse is a 401, never a 500.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import flask
@@ -68,9 +69,24 @@ def _body_credentials(request: flask.Request) -> dict[str, Any] | None:
 def authenticate(request: flask.Request, *, allow_key: bool = True, deps: Deps | None = None) -> Account:
     """The account behind a request: Bearer key, HTTP Basic, or username/password in the JSON body. Its
     username (never a key or password) goes on the request's log line. `deps`: the process's by default."""
-    account = _authenticate(request, allow_key, deps or bootstrap.deps())
+    deps = deps or bootstrap.deps()
+    account = _authenticate(request, allow_key, deps)
     logs.annotate(user=account.username)
+    _admit(account, deps)
     return account
+
+
+SUSPENDED = ("This account is suspended: its API keys, sessions and password are refused. Contact the operator "
+             "of this service to have it resumed.")
+
+
+def _admit(account: Account, deps: Deps) -> None:
+    """Refuse a suspended account (its document was read to authenticate: no read or write more), and note its
+    activity, coarsely (at most one write an hour per account; a busy database skips the note, not the request)."""
+    if account.suspended:
+        raise errors.Forbidden(SUSPENDED, code="account_suspended")
+    with contextlib.suppress(errors.AppError):
+        deps.store.note_activity(account.username, account.last_active)
 
 
 def _authenticate(request: flask.Request, allow_key: bool, deps: Deps) -> Account:

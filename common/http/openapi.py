@@ -13,6 +13,7 @@ import copy
 import functools
 from typing import Any
 
+from common.http import openapi_admin
 from common.http.schemas import SCHEMAS, Schema, ref
 
 Security = list[dict[str, list[str]]]
@@ -175,6 +176,7 @@ def _paths() -> dict[str, Any]:
                 params=[FILE]),
         },
         **_web_paths(),
+        **openapi_admin.paths(op, reply),
     }
 
 
@@ -204,7 +206,7 @@ def _spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_admin.SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The API key"},
                                 "basic": {"type": "http", "scheme": "basic"}},
             "responses": {"Error": reply("Any refusal: the error envelope.", ref("Error")),

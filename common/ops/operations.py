@@ -45,6 +45,19 @@ def unfinished(now: float | None = None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: -row["age_seconds"])
 
 
+def stuck(min_idle: float, now: float | None = None) -> list[dict[str, Any]]:
+    """The unfinished work that has not moved for `min_idle` seconds (what a re-drive is for), oldest first."""
+    return [row for row in unfinished(now) if row["idle_seconds"] >= min_idle]
+
+
+def failed(limit: int = 100, now: float | None = None) -> list[dict[str, Any]]:
+    """The jobs and training runs that ended failed, most recently moved first (at most `limit` of each)."""
+    now, store = now or time.time(), get_store()
+    rows = [_job_row(job, now) for job in store.failed_jobs(limit)]
+    rows += [_model_row(record, now) for record in store.failed_models(limit)]
+    return sorted(rows, key=lambda row: row["idle_seconds"])
+
+
 def _row(kind: str, work_id: str, owner: str, status: str, done: int, total: int, created: float,
          updated: float, now: float) -> dict[str, Any]:
     return {"kind": kind, "id": work_id, "owner": owner, "status": status, "done": done, "total": total,

@@ -15,6 +15,7 @@ from typing import Any
 from common.core import errors
 from common.records.port import DocumentStore, Tx
 from common.records.records import Account
+from common.records.totals import count_account
 
 ACCOUNTS, KEYS = "accounts", "api_keys"
 DEFAULT_KEY = "default"
@@ -56,6 +57,7 @@ class AccountRecords:
             _add_key(tx, key_hash, key_record(username, prefix))
             tx.put(ACCOUNTS, username, {"username": username, "password_hash": password_hash, "key_hash": key_hash,
                                         "tokens": tokens, "is_admin": is_admin, "created": time.time()})
+            count_account(tx, username)
 
         self.docs.transact(work)
         return Account(username, password_hash, tokens, is_admin)

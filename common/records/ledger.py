@@ -17,6 +17,7 @@ from common.core import errors
 from common.records.accounts import ACCOUNTS, read_account
 from common.records.metered import tally
 from common.records.port import DocumentStore, Tx
+from common.records.totals import add_totals
 
 SPENDS, REFUNDS = "spends", "refunds"
 
@@ -38,6 +39,7 @@ def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> i
     tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": time.time(),
                               **extra})
     tally(tx, spent=amount)
+    add_totals(tx, spend_id, spent=amount, **({"training_spent": amount} if extra.get("kind") == "training" else {}))
     return balance - amount
 
 
@@ -52,6 +54,8 @@ def refund_spend(tx: Tx, username: str, spend_id: str, amount: int, refund_id: s
     tx.put(REFUNDS, refund_id, {"spend": spend_id, "amount": amount})
     tx.put(SPENDS, spend_id, {**spend, "refunded": spend["refunded"] + amount})
     tally(tx, refunded=amount)
+    add_totals(tx, spend_id, refunded=amount, **({"training_refunded": amount} if spend.get("kind") == "training"
+                                                  else {}))
     return True
 
 
@@ -66,6 +70,14 @@ def apply_refund(tx: Tx, username: str, spend_id: str, amount: int, refund_id: s
     return balance + amount
 
 
+def credit(tx: Tx, username: str, amount: int) -> int:
+    """Add `amount` tokens (a refill); the new balance."""
+    account = read_account(tx, username)
+    balance = int(account["tokens"]) + amount
+    tx.put(ACCOUNTS, username, {**account, "tokens": balance})
+    return balance
+
+
 class Ledger:
     docs: DocumentStore
 
@@ -73,10 +85,4 @@ class Ledger:
         return self.docs.transact(lambda tx: apply_refund(tx, username, spend_id, amount, refund_id))
 
     def refill(self, username: str, amount: int) -> int:
-        def work(tx: Tx) -> int:
-            account = read_account(tx, username)
-            balance = int(account["tokens"]) + amount
-            tx.put(ACCOUNTS, username, {**account, "tokens": balance})
-            return balance
-
-        return self.docs.transact(work)
+        return self.docs.transact(lambda tx: credit(tx, username, amount))

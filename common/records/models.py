@@ -89,7 +89,7 @@ class ModelRecords:
             if tx.get(MODELS, record.key) is not None:
                 raise errors.Conflict(f"You already have a model named {record.name!r}. Choose another name, or "
                                       f"DELETE /models/{record.name} first.", code="model_exists")
-            charge(tx, record.owner, record.images, record.spend_id)
+            charge(tx, record.owner, record.images, record.spend_id, kind="training")
             tx.put(MODELS, record.key, record.doc())
 
         record.created = record.updated = time.time()

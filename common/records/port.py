@@ -54,6 +54,11 @@ class DocumentStore(Protocol):
         """(key, document) pairs whose numeric top-level `field` is below `bound` (expiry sweeps)."""
         ...
 
+    def find_prefix(self, kind: str, prefix: str, limit: int = 100) -> list[tuple[str, Doc]]:
+        """(key, document) pairs whose key begins with `prefix`, in key order, at most `limit` (an admin's
+        account search, the audit log newest first). DynamoDB scans for it: admin pages only, never per request."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -72,6 +77,9 @@ class PassThrough:
 
     def find_below(self, kind: str, field: str, bound: float, limit: int = 1000) -> list[tuple[str, Doc]]:
         return self.inner.find_below(kind, field, bound, limit)
+
+    def find_prefix(self, kind: str, prefix: str, limit: int = 100) -> list[tuple[str, Doc]]:
+        return self.inner.find_prefix(kind, prefix, limit)
 
     def close(self) -> None:
         self.inner.close()

@@ -13,10 +13,13 @@ class Account:
     password_hash: str
     tokens: int
     is_admin: bool = False
+    suspended: bool = False  # by an admin: its keys and sessions answer 403 `account_suspended`
+    last_active: float = 0.0  # coarse: written at most hourly (common/records/operator.py)
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Account:
-        return cls(doc["username"], doc["password_hash"], int(doc["tokens"]), bool(doc.get("is_admin")))
+        return cls(doc["username"], doc["password_hash"], int(doc["tokens"]), bool(doc.get("is_admin")),
+                   bool(doc.get("suspended")), float(doc.get("last_active") or 0.0))
 
 
 @dataclass

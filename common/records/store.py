@@ -9,6 +9,7 @@ from common.records.leases import Leases
 from common.records.ledger import Ledger
 from common.records.metered import MeteredDocuments
 from common.records.models import ModelRecords
+from common.records.operator import OperatorRecords
 from common.records.port import DocumentStore, Tx
 from common.records.reservations import KEYS, Reservations
 from common.records.throttles import FAILURES, WINDOWS, Throttles
@@ -19,7 +20,8 @@ from common.records.usage import UsageRecords
 PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
 
 
-class Store(AccountRecords, Ledger, Reservations, Leases, JobRecords, ModelRecords, UsageRecords, Throttles):
+class Store(AccountRecords, Ledger, Reservations, Leases, JobRecords, ModelRecords, UsageRecords, Throttles,
+            OperatorRecords):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/records/metered.py)
 

@@ -1,12 +1,15 @@
-"""The `tokens` function: the balance (`GET /tokens`, `POST /token`) and admin refills (`POST /refill`)."""
+"""The `tokens` function: the balance (`GET /tokens`, `POST /token`), admin refills (`POST /refill`) and the admin
+routes of the console (`/admin/...`, common/http/admin.py)."""
 
 import flask
 import functions_framework
 
 from common import bootstrap
 from common.accounts import admins
+from common.http import admin as adminroutes
 from common.http import auth as httpauth
 from common.http import web
+from common.ops import operations
 
 DEPS = bootstrap.deps()  # built once per process, handed to the services
 
@@ -14,6 +17,8 @@ DEPS = bootstrap.deps()  # built once per process, handed to the services
 @functions_framework.http
 @web.endpoint
 def tokens(request: flask.Request) -> flask.Response:
+    if "admin" in request.path.strip("/").split("/")[:2]:
+        return adminroutes.serve(request, DEPS, operations)
     if web.path_is(request, "refill"):
         web.require_method(request, "POST")
         username, amount = admins.parse_refill(web.json_body(request))

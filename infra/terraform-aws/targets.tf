@@ -47,8 +47,8 @@ locals {
     register = {
       memory = 1024, secrets = ["ADMIN_PASSWORD"] # bcrypt: CPU grows with memory
     }
-    tokens = {
-      memory = 1024, secrets = ["ADMIN_PASSWORD"]
+    tokens = { # bucket_read, publishes, INTERNAL_SECRET: the admin page's re-drive lists a job's source and publishes
+      memory = 1024, bucket_read = ["users/"], publishes = [local.sort_queue], secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"]
     }
     files_api = {
       memory = 1024, bucket_read = ["users/"], bucket_write = ["users/"], secrets = ["ADMIN_PASSWORD"]
@@ -94,7 +94,7 @@ locals {
   # The web console's endpoint map: each public route (first path segment) -> the function serving it.
   web_routes = {
     register             = "register", "api-key" = "register", sessions = "register", token = "tokens", tokens = "tokens",
-    refill               = "tokens",
+    refill               = "tokens", admin = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
   }

@@ -45,8 +45,8 @@ locals {
     register = {
       secrets = ["ADMIN_PASSWORD"]
     }
-    tokens = {
-      concurrency = 40, secrets = ["ADMIN_PASSWORD"]
+    tokens = { # viewer, publishes, INTERNAL_SECRET: the admin page's re-drive lists a job's source and publishes
+      concurrency = 40, bucket_role = "viewer", publishes = [local.sort_topic], secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"]
     }
     files_api = {
       memory = "512M", bucket_role = "user", secrets = ["ADMIN_PASSWORD"]
@@ -89,7 +89,7 @@ locals {
   # The web console's endpoint map: each public route (first path segment) -> the function serving it.
   web_routes = {
     register             = "register", "api-key" = "register", sessions = "register", token = "tokens", tokens = "tokens",
-    refill               = "tokens",
+    refill               = "tokens", admin = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
   }

@@ -229,6 +229,19 @@ class DynamoDocuments:
                 break
         return found
 
+    def find_prefix(self, kind: str, prefix: str, limit: int = 100) -> list[tuple[str, Doc]]:
+        """A scan (the table has no range key to order by): admin pages only. Every match is read, then the
+        first `limit` in key order kept."""
+        found: list[tuple[str, Doc]] = []
+        query: dict[str, Any] = {"FilterExpression": "begins_with(pk, :p)",
+                                 "ExpressionAttributeValues": {":p": {"S": f"{kind}#{prefix}"}}}
+        while True:
+            page = self.client.scan(TableName=self.table, **query)
+            found += [_found(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return sorted(found, key=lambda pair: pair[0])[:limit]
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def close(self) -> None:
         self.client.close()
 

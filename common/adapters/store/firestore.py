@@ -121,5 +121,11 @@ class FirestoreDocuments:
     def find_below(self, kind: str, field: str, bound: float, limit: int = 1000) -> list[tuple[str, Doc]]:
         return self._query(kind, FieldFilter(field, "<", bound), limit)
 
+    def find_prefix(self, kind: str, prefix: str, limit: int = 100) -> list[tuple[str, Doc]]:
+        query = self.db.collection(kind).where(filter=FieldFilter("_key", ">=", prefix))
+        if prefix:  # every string that begins with `prefix` sorts below prefix + the highest code point
+            query = query.where(filter=FieldFilter("_key", "<", prefix + "\U0010ffff"))
+        return [(str(s.get("_key")), _body(s)) for s in query.order_by("_key").limit(limit).stream()]
+
     def close(self) -> None:
         self.db.close()

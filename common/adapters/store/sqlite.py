@@ -84,6 +84,12 @@ class SqliteDocuments:
     def find_below(self, kind: str, field: str, bound: float, limit: int = 1000) -> list[tuple[str, Doc]]:
         return self._select(kind, f"json_extract(body, '$.{_field(field)}') < ?", bound, limit)
 
+    def find_prefix(self, kind: str, prefix: str, limit: int = 100) -> list[tuple[str, Doc]]:
+        rows = self._db().execute(  # the primary key's order: a range, not a scan
+            "SELECT key, body FROM docs WHERE kind = ? AND key >= ? AND key < ? AND substr(key, 1, ?) = ? "
+            "ORDER BY key LIMIT ?", (kind, prefix, prefix + "\U0010ffff", len(prefix), prefix, limit)).fetchall()
+        return [(key, json.loads(body)) for key, body in rows]
+
     def close(self) -> None:
         self._connections.close()
 

@@ -5,6 +5,10 @@
  * account's API key, which the CLI and scripts keep using) lives in sessionStorage only (never
  * in a URL, never logged) and is revoked at sign-out; each route is called at the base URL /config.json
  * gives for it (empty = this origin).
+ *
+ * The console has rooms (classify, sort, files, models, account, admin): one page, one room shown at a time,
+ * chosen by the URL's hash (#/account), so a deep link survives a reload and the back button works. The
+ * account and admin rooms live in account.js and admin.js, which register with `ImageClassifyConsole.room`.
  */
 "use strict";
 
@@ -14,8 +18,11 @@
   const SESSION = "imageclassify.session";
   const FINAL_JOB = new Set(["done", "failed", "cancelled"]);
   const FINAL_MODEL = new Set(["ready", "failed"]);
+  const ROOMS = ["classify", "sort", "files", "models", "account", "admin"];
   const state = { endpoints: {}, key: sessionStorage.getItem(KEY), user: sessionStorage.getItem(USER),
-                  session: sessionStorage.getItem(SESSION), job: null, filesNext: null, confusionUrl: null };
+                  session: sessionStorage.getItem(SESSION), job: null, filesNext: null, confusionUrl: null,
+                  admin: false, room: null };
+  const rooms = {};  // name -> { enter() } registered by account.js and admin.js
   const { $, el } = ImageClassifyDom;  // dom.js
 
   /* -- small DOM helpers ------------------------------------------------------------ */
@@ -137,7 +144,8 @@
   }
 
   function enable(on) {
-    for (const id of ["classify-controls", "job-controls", "files-controls", "train-controls"]) $(id).disabled = !on;
+    for (const id of ["classify-controls", "job-controls", "files-controls", "train-controls", "key-controls",
+                      "password-controls", "delete-controls"]) $(id).disabled = !on;
   }
 
   async function signedIn() {
@@ -146,7 +154,18 @@
     $("account-form").hidden = true;
     $("account-h").textContent = "Your account";
     enable(true);
-    await Promise.all([refreshBalance(), loadModels(), probeFiles()]);
+    await Promise.all([refreshBalance(), loadModels(), probeFiles(), probeAdmin()]);
+    route(false);
+  }
+
+  async function probeAdmin() {  // the admin routes answer 404 to anyone else
+    try {
+      await api("GET", "/admin/totals");
+      state.admin = true;
+    } catch (_) {
+      state.admin = false;
+    }
+    $("nav-admin").hidden = !state.admin;
   }
 
   function signOut(message) {
@@ -154,8 +173,10 @@
       api("DELETE", `/sessions/${encodeURIComponent(state.session)}`).catch(() => {});
     }
     for (const name of [KEY, USER, SESSION]) sessionStorage.removeItem(name);
-    Object.assign(state, { key: null, user: null, session: null, job: null });
+    Object.assign(state, { key: null, user: null, session: null, job: null, admin: false });
     enable(false);
+    $("nav-admin").hidden = true;
+    $("signin").hidden = false;
     $("who").textContent = "Not signed in";
     $("balance").textContent = "–";
     $("sign-out").hidden = true;
@@ -163,6 +184,41 @@
     $("account-h").textContent = "Sign up or sign in";
     showApiKey(null);
     say("account-status", message || "Signed out.");
+    route(false);
+  }
+
+  /* -- rooms ------------------------------------------------------------------------------ */
+
+  function roomOf(hash) {
+    const name = (hash || "").replace(/^#\/?/, "").split(/[/?]/)[0];
+    return ROOMS.includes(name) ? name : "classify";
+  }
+
+  function note(text) {
+    $("room-note").textContent = text || "";
+    $("room-note").hidden = !text;
+  }
+
+  function route(moved) {
+    const name = roomOf(location.hash);
+    const signedIn = Boolean(state.key);
+    const barred = name === "admin" ? (!signedIn || !state.admin) : name === "account" && !signedIn;
+    for (const room of document.querySelectorAll(".room")) room.hidden = barred || room.dataset.room !== name;
+    for (const link of document.querySelectorAll(".rooms a")) {
+      if (link.dataset.room === name) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    note(!barred ? "" : signedIn ? "This page is for administrators." : "Sign in to see this page.");
+    if (signedIn && $("key-box").hidden) $("signin").hidden = true;  // kept while it shows a new API key
+    document.title = `${name[0].toUpperCase()}${name.slice(1)} · ImageClassify console`;
+    state.room = name;
+    if (moved) {
+      showApiKey(null);
+      $("signin").hidden = signedIn;
+      const heading = barred ? $("room-note") : document.querySelector(`#room-${name} h2`);
+      if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+    }
+    if (!barred && signedIn && rooms[name]) rooms[name].enter();
   }
 
   /* -- classify ------------------------------------------------------------------------- */
@@ -189,6 +245,7 @@
         }
       }
       if (!backbones.options.length) backbones.append(el("option", { value: "", text: "efficientnet_lite0 (default)" }));
+      listModels(models.filter((m) => typeof m === "object" && !m.builtin));
       if (!select.options.length) select.append(el("option", { value: "", text: "Built-in (ImageNet, 1000 classes)" }));
       $("train-controls").disabled = false;
     } catch (err) {
@@ -448,6 +505,33 @@
     }
   }
 
+  function listModels(models) {
+    const fixed = (x) => (typeof x === "number" ? x.toFixed(3) : "–");
+    $("model-list").tBodies[0].replaceChildren(...models.map((m) => {
+      const open = el("button", { type: "button", className: "link", text: m.name });
+      open.addEventListener("click", () => openModel(m.name));
+      return el("tr", {}, el("th", { scope: "row" }, open), el("td", { text: m.status }),
+                el("td", { text: typeof m.accuracy === "number" ? percent(m.accuracy) : "–" }),
+                el("td", { text: fixed(m.macro_f1) }), el("td", { text: String(m.images ?? "–") }),
+                el("td", { text: m.backbone || "–" }));
+    }));
+    say("model-list-status", models.length ? "" : "No models of your own yet: train one below.");
+  }
+
+  async function openModel(name) {
+    try {
+      const { data } = await api("GET", `/models/${encodeURIComponent(name)}`);
+      $("train-view").hidden = false;
+      $("train-progress").value = data.status === "ready" ? 100 : (data.progress || {}).percentage || 0;
+      $("train-label").textContent = `Model ${data.name}: ${data.status}`;
+      if (data.status === "ready") await showMetrics(data);
+      else $("metrics").hidden = true;
+      $("train-view").scrollIntoView({ block: "nearest" });
+    } catch (err) {
+      say("model-list-status", err.message, "error");
+    }
+  }
+
   async function showMetrics(model) {
     const m = model.metrics || {};
     const fixed = (x) => (typeof x === "number" ? x.toFixed(3) : "–");
@@ -509,10 +593,19 @@
     $("browse-form").addEventListener("submit", (e) => browse(e, $("browse-prefix").value));
     $("files-more").addEventListener("click", () => browse(null, undefined));
     $("train-form").addEventListener("submit", train);
+    window.addEventListener("hashchange", () => route(true));
+    route(false);
+    document.body.dataset.ready = "true";  // every control answers from here on (the tests wait for it)
     if (state.key && state.user) {
       await signedIn();
     }
   }
+
+  // what account.js and admin.js share with this script
+  window.ImageClassifyConsole = Object.freeze({
+    api, say, state, percent, refreshBalance, signOut,
+    room(name, handlers) { rooms[name] = handlers; },
+  });
 
   document.addEventListener("DOMContentLoaded", start);
 })();
