@@ -39,7 +39,11 @@ def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> i
 
 
 def apply_refund(tx: Tx, username: str, spend_id: str, amount: int, refund_id: str) -> int:
-    """Give back `amount` of a spend unless this refund was applied already or would exceed the spend."""
+    """Give back `amount` of a spend unless this refund was applied already or would exceed the spend. A deleted
+    account's tokens are gone: nothing is given back (its reservations and jobs still close)."""
+    doc = tx.get(ACCOUNTS, username)
+    if doc is not None and doc.get("deleted"):
+        return 0
     account = read_account(tx, username)
     balance = int(account["tokens"])
     if amount <= 0 or tx.get(REFUNDS, refund_id) is not None:

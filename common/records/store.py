@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.records.account_keys import KeyRecords
 from common.records.accounts import KEYS as API_KEYS
 from common.records.accounts import AccountRecords
+from common.records.deletions import AccountDeletions
 from common.records.jobs import JobRecords
 from common.records.ledger import Ledger
 from common.records.metered import MeteredDocuments
@@ -18,7 +20,8 @@ from common.records.usage import UsageRecords
 PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
 
 
-class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords, Throttles):
+class Store(AccountRecords, KeyRecords, AccountDeletions, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords,
+            Throttles):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/records/metered.py)
 
