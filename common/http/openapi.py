@@ -13,6 +13,7 @@ import copy
 import functools
 from typing import Any
 
+from common.http import account_api
 from common.http.schemas import SCHEMAS, Schema, ref
 
 Security = list[dict[str, list[str]]]
@@ -22,7 +23,8 @@ ERRORS = {
     400: "Bad input: the message names the field and the rule.",
     401: "Missing or wrong credentials.",
     402: "Not enough tokens (`insufficient_tokens`, with `balance` and `needed`).",
-    403: "Not allowed (e.g. refill by a non-admin, `quota_exceeded`).",
+    403: "Not allowed (e.g. refill by a non-admin, `quota_exceeded`, `insufficient_scope` for a `classify` key, "
+         "`wrong_password`).",
     404: "No such user, job, model or file (another user's is a 404 too).",
     409: "Conflict: a name already taken, `model_not_ready`, `path_conflict` (a file and a folder of one name), "
          "or `output_folder_taken` (a file where a job's class folder goes).",
@@ -171,6 +173,7 @@ def _paths() -> dict[str, Any]:
                          (400, 401, 404), params=[FILE]),
         },
         **_web_paths(),
+        **account_api.paths(op, reply),
     }
 
 
@@ -200,7 +203,7 @@ def _spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **account_api.SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The API key"},
                                 "basic": {"type": "http", "scheme": "basic"}},
             "responses": {"Error": reply("Any refusal: the error envelope.", ref("Error")),
