@@ -1,4 +1,4 @@
-"""Purging a deleted account: its models (records and files), the files of its space, then its records.
+"""Purging a deleted account: its records (keys, spends, jobs, usage), its models and their files, its space.
 
 Each step re-lists what is left, so a purge killed at any point is finished by the next one: the request that
 deleted the account runs it once, the sweeper runs every deletion still due (`Store.deletions_due`).
@@ -22,6 +22,7 @@ BATCH = 25
 def purge(username: str, deps: Deps) -> None:
     """Delete everything the deleted account `username` held, then mark its deletion finished."""
     store, storage = deps.store, deps.storage
+    store.purge_records(username)  # its jobs first: a worker drops a message whose job is gone, and writes nothing
     for record in store.models_of(username):
         with contextlib.suppress(errors.NotFound):  # a purge before this one deleted it
             store.delete_model(username, record.name)  # (a classify process's cached head is never asked again)
@@ -35,7 +36,6 @@ def purge(username: str, deps: Deps) -> None:
         for key in batch:
             with contextlib.suppress(errors.NotFound):
                 storage.delete(key)
-    store.purge_records(username)
     store.finish_deletion(username)
 
 
