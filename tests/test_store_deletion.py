@@ -4,6 +4,7 @@ finished by the sweeper's pass, the name held back, and the neighbour's data unt
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -158,3 +159,23 @@ def test_named_keys_limit_revoke_and_last_used(store: Store) -> None:
     assert [doc["name"] for _, doc in store.keys_of("fay")] == ["k2"]
     store.add_named_key("k4", key_record("fay", "icf_", "k4", "all"), 2)  # the count was set back to 1
     assert store.key_and_account("key-gus") is not None
+
+
+def test_the_key_limit_holds_under_concurrent_creations(store: Store) -> None:
+    store.create_account("hal", "hash", "key-hal", 5)
+    made, refused = [], []
+
+    def create(i: int) -> None:
+        try:
+            store.add_named_key(f"hal-{i}", key_record("hal", "icf_", f"k{i}", "all"), 5)
+            made.append(i)
+        except errors.Conflict:
+            refused.append(i)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert (len(made), len(refused)) == (5, 3)
+    assert len(store.keys_of("hal")) == 6  # the default key and the five
