@@ -8,6 +8,7 @@ Ctrl-C stop everything at once; the functions still share nothing but the
 configured backends, as they would in the cloud.
 
     /register /api-key /sessions    -> register
+    /keys /password /account        -> register
     /token /tokens /refill /admin   -> tokens
     /classify /upload /predict      -> classify
     /jobs /classification-job       -> sort_job

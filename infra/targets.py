@@ -45,7 +45,7 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("register", "register", routes=("register", "api-key", "sessions")),
+    Target("register", "register", routes=("register", "api-key", "sessions", "keys", "password", "account")),
     Target("tokens", "tokens", routes=("token", "tokens", "refill", "admin")),
     Target("files_api", "files", routes=("files",)),
     Target("classify", "classify", routes=("classify", "upload", "predict")),

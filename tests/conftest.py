@@ -29,7 +29,8 @@ REPO = servers.REPO
 # marked slow here, so the real-server suites keep running in `nox -s tests` and the fast layer stays fast.
 FAST_MODULES = {"test_architecture", "test_fast_http", "test_images_bounded", "test_model", "test_model_pool",
                 "test_training_steps", "test_storage", "test_store_accounts", "test_store_jobs", "test_store_models",
-                "test_web", "test_custom_models", "test_sorting_recovery", "test_review_mends", "test_store_throttles"}
+                "test_web", "test_custom_models", "test_sorting_recovery", "test_review_mends", "test_store_throttles",
+                "test_store_deletion"}
 SERVER_PARAMS = {"firestore", "dynamodb", "gcs", "s3", "gcp", "aws"}
 
 

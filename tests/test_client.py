@@ -219,6 +219,32 @@ def test_register_login_balance_and_refusals(tmp_path: Path, stack: Stack) -> No
     assert taken.returncode == 1 and "409" in taken.stderr
 
 
+def test_keys_password_and_account_delete(tmp_path: Path, stack: Stack) -> None:
+    env = client_env(tmp_path, stack.url)
+    username = new_user(env)
+    made = run_json(env, "keys", "create", "kiosk", "--scope", "classify")
+    assert made["scope"] == "classify" and made["key"].startswith("icf_")
+    plain = run(env, "keys", "create", "ci").stdout
+    assert "shown only now" in plain and re.search(r"^icf_\S+$", plain, re.M)
+    listed = run_json(env, "keys", "list")["keys"]
+    assert [k["name"] for k in listed] == ["default", "kiosk", "ci"] and "key" not in listed[1]
+    assert "kiosk" in run(env, "keys", "list").stdout and "never" in run(env, "keys", "list").stdout
+    narrow = run(env, "--key", made["key"], "keys", "list", ok=False)
+    assert narrow.returncode == 1 and "scope" in narrow.stderr
+    assert run_json(env, "keys", "revoke", made["id"]) == {"revoked": made["id"]}
+    assert run(env, "--key", made["key"], "balance", ok=False).returncode == 1
+    assert run(env, "keys", "revoke", made["id"], ok=False).returncode == 1  # gone already: 404
+    wrong = run(env, "password", "--password-stdin", stdin="not it\nnew password 1\n", ok=False)
+    assert wrong.returncode == 1 and "wrong" in wrong.stderr
+    run(env, "password", "--password-stdin", stdin=f"{PASSWORD}\nnew password 1\n")
+    assert run_json(env, "balance")["username"] == username  # the saved key keeps working
+    refused = run(env, "account", "delete", "--password-stdin", stdin="new password 1\n", ok=False)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    gone = run_json(env, "account", "delete", "--yes", "--password-stdin", stdin="new password 1\n")
+    assert gone == {"username": username, "status": "deleting"}
+    assert run(env, "balance", ok=False).returncode == 1
+
+
 def test_classify_photos_table_json_and_bad_files(tmp_path: Path, stack: Stack) -> None:
     env = client_env(tmp_path, stack.url)
     username = new_user(env)

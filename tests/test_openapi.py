@@ -134,6 +134,32 @@ def test_admin_replies_validate(live: dict[str, Any]) -> None:
     assert [e["action"] for e in events[:2]] == ["resume", "suspend"]
 
 
+def test_account_routes_replies_validate(live: dict[str, Any]) -> None:
+    base, password = live["url"], "a long password"
+    user = stack.register(base, f"oak{uuid.uuid4().hex[:8]}", password)
+    auth = {"Authorization": f"Bearer {user['api_key']}"}
+    made = check(requests.post(f"{base}/keys", json={"name": "ci", "scope": "classify"}, headers=auth, timeout=30),
+                 "/keys", "POST")
+    check(requests.post(f"{base}/keys", json={"name": "bad\nname"}, headers=auth, timeout=30), "/keys", "POST")
+    narrow = {"Authorization": f"Bearer {made['key']}"}
+    assert check(requests.get(f"{base}/keys", headers=narrow, timeout=30), "/keys", "GET")["error"]["code"] == \
+        "insufficient_scope"
+    listed = check(requests.get(f"{base}/keys", headers=auth, timeout=30), "/keys", "GET")["keys"]
+    assert [k["name"] for k in listed] == ["default", "ci"]
+    assert requests.delete(f"{base}/keys/{made['id']}", headers=auth, timeout=30).status_code == 204
+    check(requests.delete(f"{base}/keys/{made['id']}", headers=auth, timeout=30), "/keys/{id}", "DELETE")  # 404
+    change = {"old_password": "wrong one", "new_password": "a newer password"}
+    check(requests.post(f"{base}/password", json=change, headers=auth, timeout=30), "/password", "POST")  # 403
+    r = requests.post(f"{base}/password", json={**change, "old_password": password}, headers=auth, timeout=30)
+    assert r.status_code == 204 and not r.content
+    check(requests.delete(f"{base}/account", json={}, headers=auth, timeout=30), "/account", "DELETE")  # 400
+    gone = check(requests.delete(f"{base}/account", json={"password": "a newer password"}, headers=auth, timeout=30),
+                 "/account", "DELETE")
+    assert gone == {"username": user["username"], "status": "deleting"}
+    check(requests.delete(f"{base}/account", json={"password": "a newer password"}, headers=auth, timeout=30),
+          "/account", "DELETE")  # 401: its keys stopped
+
+
 def test_schemathesis_finds_no_server_error(live: dict[str, Any]) -> None:
     """Bounded: at most 25 examples per operation and 180 s in all, on the endpoints that exist now.
     No 5xx except the documented 502/504 of an unfetchable image URL; every reply as described."""

@@ -99,6 +99,21 @@ class Client:
     def balance(self) -> dict[str, Any]:
         return dict(self.json("GET", "/tokens"))
 
+    def keys(self) -> list[dict[str, Any]]:
+        return list(self.json("GET", "/keys").get("keys") or [])
+
+    def create_key(self, name: str, scope: str) -> dict[str, Any]:
+        return dict(self.json("POST", "/keys", json={"name": name, "scope": scope}))
+
+    def revoke_key(self, key_id: str) -> None:
+        self.request("DELETE", f"/keys/{quote(key_id, safe='')}")
+
+    def change_password(self, old: str, new: str, revoke_keys: bool) -> None:
+        self.request("POST", "/password", json={"old_password": old, "new_password": new, "revoke_keys": revoke_keys})
+
+    def delete_account(self, password: str) -> dict[str, Any]:
+        return dict(self.json("DELETE", "/account", json={"password": password}))
+
     # -- classify -------------------------------------------------------------------------
     def classify_batch(self, images: list[dict[str, str]], **options: Any) -> dict[str, Any]:
         """`POST /classify` with `images: [...]`; a fresh Idempotency-Key makes a retry free."""

@@ -44,6 +44,8 @@ class AccountsSettings:
     trusted_proxies: int
     admin_username: str
     admin_password: str
+    max_keys: int = 20  # named API keys per account (POST /keys)
+    name_hold_days: float = 30.0  # a deleted account's username is refused at sign-up for this long
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,8 @@ def settings() -> Settings:
             trusted_proxies=integer("TRUSTED_PROXIES", 0),
             admin_username=text("ADMIN_USERNAME", ""),
             admin_password=text("ADMIN_PASSWORD", ""),
+            max_keys=integer("MAX_KEYS", 20),
+            name_hold_days=number("NAME_HOLD_DAYS", 30.0),
         ),
         billing=BillingSettings(
             # twice the classify function's timeout: a request that outlives it anyway is refused, never served free

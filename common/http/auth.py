@@ -13,12 +13,12 @@ from typing import Any
 import flask
 
 from common import bootstrap
-from common.accounts import admins, passwords
+from common.accounts import admins, keys, passwords
 from common.accounts import service as accounts
 from common.accounts.bodies import USERNAME_RULE
 from common.adapters.deps import Deps
 from common.core import errors, logs
-from common.http import web
+from common.http import scopes, web
 from common.http.clientaddr import client_network as client_network  # re-exported: the functions call it here
 from common.records.records import Account
 
@@ -44,15 +44,25 @@ def _by_password(username: Any, password: Any, network: str, deps: Deps) -> Acco
     return account
 
 
-def _by_key(key: str, deps: Deps) -> Account:
-    key = key.strip()
-    account = deps.store.account_by_key(accounts.key_hash(key)) if key.startswith(accounts.KEY_PREFIX) else None
-    if account is None:
+def _by_key(key: str, deps: Deps, request: flask.Request) -> Account:
+    """The key's account, if the key is live and its scope allows this request (`scopes.py`, the one check)."""
+    key, hashed = key.strip(), accounts.key_hash(key.strip())
+    found = deps.store.key_and_account(hashed) if key.startswith(accounts.KEY_PREFIX) else None
+    if found is None:
         raise errors.Unauthorized(
             "The API key is not valid. Use the key shown at registration, or get a new one with POST /api-key.",
             code="invalid_api_key",
         )
+    record, account = found
+    scopes.check(str(record.get("scope", scopes.ALL)), request)
+    keys.seen(hashed, record, deps)  # `last_used`, coarsely
+    request.environ[scopes.KEY_HASH] = hashed
     return account
+
+
+def key_hash_of(request: flask.Request) -> str | None:
+    """The hash of the API key that authenticated `request` (None: a password did)."""
+    return request.environ.get(scopes.KEY_HASH)
 
 
 def _body_credentials(request: flask.Request) -> dict[str, Any] | None:
@@ -103,7 +113,7 @@ def _authenticate(request: flask.Request, allow_key: bool, deps: Deps) -> Accoun
         if not allow_key:
             raise errors.Unauthorized("This needs your password, not an API key: use HTTP Basic or "
                                       "username and password in the JSON body.")
-        return _by_key(auth.token or "", deps)
+        return _by_key(auth.token or "", deps, request)
     if auth is not None and auth.type == "basic":
         if not auth.password:
             raise errors.Unauthorized("The Basic authorization header must hold username:password.")

@@ -13,7 +13,7 @@ import copy
 import functools
 from typing import Any
 
-from common.http import openapi_admin
+from common.http import account_api, openapi_admin
 from common.http.schemas import SCHEMAS, Schema, ref
 
 Security = list[dict[str, list[str]]]
@@ -23,7 +23,8 @@ ERRORS = {
     400: "Bad input: the message names the field and the rule.",
     401: "Missing or wrong credentials.",
     402: "Not enough tokens (`insufficient_tokens`, with `balance` and `needed`).",
-    403: "Not allowed (e.g. refill by a non-admin, `quota_exceeded`).",
+    403: "Not allowed (e.g. refill by a non-admin, `quota_exceeded`, `insufficient_scope` for a `classify` key, "
+         "`wrong_password`).",
     404: "No such user, job, model or file (another user's is a 404 too).",
     409: "Conflict: a name already taken, `model_not_ready`, `path_conflict` (a file and a folder of one name), "
          "or `output_folder_taken` (a file where a job's class folder goes).",
@@ -177,6 +178,7 @@ def _paths() -> dict[str, Any]:
         },
         **_web_paths(),
         **openapi_admin.paths(op, reply),
+        **account_api.paths(op, reply),
     }
 
 
@@ -206,7 +208,7 @@ def _spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": _paths(),
         "components": {
-            "schemas": {**SCHEMAS, **openapi_admin.SCHEMAS},
+            "schemas": {**SCHEMAS, **openapi_admin.SCHEMAS, **account_api.SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The API key"},
                                 "basic": {"type": "http", "scheme": "basic"}},
             "responses": {"Error": reply("Any refusal: the error envelope.", ref("Error")),

@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound as NoRoute
 from werkzeug.routing import Map, PathConverter, Rule
 
 from common.core import errors, jsonlimits, logs
-from common.http import envelope, health, requestlog
+from common.http import envelope, health, requestlog, scopes
 from common.http import guard as httpguard
 
 Handler = Callable[[flask.Request], flask.Response]
@@ -61,6 +61,7 @@ def endpoint(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def wrapper(request: flask.Request) -> flask.Response:
+        request.environ[scopes.FUNCTION] = name  # what a scoped key may call is decided per function (scopes.py)
         with requestlog.RequestScope(name, request) as scope:  # one log line per request, see common/http/requestlog.py
             try:  # the body's size was refused from its headers already, by the guard (common/http/guard.py)
                 probe = health.probe(name, request)  # GET /healthz, before any routing

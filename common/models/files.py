@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from common.adapters.storage.port import Storage, list_all
+from common.adapters.storage.port import MODELS, Storage, list_all
 from common.core import errors
 from common.records.records import ModelRecord
 
-ROOT = "models/"
+ROOT = MODELS
 MAX_DATASET_BYTES = 64 * 1024 * 1024  # 20,000 keys of at most 1 KB each, with room
 MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MAX_METRICS_BYTES = 8 * 1024 * 1024

@@ -16,6 +16,8 @@ function.
   closed after its lease: the usage counts what is stored.
 - A custom model's training run that has not moved for JOB_STALL_SECONDS
   ends `failed`, and every token it has not refunded yet is refunded.
+- A deleted account's data is purged (`common/ops/deletion.py`): the deletion
+  the request started, or one a crash interrupted, finishes here.
 """
 
 from __future__ import annotations
@@ -53,8 +55,12 @@ def sweep(now: float | None = None) -> dict[str, Any]:
     from common.files.service import stored_size
 
     writes = store.close_expired_writes(stored_size, now)  # uploads and outputs whose writer died: counted as stored
+    from common import bootstrap
+    from common.ops import deletion
+
+    deleted = deletion.purge_due(bootstrap.deps(), now)
     if refunded or closed or models:
         log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
                     "closed", refunded, len(closed), len(models))
     return {"reservations_refunded": refunded, "leases_closed": leases, "jobs_closed": closed, "models_failed": models,
-            "expired_records_deleted": purged, "space_writes_closed": writes}
+            "expired_records_deleted": purged, "space_writes_closed": writes, "accounts_purged": deleted}

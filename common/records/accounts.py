@@ -26,10 +26,20 @@ def unknown_user(username: str) -> errors.NotFound:
 
 
 def read_account(tx: Tx, username: str) -> dict[str, Any]:
+    """The account's document; a deleted account (its tombstone, `deletions.py`) is as unknown as a missing one."""
     doc = tx.get(ACCOUNTS, username)
-    if doc is None:
+    if doc is None or doc.get("deleted"):
         raise unknown_user(username)
     return doc
+
+
+def held_back(doc: dict[str, Any] | None, username: str, now: float | None = None) -> None:
+    """Refuse a sign-up under a name an account holds, or a deleted one held for its cooling-off (or still being
+    purged: its old keys must be gone before the name can mean someone else)."""
+    held = doc is not None and not (doc.get("deleted") and doc.get("purged")
+                                    and doc.get("hold_until", 0) <= (now or time.time()))
+    if held:  # the same answer for a held name as for a live one: it tells nobody an account was deleted
+        raise errors.Conflict(f"The username {username!r} is taken. Choose another one.", code="username_taken")
 
 
 def key_record(username: str, prefix: str, name: str = DEFAULT_KEY, scope: str = "all",
@@ -51,9 +61,7 @@ class AccountRecords:
     def create_account(self, username: str, password_hash: str, key_hash: str, tokens: int,
                        is_admin: bool = False, prefix: str = "") -> Account:
         def work(tx: Tx) -> None:
-            if tx.get(ACCOUNTS, username) is not None:
-                raise errors.Conflict(f"The username {username!r} is taken. Choose another one.",
-                                      code="username_taken")
+            held_back(tx.get(ACCOUNTS, username), username)
             _add_key(tx, key_hash, key_record(username, prefix))
             tx.put(ACCOUNTS, username, {"username": username, "password_hash": password_hash, "key_hash": key_hash,
                                         "tokens": tokens, "is_admin": is_admin, "created": time.time()})
@@ -64,7 +72,7 @@ class AccountRecords:
 
     def get_account(self, username: str) -> Account | None:
         doc = self.docs.get(ACCOUNTS, username)
-        return Account.from_doc(doc) if doc else None
+        return Account.from_doc(doc) if doc and not doc.get("deleted") else None
 
     def account_by_key(self, key_hash: str, now: float | None = None) -> Account | None:
         link = self.docs.get(KEYS, key_hash)

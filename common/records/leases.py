@@ -127,12 +127,16 @@ class Leases:
             current = tx.get(LEASES, lease_id)
             if current is None or current.get("closed"):
                 return False
+            closed = {k: v for k, v in current.items() if k not in ("expires", "holder")}
+            found = tx.get(ACCOUNTS, current["username"])
+            if found is None or found.get("deleted"):  # a deleted account's tokens are gone: nothing goes back
+                tx.put(LEASES, lease_id, {**closed, "closed": True, "spent": used, "returned": 0})
+                return True
             account = read_account(tx, current["username"])
             leases = {k: v for k, v in (account.get("leases") or {}).items() if k != lease_id}
             back = int(current["block"]) - used
             tx.put(ACCOUNTS, current["username"], {**account, "tokens": int(account["tokens"]) + back,
                                                    "leases": leases})
-            closed = {k: v for k, v in current.items() if k not in ("expires", "holder")}
             tx.put(LEASES, lease_id, {**closed, "closed": True, "spent": used, "returned": back})
             return True
 

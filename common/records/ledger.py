@@ -61,7 +61,11 @@ def refund_spend(tx: Tx, username: str, spend_id: str, amount: int, refund_id: s
 
 def apply_refund(tx: Tx, username: str, spend_id: str, amount: int, refund_id: str) -> int:
     """Give back `amount` of a spend to the account unless this refund was applied already or would exceed the
-    spend; the balance."""
+    spend; the balance. A deleted account's tokens are gone: nothing is given back (its reservations and jobs
+    still close)."""
+    doc = tx.get(ACCOUNTS, username)
+    if doc is not None and doc.get("deleted"):
+        return 0
     account = read_account(tx, username)
     balance = int(account["tokens"])
     if not refund_spend(tx, username, spend_id, amount, refund_id):

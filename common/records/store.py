@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.records.account_keys import KeyRecords
 from common.records.accounts import KEYS as API_KEYS
 from common.records.accounts import AccountRecords
+from common.records.deletions import AccountDeletions
 from common.records.jobs import JobRecords
 from common.records.leases import Leases
 from common.records.ledger import Ledger
@@ -20,8 +22,8 @@ from common.records.usage import UsageRecords
 PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
 
 
-class Store(AccountRecords, Ledger, Reservations, Leases, JobRecords, ModelRecords, UsageRecords, Throttles,
-            OperatorRecords):
+class Store(AccountRecords, KeyRecords, AccountDeletions, Ledger, Reservations, Leases, JobRecords, ModelRecords,
+            UsageRecords, Throttles, OperatorRecords):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/records/metered.py)
 

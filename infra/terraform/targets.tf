@@ -92,6 +92,7 @@ locals {
     refill               = "tokens", admin = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
+    keys                 = "register", password = "register", account = "register"
   }
 
   # The functions fed by each trigger; every resource that wires a trigger iterates over its entry here.

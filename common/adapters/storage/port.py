@@ -66,6 +66,7 @@ def list_objects(storage: Storage, prefix: str) -> Iterator[Object]:
 
 
 SPACES = "users/"  # the bucket's layout: each account's space is users/<name>/ (common/files/spaces.py)
+MODELS = "models/"  # the custom models' files, `models/<owner>/<name>/<version>/` (common/models/files.py)
 
 
 def list_all(storage: Storage, prefix: str) -> Iterator[str]:
