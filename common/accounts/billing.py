@@ -62,5 +62,5 @@ def reserve(store: Store, s: Settings, account: Account, amount: int, idempotenc
         raise errors.BadRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces.",
                                 code="invalid_idempotency_key")
     spend_id, balance, replay = store.reserve(account.username, amount, s.billing.reservation_lease, idempotency_key,
-                                              request_fingerprint, s.billing.reservation_holder)
+                                              request_fingerprint, s.billing.reservation_holder, account.key_id)
     return Reservation(store, account.username, amount, spend_id, balance, idempotency_key, replay)

@@ -21,6 +21,11 @@ from common.records.port import DocumentStore, Tx
 SPENDS, REFUNDS = "spends", "refunds"
 
 
+def usage_day(username: str, at: float) -> str:
+    """What a spend is found by for its account's usage history: the account and the UTC day it was made."""
+    return f"{username}|{time.strftime('%Y-%m-%d', time.gmtime(at))}"
+
+
 def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> int:
     """Take `amount` tokens and record the spend; the new balance. Refused (402) when the balance is short.
     A spend is taken once under its id: an attempt run again after its commit's reply was lost (Firestore's
@@ -32,8 +37,9 @@ def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> i
     if balance < amount:
         raise errors.InsufficientTokens(balance, amount)
     tx.put(ACCOUNTS, username, {**account, "tokens": balance - amount})
-    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": time.time(),
-                              **extra})
+    now = time.time()  # `extra`: the spend's `kind` (classify, job, training) and `key_id`, for the usage history
+    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": now,
+                              "usage_day": usage_day(username, now), **extra})
     tally(tx, spent=amount)
     return balance - amount
 

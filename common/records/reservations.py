@@ -70,7 +70,7 @@ class Reservations:
     docs: DocumentStore
 
     def reserve(self, username: str, amount: int, lease: float, key: str | None = None,
-                fingerprint: str = "", holder: str = "") -> tuple[str, int, dict[str, Any] | None]:
+                fingerprint: str = "", holder: str = "", key_id: str = "") -> tuple[str, int, dict[str, Any] | None]:
         """(spend id, balance, reply to replay or None) for a new attempt, or the replay of a finished one.
         `holder` names the process serving it, when something can tell that process died (`release`)."""
         now, spend_id = time.time(), f"{username}:{uuid.uuid4().hex}"
@@ -90,8 +90,8 @@ class Reservations:
             if record is not None and record["state"] == "running":
                 _expire(tx, record["spend_id"])  # its lease ran out: that attempt can no longer be paid for
             extra = {"key": record_key} if key is not None else {}
-            balance = charge(tx, username, amount, spend_id, expires=now + lease, **extra,
-                             **({"holder": holder} if holder else {}))
+            balance = charge(tx, username, amount, spend_id, expires=now + lease, kind="classify", key_id=key_id,
+                             **extra, **({"holder": holder} if holder else {}))
             if key is not None:
                 tx.put(KEYS, record_key, {"fingerprint": fingerprint, "spend_id": spend_id, "state": "running",
                                           "expires": now + lease, "response": None, "username": username})

@@ -10,15 +10,18 @@ from common.records.metered import MeteredDocuments
 from common.records.models import ModelRecords
 from common.records.port import DocumentStore, Tx
 from common.records.reservations import KEYS, Reservations
+from common.records.spends import SpendHistory
 from common.records.throttles import FAILURES, WINDOWS, Throttles
 from common.records.usage import UsageRecords
+from common.records.webhooks import WebhookRecords
 
 # What `Store.purge_expired` deletes once expired (read as absent already); DynamoDB's TTL may delete them too,
 # never spends or space writes, whose expiry the sweeper must act on
 PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
 
 
-class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords, Throttles):
+class Store(AccountRecords, Ledger, Reservations, JobRecords, ModelRecords, UsageRecords, Throttles, WebhookRecords,
+            SpendHistory):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/records/metered.py)
 

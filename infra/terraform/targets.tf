@@ -46,7 +46,7 @@ locals {
       secrets = ["ADMIN_PASSWORD"]
     }
     tokens = {
-      concurrency = 40, secrets = ["ADMIN_PASSWORD"]
+      concurrency = 40, secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"] # INTERNAL_SECRET: webhook secrets
     }
     files_api = {
       memory = "512M", bucket_role = "user", secrets = ["ADMIN_PASSWORD"]
@@ -90,6 +90,7 @@ locals {
   web_routes = {
     register             = "register", "api-key" = "register", sessions = "register", token = "tokens", tokens = "tokens",
     refill               = "tokens",
+    usage                = "tokens", "usage.csv" = "tokens", webhooks = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
   }

@@ -40,7 +40,8 @@ T = TypeVar("T")
 # field -> the kinds whose documents are found by it (common/store: api keys by username, job images by job,
 # jobs and models by status, models by owner, reservations by holder)
 INDEXED = {"username": ("api_keys",), "job_id": ("job_images", "job_shards"), "status": ("jobs", "models"),
-           "owner": ("models", "usage_shards"), "holder": ("spends",)}
+           "owner": ("models", "usage_shards", "webhook_deliveries"), "holder": ("spends",),
+           "usage_day": ("spends",)}
 EXPIRY_INDEX, SHARDS = "by_expires", 8
 MAX_ACTIONS = 100  # TransactWriteItems' limit (items read and written, each once)
 DEADLINE = 30.0  # seconds of retries before a 503
