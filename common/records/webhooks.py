@@ -13,8 +13,10 @@
   schedule is spent or a day has passed.
 - Delivery is at least once: a receiver that answered but whose answer was
   lost gets the event again, with the same id, to deduplicate on.
-- A secret record holds a random nonce, not the secret: the secret is an HMAC
-  of it under the deployment's INTERNAL_SECRET (`common.accounts.webhooks`).
+- An account's signing secret is kept in a record of its own (it must be
+  read to sign, so it cannot be stored hashed like an API key): never in the
+  account's document, a log line or a reply other than its owner's
+  `GET /webhooks/secret`; the store's encryption at rest covers it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from common.records.port import Doc, DocumentStore, Tx
 
 DELIVERIES, SECRETS = "webhook_deliveries", "webhook_secrets"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of a generated secret, not a secret
 KEEP_TRYING = 24 * 3600.0  # seconds after the event, after which a delivery is given up
 ERROR_CHARS = 300
 log = logging.getLogger("imageclassify.webhooks")
@@ -135,18 +138,19 @@ class WebhookRecords:
         doc = self.docs.get(DELIVERIES, delivery_id)
         return _public(delivery_id, doc) if doc and doc["owner"] == owner else None
 
-    def webhook_nonce(self, owner: str, rotate: bool = False) -> str:
-        """The nonce the account's webhook secret is made from: made on first use, replaced by `rotate`."""
+    def webhook_secret(self, owner: str, rotate: bool = False) -> str:
+        """The account's webhook signing secret: made on first use, replaced by `rotate` (the old one stops
+        signing at once)."""
         current = self.docs.get(SECRETS, owner)
         if current is not None and not rotate:
-            return str(current["nonce"])
+            return str(current["secret"])
 
         def work(tx: Tx) -> str:
             doc = tx.get(SECRETS, owner)
             if doc is not None and not rotate:
-                return str(doc["nonce"])  # made meanwhile by another first use
-            nonce = secrets.token_hex(32)
-            tx.put(SECRETS, owner, {"owner": owner, "nonce": nonce, "created": time.time()})
-            return nonce
+                return str(doc["secret"])  # made meanwhile by another first use
+            secret = SECRET_PREFIX + secrets.token_hex(32)
+            tx.put(SECRETS, owner, {"owner": owner, "secret": secret, "created": time.time()})
+            return secret
 
         return self.docs.transact(work)

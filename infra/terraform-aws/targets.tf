@@ -48,7 +48,7 @@ locals {
       memory = 1024, secrets = ["ADMIN_PASSWORD"] # bcrypt: CPU grows with memory
     }
     tokens = {
-      memory = 1024, secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"] # INTERNAL_SECRET: webhook secrets
+      memory = 1024, secrets = ["ADMIN_PASSWORD"]
     }
     files_api = {
       memory = 1024, bucket_read = ["users/"], bucket_write = ["users/"], secrets = ["ADMIN_PASSWORD"]

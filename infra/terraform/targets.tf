@@ -46,7 +46,7 @@ locals {
       secrets = ["ADMIN_PASSWORD"]
     }
     tokens = {
-      concurrency = 40, secrets = ["ADMIN_PASSWORD", "INTERNAL_SECRET"] # INTERNAL_SECRET: webhook secrets
+      concurrency = 40, secrets = ["ADMIN_PASSWORD"]
     }
     files_api = {
       memory = "512M", bucket_role = "user", secrets = ["ADMIN_PASSWORD"]
