@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from common.records.records import ImageOutcome, Job
 from common.records.store import Store
@@ -77,3 +79,27 @@ def test_the_webhook_secret_is_made_once_and_rotated(store: Store) -> None:
     assert first.startswith("whsec_") and store.webhook_secret("owner") == first
     rotated = store.webhook_secret("owner", rotate=True)
     assert rotated != first and store.webhook_secret("owner") == rotated != store.webhook_secret("other")
+
+
+def test_the_sweeper_publishes_what_is_due_and_a_stale_message_changes_nothing(store: Store) -> None:
+    """A delivery whose message was lost (a crash right after the finishing commit) is published by the sweep;
+    a message for a delivery that is not due (held by an attempt, or delivered) does nothing."""
+    from common.accounts import deliveries
+    from common.adapters.deps import Deps
+    from common.core import config
+
+    published: list[dict[str, Any]] = []
+
+    class Queue:
+        def publish(self, messages: Sequence[dict[str, Any]]) -> None:
+            published.extend(messages)
+
+    deps = Deps(config.settings, store=store, queue=Queue())
+    store.create_account("owner", "h", "k-owner", 5)
+    _job(store, "owner", "j5", "https://example.com/hook")
+    store.finish_job("j5", "cancelled")
+    assert deliveries.publish_due(deps, time.time() + 1) == 1
+    assert [m["delivery"] for m in published] == ["evt_job_j5"] and deliveries.is_delivery(published[0])
+    store.claim_delivery("evt_job_j5", 600.0)
+    assert deliveries.handle(published[0], deps) is False  # held by the attempt that claimed it: no second POST
+    assert deliveries.publish_due(deps, time.time() + 1) == 0

@@ -143,6 +143,7 @@ def describe(job: Job) -> dict[str, Any]:
         "model": model_name(job.model),
         "created": job.created,
         **({"error": job.error} if job.error else {}),
+        **({"webhook": job.webhook} if job.webhook else {}),
     }
 
 

@@ -121,6 +121,8 @@ def describe(record: ModelRecord, deps: Deps, metrics: bool = True) -> dict[str,
     }
     if record.error:
         body["error"] = record.error
+    if record.webhook:
+        body["webhook"] = record.webhook
     if record.status == "ready":
         body["accuracy"], body["macro_f1"] = record.accuracy, record.macro_f1
         if metrics:
