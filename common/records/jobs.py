@@ -84,8 +84,7 @@ def settle(job: Job) -> bool:
 
 def report_finished(job: Job) -> None:
     metrics.finished("job", job.status, job.created, job=job.id, images=job.total)
-    if job.webhook:
-        webhooks.kick(webhooks.job_event(job)["event_id"])
+    webhooks.kick_for(job, webhooks.job_event)
 
 
 class JobRecords:
@@ -94,14 +93,7 @@ class JobRecords:
     def _transact(self, work: Callable[[Tx, list[Job]], T]) -> T:
         """Run `work` in a transaction; the jobs it finished are reported once it has committed. The delivery of
         a finished job's webhook is recorded in that commit."""
-
-        def announcing(tx: Tx, finished: list[Job]) -> T:
-            result = work(tx, finished)
-            for job in finished:
-                webhooks.announce(tx, job.owner, job.webhook, webhooks.job_event(job))
-            return result
-
-        return transact_then(self.docs, announcing, report_finished)
+        return transact_then(self.docs, webhooks.announcing(work, webhooks.job_event), report_finished)
 
     def create_job(self, job: Job, spend_amount: int, spend_id: str, objects: list[str] | None = None,
                    key_id: str = "") -> Job:
@@ -119,8 +111,8 @@ class JobRecords:
                 webhooks.announce(tx, job.owner, job.webhook, webhooks.job_event(job))
 
         self.docs.transact(work)
-        if job.finished and job.webhook:
-            webhooks.kick(webhooks.job_event(job)["event_id"])
+        if job.finished:
+            webhooks.kick_for(job, webhooks.job_event)
         return job
 
     def get_job(self, job_id: str) -> Job | None:

@@ -73,8 +73,7 @@ def _finished(record: ModelRecord) -> None:
     """A training run reached its final state: its duration for the metrics and the log."""
     metrics.finished("training", record.status, record.created, model=f"{record.owner}/{record.name}",
                      images=record.images)
-    if record.webhook:
-        webhooks.kick(webhooks.model_event(record)["event_id"])
+    webhooks.kick_for(record, webhooks.model_event)
 
 
 class ModelRecords:
@@ -84,14 +83,7 @@ class ModelRecords:
         """Run `work` in a transaction; a run it ends (the record it appends to the list it is given) is counted
         for the metrics once it has committed, without reading the record again; its webhook's delivery is
         recorded in that commit."""
-
-        def announcing(tx: Tx, ended: list[ModelRecord]) -> T:
-            result = work(tx, ended)
-            for record in ended:
-                webhooks.announce(tx, record.owner, record.webhook, webhooks.model_event(record))
-            return result
-
-        return transact_then(self.docs, announcing, _finished)
+        return transact_then(self.docs, webhooks.announcing(work, webhooks.model_event), _finished)
 
     def create_model(self, record: ModelRecord, key_id: str = "") -> ModelRecord:
         """Store a new model and charge one token per image, atomically (409 for a name in use, 402 short)."""

@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from common.records.port import Doc, DocumentStore, Tx
 
@@ -35,6 +35,17 @@ KEEP_TRYING = 24 * 3600.0  # seconds after the event, after which a delivery is 
 ERROR_CHARS = 300
 log = logging.getLogger("imageclassify.webhooks")
 _announcers: list[Callable[[str], None]] = []  # what tells a worker at once (set by the composition root)
+T = TypeVar("T")
+
+
+class Announced(Protocol):
+    """What ends with a webhook: a job or a training run."""
+
+    owner: str
+    webhook: str | None
+
+
+A = TypeVar("A", bound=Announced)
 
 
 def job_event(job: Any) -> dict[str, Any]:
@@ -49,6 +60,26 @@ def model_event(record: Any) -> dict[str, Any]:
     return {"type": "model.finished", "event_id": f"evt_model_{record.version}", "id": record.name,
             "status": record.status, "created": time.time(), "images": record.images, "failed": record.failed,
             "accuracy": record.accuracy, **({"error": record.error} if record.error else {})}
+
+
+def announcing(work: Callable[[Tx, list[A]], T], event: Callable[[A], dict[str, Any]]
+               ) -> Callable[[Tx, list[A]], T]:
+    """`work` (a transaction's, appending what it ends to the list it is given), then the webhook delivery of each
+    thing it ended recorded in the same transaction."""
+
+    def wrapped(tx: Tx, ended: list[A]) -> T:
+        result = work(tx, ended)
+        for item in ended:
+            announce(tx, item.owner, item.webhook, event(item))
+        return result
+
+    return wrapped
+
+
+def kick_for(item: Announced, event: Callable[[Any], dict[str, Any]]) -> None:
+    """After the commit that ended `item`: have its webhook delivered now, if it has one."""
+    if item.webhook:
+        kick(event(item)["event_id"])
 
 
 def on_announce(publish: Callable[[str], None]) -> None:
