@@ -15,6 +15,7 @@ from common.adapters.queue.port import Queue
 from common.adapters.storage.port import Storage
 from common.core import config
 from common.core.config import Settings
+from common.records import webhooks
 from common.records.store import Store
 
 
@@ -28,6 +29,16 @@ def bootstrap(settings: Given[Settings] | None = None, *, store: Given[Store] | 
 
 
 _process = bootstrap()
+
+
+def _announce(delivery_id: str) -> None:
+    """A webhook's delivery just recorded: tell a worker now (the sweeper would, later)."""
+    from common.accounts import deliveries
+
+    _process.queue.publish([deliveries.message(delivery_id)])
+
+
+webhooks.on_announce(_announce)
 
 
 def deps() -> Deps:

@@ -46,7 +46,7 @@ class Target:
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("register", "register", routes=("register", "api-key", "sessions", "keys", "password", "account")),
-    Target("tokens", "tokens", routes=("token", "tokens", "refill", "admin")),
+    Target("tokens", "tokens", routes=("token", "tokens", "refill", "admin", "usage", "usage.csv", "webhooks")),
     Target("files_api", "files", routes=("files",)),
     Target("classify", "classify", routes=("classify", "upload", "predict")),
     Target("sort_job", "sort_job", routes=("jobs", "classification-job")),

@@ -80,6 +80,12 @@ def test_a_classify_key_is_refused_everything_but_classify_balance_and_jobs(acco
         requests.delete(account_api.url("register", "/sessions/0123456789abcdef"), headers=auth, timeout=T),
         requests.post(account_api.url("tokens", "/refill"), json={"username": user["username"], "amount": 1},
                       headers=auth, timeout=T),
+        requests.get(account_api.url("tokens", "/usage"), headers=auth, timeout=T),
+        requests.get(account_api.url("tokens", "/usage.csv"), headers=auth, timeout=T),
+        requests.get(account_api.url("tokens", "/webhooks/secret"), headers=auth, timeout=T),
+        requests.post(account_api.url("tokens", "/webhooks/secret"), headers=auth, timeout=T),
+        requests.get(account_api.url("tokens", "/webhooks/deliveries"), headers=auth, timeout=T),
+        requests.get(account_api.url("tokens", "/admin/accounts"), headers=auth, timeout=T),
     ]
     for r in refused:
         error = error_of(r, 403)

@@ -19,6 +19,7 @@ from imageclassify_client.cmd_bucket import job, jobs, upload
 from imageclassify_client.cmd_images import classify, sort
 from imageclassify_client.cmd_keys import account, keys, password
 from imageclassify_client.cmd_models import models, train
+from imageclassify_client.cmd_usage import usage, webhooks
 from imageclassify_client.context import State
 from imageclassify_client.errors import EXIT_INTERRUPTED, EXIT_REFUSED, ClientError
 from imageclassify_client.output import Output
@@ -57,7 +58,7 @@ def cli(ctx: click.Context, api: str | None, key: str | None, json_mode: bool) -
 
 for command in (register, login, balance, classify, sort, upload, job, jobs, train, models):
     cli.add_command(command)
-for command in (keys, password, account):  # the account's keys, password and deletion (cmd_keys.py)
+for command in (keys, password, account, usage, webhooks):  # the account: keys, password, leaving, usage, webhooks
     cli.add_command(command)
 
 

@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from imageclassify_client import output
-from imageclassify_client.context import State, interval_option, json_option, min_score_option, model_option, pass_state
+from imageclassify_client.context import (
+    State,
+    interval_option,
+    json_option,
+    min_score_option,
+    model_option,
+    pass_state,
+    webhook_option,
+)
 from imageclassify_client.output import Output
 from imageclassify_client.sorting import parse_classes
 from imageclassify_client.uploading import Upload, normalise_prefix, upload_folder
@@ -63,10 +71,11 @@ def show_job(out: Output, job: dict[str, Any]) -> None:
 @min_score_option
 @click.option("--watch", "-w", is_flag=True, help="Follow the job to its end, then show the counts.")
 @interval_option
+@webhook_option
 @json_option
 @pass_state
 def job(state: State, source: str, classes: str, model: str | None, min_score: float | None, watch: bool,
-        interval: float) -> int:
+        interval: float, webhook: str | None) -> int:
     """Sort a folder of your space on the server (one token per image, reserved up front).
 
     Outputs land in your space at <class>/<path> and unmatched/<path>, where <path> is the image's path in
@@ -77,7 +86,7 @@ def job(state: State, source: str, classes: str, model: str | None, min_score: f
         raise click.UsageError("Name the classes (--classes dog,cat), or a custom --model to use all its labels.")
     body: dict[str, Any] = {"source": source}
     body.update({k: v for k, v in (("classes", classes and parse_classes(classes)), ("model", model),
-                                   ("min_score", min_score)) if v is not None})
+                                   ("min_score", min_score), ("webhook", webhook)) if v is not None})
     client, out = state.client(), state.output
     created = client.create_job(body)
     if not watch:

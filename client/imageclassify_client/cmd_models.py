@@ -10,7 +10,7 @@ import click
 
 from imageclassify_client import inputs, output
 from imageclassify_client.cmd_bucket import upload_to
-from imageclassify_client.context import State, interval_option, json_option, pass_state
+from imageclassify_client.context import State, interval_option, json_option, pass_state, webhook_option
 from imageclassify_client.errors import UsageProblem
 from imageclassify_client.watching import watch_model
 
@@ -35,10 +35,11 @@ def check_dataset(folder: Path) -> list[str]:
                    "efficientnet_lite0). `imageclassify models` lists the built-ins.")
 @click.option("--watch", "-w", is_flag=True, help="Follow training to its end, then show the metrics.")
 @interval_option
+@webhook_option
 @json_option
 @pass_state
 def train(state: State, source: str, name: str, augment: int | None, backbone: str | None, watch: bool,
-          interval: float) -> int:
+          interval: float, webhook: str | None) -> int:
     """Train a custom model from a local folder of class subfolders, or from a folder of your space.
 
     A local folder is first uploaded to datasets/NAME/ in your space (files already there are skipped).
@@ -61,6 +62,8 @@ def train(state: State, source: str, name: str, augment: int | None, backbone: s
         body["augment"] = augment
     if backbone is not None:
         body["backbone"] = backbone
+    if webhook is not None:
+        body["webhook"] = webhook
     created = client.create_model(body)
     final = created
     if watch:

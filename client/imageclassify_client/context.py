@@ -60,3 +60,8 @@ def model_option(f: F) -> F:
 def min_score_option(f: F) -> F:
     return click.option("--min-score", type=click.FloatRange(0, 1), default=None,
                         help="Smallest class score for an image to go to that class (server default 0.3).")(f)
+
+
+def webhook_option(f: F) -> F:
+    return click.option("--webhook", default=None, metavar="URL",
+                        help="An https URL to POST a signed event to when it ends (see `imageclassify webhooks`).")(f)

@@ -84,5 +84,6 @@ def reserve(store: Store, s: Settings, account: Account, amount: int, idempotenc
                                 code="invalid_idempotency_key")
     leases = leasing.book(store, s.billing)
     (spend_id, balance, replay), handout = leases.reserve(account.username, amount, idempotency_key,
-                                                          request_fingerprint)
+                                                          request_fingerprint,
+                                                          account.key_id)
     return Reservation(store, account.username, amount, spend_id, balance, idempotency_key, replay, leases, handout)

@@ -86,15 +86,18 @@ class LeaseBook:
         with self.lock:
             return self.accounts.setdefault(username, _Account())
 
-    def reserve(self, username: str, amount: int, key: str | None, fp: str) -> tuple[Reserved, Handout | None]:
-        """Reserve from a lease when the account is busy here, else on the account's document."""
+    def reserve(self, username: str, amount: int, key: str | None, fp: str,
+                key_id: str = "") -> tuple[Reserved, Handout | None]:
+        """Reserve from a lease when the account is busy here, else on the account's document; `key_id`: the API
+        key the request came with, recorded on its spend for the usage history."""
         def direct() -> Reserved:
-            return self.store.reserve(username, amount, self.s.reservation_lease, key, fp, self.s.reservation_holder)
+            return self.store.reserve(username, amount, self.s.reservation_lease, key, fp, self.s.reservation_holder,
+                                      key_id=key_id)
 
         while (handout := self._hand_out(username, amount)) is not None:
             try:
                 reserved = self.store.reserve(username, amount, self.s.reservation_lease, key, fp,
-                                              self.s.reservation_holder, handout.slot)
+                                              self.s.reservation_holder, handout.slot, key_id=key_id)
             except SlotTaken:  # an earlier commit of unknown outcome holds it: the next slot
                 self._release_lane(handout, advance=True)
                 self.done(handout, back=handout.amount)

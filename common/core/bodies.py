@@ -25,6 +25,11 @@ ModelName = Annotated[str, Meta(min_length=1, description="The caller's own mode
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 MODEL = ("invalid_model", "model must be a model name.")
 MIN_SCORE = ("invalid_min_score", "min_score must be a number from 0 to 1.")
+Webhook = Annotated[str, Meta(min_length=1, max_length=2048, examples=["https://example.com/hooks/imageclassify"],
+                              description="Where the end is POSTed, signed (see GET /webhooks/secret): https, "
+                                          "a public address.")]
+WEBHOOK = ("invalid_webhook", "webhook must be an https URL of your own server, e.g. "
+                              "\"https://example.com/hooks/imageclassify\".")
 FIELD = re.compile(r"`\$\.([A-Za-z_]\w*)|missing required field `([A-Za-z_]\w*)`")
 
 

@@ -151,6 +151,14 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Webhook deliveries (common/accounts/deliveries.py)."""
+
+    webhook_backoff: tuple[float, ...]  # seconds before each retry; given up after the last, or after a day
+    webhook_timeout: float  # one attempt's whole wall clock (connect, send, answer)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting, grouped by concern (`settings().http.max_body_bytes`)."""
 
@@ -166,6 +174,7 @@ class Settings:
     queue: QueueSettings
     jobs: JobsSettings
     health: HealthSettings
+    webhooks: WebhookSettings
 
 
 def log_level() -> str:
@@ -273,5 +282,11 @@ def settings() -> Settings:
             health_timeout=number("HEALTH_TIMEOUT", 3.0),
             queue_stalled_after=number("QUEUE_STALLED_AFTER", 30.0),
             disk_min_free_bytes=integer("DISK_MIN_FREE_BYTES", 32 * 1024 * 1024),
+        ),
+        webhooks=WebhookSettings(
+            # about a day in all: 1 min, 5 min, 30 min, 1 h, 2 h, 4 h, 8 h, 8 h
+            webhook_backoff=tuple(float(step) for step in text(
+                "WEBHOOK_BACKOFF", "60,300,1800,3600,7200,14400,28800,28800").split(",") if step.strip()),
+            webhook_timeout=number("WEBHOOK_TIMEOUT", 5.0),
         ),
     )

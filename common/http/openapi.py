@@ -176,9 +176,37 @@ def _paths() -> dict[str, Any]:
                 201: reply("The form", ref("UploadForm"))}, (400, 401, 403, 413), {JSON: ref("UploadSize")},
                 params=[FILE]),
         },
+        **_usage_paths(),
         **_web_paths(),
         **openapi_admin.paths(op, reply),
         **account_api.paths(op, reply),
+    }
+
+
+def _usage_paths() -> dict[str, Any]:
+    """The usage history and the webhook routes (`tokens` function)."""
+    query = [{"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
+              "description": "First day (UTC), YYYY-MM-DD; 29 days before `to` by default."},
+             {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},
+              "description": "Last day (UTC), YYYY-MM-DD; today by default. At most 366 days in all."},
+             {"name": "group", "in": "query", "schema": {"enum": ["day", "key", "kind"], "default": "day"}}]
+    delivery = path_param("id", "The delivery's (the event's) id, from GET /webhooks/deliveries.")
+    secret = {200: reply("The secret (`whsec_...`) your receiver verifies ImageClassify-Signature with.",
+                         ref("WebhookSecret"))}
+    return {
+        "/usage": {"get": op("get_usage", "usage", "Tokens spent and refunded per day, API key or kind of work", {
+            200: reply("The usage rows.", ref("UsageReport"))}, (400, 401), params=query)},
+        "/usage.csv": {"get": op("get_usage_csv", "usage", "The same rows as CSV (a header line first)", {
+            200: reply("CSV", {"type": "string"}, "text/csv")}, (400, 401), params=query)},
+        "/webhooks/secret": {
+            "get": op("get_webhook_secret", "webhooks", "Your webhook signing secret", secret, (401,)),
+            "post": op("rotate_webhook_secret", "webhooks", "A new webhook signing secret (the old one stops)",
+                       secret, (401,)),
+        },
+        "/webhooks/deliveries": {"get": op("list_webhook_deliveries", "webhooks", "Your latest webhook deliveries", {
+            200: reply("Newest first.", ref("DeliveryList"))}, (401,))},
+        "/webhooks/deliveries/{id}": {"get": op("get_webhook_delivery", "webhooks", "One webhook delivery", {
+            200: reply("The delivery.", ref("Delivery"))}, (401, 404), params=[delivery])},
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from common.accounts.bodies import ContractRefill, Credentials, SeedRefill
+from common.accounts.reports import REPLIES
 from common.classify.bodies import ClassifyOptions, ImageSource
 from common.core.bodies import ModelName
 from common.jobs.bodies import JobRequest
@@ -36,6 +37,7 @@ BOOL: Schema = {"type": "boolean"}
 FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
 BODIES = (Credentials, ContractRefill, SeedRefill, JobRequest, ModelRequest, ClassifyOptions, ImageSource)
 _, GENERATED = msgspec.json.schema_components(BODIES, ref_template="#/components/schemas/{name}")
+_, REPORTS = msgspec.json.schema_components(REPLIES, ref_template="#/components/schemas/{name}")
 MODEL_NAME: Schema = msgspec.json.schema(ModelName)
 COUNTS: Schema = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
 OPTIONS: dict[str, Schema] = GENERATED.pop("ClassifyOptions")["properties"]
@@ -52,6 +54,7 @@ SCHEMAS: dict[str, Schema] = {
         "balance": INT, "needed": INT}),
     "Error": obj(["error"], {"error": ref("ErrorDetail")}),
     **GENERATED,
+    **REPORTS,
     "Registered": obj(["username", "tokens", "api_key"], {
         "username": STR, "tokens": INT, "api_key": {"type": "string", "description": "Shown once."}}),
     "ApiKey": obj(["username", "api_key"], {"username": STR, "api_key": STR}),

@@ -24,14 +24,15 @@ def _anything(request: flask.Request) -> bool:
     return True
 
 
-def _not_refill(request: flask.Request) -> bool:
-    return not request.path.rstrip("/").endswith("/refill")
+def _the_balance(request: flask.Request) -> bool:
+    """GET /tokens or POST /token, and nothing else the tokens function serves (refill, usage, webhooks, admin)."""
+    return request.path.rstrip("/").rsplit("/", 1)[-1] in ("token", "tokens")
 
 
 # function -> (methods, and which of its paths) a `classify` key may call
 CLASSIFY_MAY: dict[str, tuple[frozenset[str], Callable[[flask.Request], bool]]] = {
     "classify": (frozenset({"POST"}), _anything),  # /classify, /upload, /predict
-    "tokens": (frozenset({"GET", "POST"}), _not_refill),  # the balance: GET /tokens, POST /token
+    "tokens": (frozenset({"GET", "POST"}), _the_balance),  # the balance: GET /tokens, POST /token
     "sort_job": (frozenset({"GET"}), _anything),  # GET /jobs/<id>: its own jobs, as for any key
 }
 

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import UNSET, Meta, UnsetType
 
-from common.core.bodies import MIN_SCORE, MODEL, Body, Fraction, ModelName, Refusals
+from common.core.bodies import MIN_SCORE, MODEL, WEBHOOK, Body, Fraction, ModelName, Refusals, Webhook
 
 MAX_CLASSES = 20
 
@@ -21,7 +21,8 @@ class JobRequest(Body):
     source: Annotated[str, Meta(description="A folder of your space.")] = "all/"
     model: ModelName | None = None
     min_score: Annotated[Fraction, Meta(description="The service's default (0.3) when left out.")] | UnsetType = UNSET
+    webhook: Webhook | None = None
     refusals: ClassVar[Refusals] = {
         "classes": ("invalid_classes", "classes must be a non-empty list of class names, e.g. [\"dog\", \"food\"]."),
         "source": ("invalid_source", "source must be a string such as \"all/\"."),
-        "model": MODEL, "min_score": MIN_SCORE}
+        "model": MODEL, "min_score": MIN_SCORE, "webhook": WEBHOOK}

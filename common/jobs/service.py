@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec import UNSET
 
+from common.accounts import webhooks
 from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
 from common.core import bodies, errors
@@ -88,6 +89,7 @@ def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
     classes = validate_classes(request.classes, model)
     source = validate_source(request.source)
     min_score = deps.settings.jobs.default_min_score if request.min_score is UNSET else request.min_score
+    webhook = webhooks.check_url(request.webhook, deps.settings.fetch.fetch_allow_loopback)
     check_output_folders(account.username, classes, source, deps)
     objects = []
     for key in list_all(deps.storage, spaces.space(account.username) + source):
@@ -97,8 +99,8 @@ def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
                                     code="too_many_images")
     job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
               min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
-              created=time.time(), model=reference)
-    deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}", objects)
+              created=time.time(), model=reference, webhook=webhook)
+    deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}", objects, key_id=account.key_id)
     try:
         deps.queue.publish([messages.image(job.id, key) for key in objects])
     except Exception as exc:
@@ -141,6 +143,7 @@ def describe(job: Job) -> dict[str, Any]:
         "model": model_name(job.model),
         "created": job.created,
         **({"error": job.error} if job.error else {}),
+        **({"webhook": job.webhook} if job.webhook else {}),
     }
 
 

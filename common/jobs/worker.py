@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.accounts import deliveries
 from common.core import logs, signing
 from common.jobs import sorting
 from common.records import messages
@@ -23,6 +24,8 @@ def _training(message: Any) -> bool:
 
 
 def handle(message: Any) -> bool:
+    if deliveries.is_delivery(message):  # a webhook's delivery: its own message, never a job's finishing path
+        return deliveries.handle(message, deliveries.process_deps())
     if _training(message):
         from common.training import worker as training_worker
 

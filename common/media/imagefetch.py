@@ -219,7 +219,9 @@ class _PinnedAdapter(_WatchedAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def _request(target: Target, deadline: float) -> requests.Response:
+def pinned_request(target: Target, deadline: float, method: str = "GET", body: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> requests.Response:
+    """One request to the vetted address of `target`, never following a redirect (also webhooks' POSTs)."""
     parts = urlsplit(target.url)
     ip = f"[{target.address}]" if ":" in target.address else target.address
     pinned = urlunsplit((target.scheme, f"{ip}:{target.port}", parts.path or "/", parts.query, ""))
@@ -230,10 +232,10 @@ def _request(target: Target, deadline: float) -> requests.Response:
     session.mount("https://", _PinnedAdapter(target.host))
     session.mount("http://", _WatchedAdapter())
     remaining = max(0.1, deadline - time.monotonic())
-    return session.get(pinned, stream=True, allow_redirects=False,
-                       timeout=(min(settings().fetch.fetch_connect_timeout, remaining), remaining),
-                       headers={"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity",
-                                "User-Agent": "ImageClassify-Functions/1.0"})
+    return session.request(method, pinned, data=body, stream=True, allow_redirects=False,
+                           timeout=(min(settings().fetch.fetch_connect_timeout, remaining), remaining),
+                           headers={"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity",
+                                    "User-Agent": "ImageClassify-Functions/1.0", **(headers or {})})
 
 
 def fetch(url: str) -> bytes:
@@ -243,7 +245,7 @@ def fetch(url: str) -> bytes:
         target = check_url(url)
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = _request(target, watch.at)
+                response = pinned_request(target, watch.at)
             except requests.RequestException as exc:
                 if isinstance(exc, requests.Timeout) or watch.passed():
                     raise errors.GatewayTimeout(f"{target.host} did not answer within the time limit.") from None

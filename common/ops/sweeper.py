@@ -52,6 +52,10 @@ def sweep(now: float | None = None) -> dict[str, Any]:
               if store.fail_model(r.owner, r.name, r.version, "Training stalled and was stopped; every token was "
                                   "refunded. Delete the model and train it again.")]
     purged = store.purge_expired(now)
+    from common import bootstrap
+    from common.accounts import deliveries
+
+    webhooks = deliveries.publish_due(bootstrap.deps(), now)  # retries due, and any not published after its commit
     from common.files.service import stored_size
 
     writes = store.close_expired_writes(stored_size, now)  # uploads and outputs whose writer died: counted as stored
@@ -63,4 +67,5 @@ def sweep(now: float | None = None) -> dict[str, Any]:
         log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
                     "closed", refunded, len(closed), len(models))
     return {"reservations_refunded": refunded, "leases_closed": leases, "jobs_closed": closed, "models_failed": models,
-            "expired_records_deleted": purged, "space_writes_closed": writes, "accounts_purged": deleted}
+            "expired_records_deleted": purged, "space_writes_closed": writes, "accounts_purged": deleted,
+            "webhooks_published": webhooks}

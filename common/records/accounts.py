@@ -8,6 +8,7 @@ id without the key itself; a keyed request is one read of its record, and nothin
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from typing import Any
@@ -78,7 +79,8 @@ class AccountRecords:
         link = self.docs.get(KEYS, key_hash)
         if link is None or link.get("expires", float("inf")) <= (now or time.time()):
             return None
-        return self.get_account(link["username"])
+        account = self.get_account(link["username"])
+        return dataclasses.replace(account, key_id=str(link.get("id", ""))) if account else None
 
     def set_key(self, username: str, key_hash: str, prefix: str = "") -> None:
         """Replace the account's API key (its session keys stay)."""

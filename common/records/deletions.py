@@ -23,6 +23,8 @@ from common.records.port import DocumentStore, Tx
 from common.records.totals import count_account
 from common.records.usage import SHARDS as USAGE_SHARDS
 from common.records.usage import USAGE
+from common.records.webhooks import DELIVERIES
+from common.records.webhooks import SECRETS as WEBHOOK_SECRETS
 
 DELETIONS = "account_deletions"
 
@@ -76,8 +78,9 @@ class AccountDeletions:
         return deleted
 
     def purge_records(self, username: str) -> None:
-        """Delete the account's keys, spends, jobs and space usage records; safe to run again after a crash."""
-        for kind, field in ((KEYS, "username"), (SPENDS, "username"), (USAGE_SHARDS, "owner")):
+        """Delete the account's keys, spends, jobs, space usage records and webhook secret and deliveries; safe to
+        run again after a crash."""
+        for kind, field in ((KEYS, "username"), (SPENDS, "username"), (USAGE_SHARDS, "owner"), (DELIVERIES, "owner")):
             self._delete_found(kind, field, username)
         while jobs := self.docs.find(JOBS, "owner", username, BATCH):
             for job_id, _ in jobs:
@@ -87,6 +90,7 @@ class AccountDeletions:
             if not delete_documents(self.docs, JOBS, [job_id for job_id, _ in jobs]):
                 break
         delete_documents(self.docs, USAGE, [username])
+        delete_documents(self.docs, WEBHOOK_SECRETS, [username])
 
     def finish_deletion(self, username: str) -> None:
         """The account's records are gone: its tombstone says so, and its deletion is no longer due."""

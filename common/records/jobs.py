@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from common.core import errors, metrics
-from common.records import job_shards
+from common.records import job_shards, webhooks
 from common.records.ledger import apply_refund, charge
 from common.records.port import DocumentStore, Tx, transact_then
 from common.records.records import ImageOutcome, Job
@@ -84,16 +84,19 @@ def settle(job: Job) -> bool:
 
 def report_finished(job: Job) -> None:
     metrics.finished("job", job.status, job.created, job=job.id, images=job.total)
+    webhooks.kick_for(job, webhooks.job_event)
 
 
 class JobRecords:
     docs: DocumentStore
 
     def _transact(self, work: Callable[[Tx, list[Job]], T]) -> T:
-        """Run `work` in a transaction; the jobs it finished are reported once it has committed."""
-        return transact_then(self.docs, work, report_finished)
+        """Run `work` in a transaction; the jobs it finished are reported once it has committed. The delivery of
+        a finished job's webhook is recorded in that commit."""
+        return transact_then(self.docs, webhooks.announcing(work, webhooks.job_event), report_finished)
 
-    def create_job(self, job: Job, spend_amount: int, spend_id: str, objects: list[str] | None = None) -> Job:
+    def create_job(self, job: Job, spend_amount: int, spend_id: str, objects: list[str] | None = None,
+                   key_id: str = "") -> Job:
         """Create a job and charge it; given its `objects`, its images count in shards (`job_shards.py`)."""
         job.spend_id = spend_id
         if objects:
@@ -101,11 +104,15 @@ class JobRecords:
 
         def work(tx: Tx) -> None:
             if spend_amount:
-                charge(tx, job.owner, spend_amount, spend_id)
+                charge(tx, job.owner, spend_amount, spend_id, kind="job", key_id=key_id)
             tx.get(JOBS, job.id)
             tx.put(JOBS, job.id, job.doc())
+            if job.finished:  # nothing to sort: done at once, announced at once
+                webhooks.announce(tx, job.owner, job.webhook, webhooks.job_event(job))
 
         self.docs.transact(work)
+        if job.finished:
+            webhooks.kick_for(job, webhooks.job_event)
         return job
 
     def get_job(self, job_id: str) -> Job | None:

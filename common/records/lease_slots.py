@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from common.core import errors
-from common.records.ledger import SPENDS
+from common.records.ledger import SPENDS, usage_day
 from common.records.metered import tally
 from common.records.port import Tx
 
@@ -45,7 +45,8 @@ def spend(tx: Tx, username: str, slot: tuple[str, int, int, str], amount: int, *
         if found.get("sealed"):
             raise lease_closed()
         raise SlotTaken(spend_id)
-    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": time.time(),
-                              "lease": lease_id, "nonce": nonce, **extra})
+    now = time.time()  # its day and key for the usage history; the day's totals are added when its lease closes
+    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": now,
+                              "usage_day": usage_day(username, now), "lease": lease_id, "nonce": nonce, **extra})
     tally(tx, spent=amount)
     return spend_id

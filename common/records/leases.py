@@ -30,6 +30,7 @@ from common.records.lease_slots import LEASES, slot_id
 from common.records.ledger import SPENDS
 from common.records.port import Doc, DocumentStore, Tx
 from common.records.reservations import expire_spend
+from common.records.totals import add_totals
 
 
 def take(tx: Tx, username: str, lease_id: str, wanted: int, sizes: tuple[int, int, int], expires: float,
@@ -128,6 +129,8 @@ class Leases:
             if current is None or current.get("closed"):
                 return False
             closed = {k: v for k, v in current.items() if k not in ("expires", "holder")}
+            if used:  # the operator's totals take a lease's spends once, net of refunds, here: not one write each
+                add_totals(tx, lease_id, spent=used)
             found = tx.get(ACCOUNTS, current["username"])
             if found is None or found.get("deleted"):  # a deleted account's tokens are gone: nothing goes back
                 tx.put(LEASES, lease_id, {**closed, "closed": True, "spent": used, "returned": 0})

@@ -22,6 +22,11 @@ from common.records.totals import add_totals
 SPENDS, REFUNDS = "spends", "refunds"
 
 
+def usage_day(username: str, at: float) -> str:
+    """What a spend is found by for its account's usage history: the account and the UTC day it was made."""
+    return f"{username}|{time.strftime('%Y-%m-%d', time.gmtime(at))}"
+
+
 def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> int:
     """Take `amount` tokens and record the spend; the new balance. Refused (402) when the balance is short.
     A spend is taken once under its id: an attempt run again after its commit's reply was lost (Firestore's
@@ -36,8 +41,9 @@ def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> i
                                      code="tokens_leased")
         raise errors.InsufficientTokens(balance, amount)
     tx.put(ACCOUNTS, username, {**account, "tokens": balance - amount})
-    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": time.time(),
-                              **extra})
+    now = time.time()  # `extra`: the spend's `kind` (classify, job, training) and `key_id`, for the usage history
+    tx.put(SPENDS, spend_id, {"username": username, "amount": amount, "refunded": 0, "created": now,
+                              "usage_day": usage_day(username, now), **extra})
     tally(tx, spent=amount)
     add_totals(tx, spend_id, spent=amount, **({"training_spent": amount} if extra.get("kind") == "training" else {}))
     return balance - amount
@@ -54,8 +60,9 @@ def refund_spend(tx: Tx, username: str, spend_id: str, amount: int, refund_id: s
     tx.put(REFUNDS, refund_id, {"spend": spend_id, "amount": amount})
     tx.put(SPENDS, spend_id, {**spend, "refunded": spend["refunded"] + amount})
     tally(tx, refunded=amount)
-    add_totals(tx, spend_id, refunded=amount, **({"training_refunded": amount} if spend.get("kind") == "training"
-                                                  else {}))
+    if not spend.get("lease"):  # a lease's spends reach the day's totals net, once, when it closes (`leases.py`)
+        add_totals(tx, spend_id, refunded=amount, **({"training_refunded": amount} if spend.get("kind") == "training"
+                                                      else {}))
     return True
 
 

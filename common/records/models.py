@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from common.core import errors, metrics
+from common.records import webhooks
 from common.records.ledger import SPENDS, apply_refund, charge
 from common.records.port import DocumentStore, Tx, transact_then
 from common.records.records import ModelRecord, model_key
@@ -72,6 +73,7 @@ def _finished(record: ModelRecord) -> None:
     """A training run reached its final state: its duration for the metrics and the log."""
     metrics.finished("training", record.status, record.created, model=f"{record.owner}/{record.name}",
                      images=record.images)
+    webhooks.kick_for(record, webhooks.model_event)
 
 
 class ModelRecords:
@@ -79,17 +81,18 @@ class ModelRecords:
 
     def _ending(self, work: Callable[[Tx, list[ModelRecord]], T]) -> T:
         """Run `work` in a transaction; a run it ends (the record it appends to the list it is given) is counted
-        for the metrics once it has committed, without reading the record again."""
-        return transact_then(self.docs, work, _finished)
+        for the metrics once it has committed, without reading the record again; its webhook's delivery is
+        recorded in that commit."""
+        return transact_then(self.docs, webhooks.announcing(work, webhooks.model_event), _finished)
 
-    def create_model(self, record: ModelRecord) -> ModelRecord:
+    def create_model(self, record: ModelRecord, key_id: str = "") -> ModelRecord:
         """Store a new model and charge one token per image, atomically (409 for a name in use, 402 short)."""
 
         def work(tx: Tx) -> None:
             if tx.get(MODELS, record.key) is not None:
                 raise errors.Conflict(f"You already have a model named {record.name!r}. Choose another name, or "
                                       f"DELETE /models/{record.name} first.", code="model_exists")
-            charge(tx, record.owner, record.images, record.spend_id, kind="training")
+            charge(tx, record.owner, record.images, record.spend_id, kind="training", key_id=key_id)
             tx.put(MODELS, record.key, record.doc())
 
         record.created = record.updated = time.time()

@@ -15,6 +15,7 @@ class Account:
     is_admin: bool = False
     suspended: bool = False  # by an admin: its keys and sessions answer 403 `account_suspended`
     last_active: float = 0.0  # coarse: written at most hourly (common/records/operator.py)
+    key_id: str = ""  # the public id of the API key this request came with ("" for a password); spends record it
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Account:
@@ -44,6 +45,7 @@ class Job:
     not_written: int = 0  # images classified (and charged) whose output could not be written
     shards: int = 0  # counters its images count in (`job_shards.py`); 0: counted on this document (older jobs)
     shard_expected: list[int] = field(default_factory=list)  # how many images each shard expects
+    webhook: str | None = None  # where its end is announced (common/records/webhooks.py)
 
     FINAL = ("done", "failed", "cancelled")
 
@@ -113,6 +115,7 @@ class ModelRecord:
     spend_id: str = ""
     created: float = 0.0
     updated: float = 0.0
+    webhook: str | None = None  # where its end is announced (common/records/webhooks.py)
 
     ACTIVE = ("queued", "embedding", "training")
 

@@ -78,7 +78,7 @@ class Reservations:
 
     def reserve(self, username: str, amount: int, lease: float, key: str | None = None,
                 fingerprint: str = "", holder: str = "",
-                slot: Slot | None = None) -> tuple[str, int, dict[str, Any] | None]:
+                slot: Slot | None = None, key_id: str = "") -> tuple[str, int, dict[str, Any] | None]:
         """(spend id, balance, reply to replay or None) for a new attempt, or the replay of a finished one.
         `holder` names the process serving it, when something can tell that process died (`release`). With a
         `slot`, the tokens come from that lease, and the account is neither read nor written (balance 0)."""
@@ -98,8 +98,8 @@ class Reservations:
                                       code="request_in_progress", retry_after=1)
             if record is not None and record["state"] == "running":
                 expire_spend(tx, record["spend_id"])  # its lease ran out: that attempt can no longer be paid for
-            extra = {"expires": now + lease, **({"key": record_key} if key is not None else {}),
-                     **({"holder": holder} if holder else {})}
+            extra = {"expires": now + lease, "kind": "classify", "key_id": key_id,
+                     **({"key": record_key} if key is not None else {}), **({"holder": holder} if holder else {})}
             taken, balance = spend_id, 0
             if slot is None:
                 balance = charge(tx, username, amount, spend_id, **extra)

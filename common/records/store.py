@@ -14,8 +14,10 @@ from common.records.models import ModelRecords
 from common.records.operator import OperatorRecords
 from common.records.port import DocumentStore, Tx
 from common.records.reservations import KEYS, Reservations
+from common.records.spends import SpendHistory
 from common.records.throttles import FAILURES, WINDOWS, Throttles
 from common.records.usage import UsageRecords
+from common.records.webhooks import WebhookRecords
 
 # What `Store.purge_expired` deletes once expired (read as absent already); DynamoDB's TTL may delete them too,
 # never spends or space writes, whose expiry the sweeper must act on
@@ -23,7 +25,7 @@ PURGED_KINDS = (WINDOWS, KEYS, FAILURES, API_KEYS)
 
 
 class Store(AccountRecords, KeyRecords, AccountDeletions, Ledger, Reservations, Leases, JobRecords, ModelRecords,
-            UsageRecords, Throttles, OperatorRecords):
+            UsageRecords, Throttles, OperatorRecords, WebhookRecords, SpendHistory):
     def __init__(self, docs: DocumentStore) -> None:
         self.docs = MeteredDocuments(docs)  # every committed charge and refund is counted (common/records/metered.py)
 

@@ -1,8 +1,9 @@
 """The day's totals and the account count, kept as sharded counters in the commits that change them.
 
-`TOTAL_SHARDS` counter documents per day, added to in the commit of each spend and refund (one of them, chosen
-by the spend's id, so no one document takes every spend), and likewise for the account count at sign-up (and
-deletion): reading them is `TOTAL_SHARDS` reads, never a scan of the records.
+`TOTAL_SHARDS` counter documents per day, added to in the commit of each spend and refund charged on an account's
+document (one of them, chosen by the spend's id, so no one document takes every spend), in the commit that closes
+a token lease for all of its spends at once (a busy account's requests add nothing each), and likewise for the
+account count at sign-up and deletion: reading them is `TOTAL_SHARDS` reads, never a scan of the records.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from common.records.port import DocumentStore, Tx
 
 TOTALS = "totals"
-TOTAL_SHARDS = 16
+TOTAL_SHARDS = 64
 ACCOUNTS_TOTAL = "accounts"
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from common.core.bodies import Body, Refusals
+from common.core.bodies import WEBHOOK, Body, Refusals, Webhook
 from common.models.layout import MODEL_NAME
 
 DEFAULT_VIEWS, MAX_VIEWS = 2, 8
@@ -24,13 +24,15 @@ class ModelRequest(Body):
                        ] | None = None
     backbone: Annotated[str, Meta(description="The built-in model whose features the head is trained on.",
                                   examples=["efficientnet_lite0", "efficientnet_lite2"])] | None = None
+    webhook: Webhook | None = None
     refusals: ClassVar[Refusals] = {
         "name": ("invalid_name", "name must be 2 to 40 characters: lowercase letters, digits, '_' and '-', "
                                  "starting with a letter or digit (e.g. \"my-pets\")."),
         "source": ("invalid_source", "source must be a string such as \"all/\"."),
         "augment": ("bad_augment", f"augment must be a whole number from 0 to {MAX_VIEWS} (extra views per "
                                    "training image); got {value!r}."),
-        "backbone": ("invalid_backbone", "backbone must be the name of a built-in model, e.g. \"efficientnet_lite2\".")}
+        "backbone": ("invalid_backbone", "backbone must be the name of a built-in model, e.g. \"efficientnet_lite2\"."),
+        "webhook": WEBHOOK}
 
     @property
     def views(self) -> int:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from common.accounts import webhooks
 from common.adapters.deps import Deps
 from common.adapters.storage.port import list_all
 from common.core import bodies, errors
@@ -72,6 +73,7 @@ def create(account: Account, body: Mapping[str, Any], deps: Deps) -> ModelRecord
         raise errors.BadRequest("source must be a folder of your space whose subfolders are the classes, e.g. "
                                 "\"datasets/pets/\".", code="invalid_source")
     views = request.views
+    webhook = webhooks.check_url(request.webhook, deps.settings.fetch.fetch_allow_loopback)
     backbone = check_backbone(request.backbone, deps)
     store, storage, s = deps.store, deps.storage, deps.settings
     if store.get_model_record(account.username, name) is not None:  # the commit checks again; this saves a listing
@@ -86,8 +88,8 @@ def create(account: Account, body: Mapping[str, Any], deps: Deps) -> ModelRecord
                          images=found.images, chunk_size=max(1, chunk_size),
                          chunks=math.ceil(found.images / max(1, chunk_size)), augment=views, source=source,
                          split=sizes, seed=SEED, decoded=[0] * len(found.labels),
-                         backbone=backbone, spend_id=f"{account.username}:model:{version}")
-    store.create_model(record)
+                         backbone=backbone, spend_id=f"{account.username}:model:{version}", webhook=webhook)
+    store.create_model(record, key_id=account.key_id)
     try:
         dataset.write_dataset(storage, record, found)
         deps.queue.publish([messages.training(record, "embed", chunk=i) for i in range(record.chunks)])
@@ -119,6 +121,8 @@ def describe(record: ModelRecord, deps: Deps, metrics: bool = True) -> dict[str,
     }
     if record.error:
         body["error"] = record.error
+    if record.webhook:
+        body["webhook"] = record.webhook
     if record.status == "ready":
         body["accuracy"], body["macro_f1"] = record.accuracy, record.macro_f1
         if metrics:

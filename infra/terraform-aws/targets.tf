@@ -95,6 +95,7 @@ locals {
   web_routes = {
     register             = "register", "api-key" = "register", sessions = "register", token = "tokens", tokens = "tokens",
     refill               = "tokens", admin = "tokens",
+    usage                = "tokens", "usage.csv" = "tokens", webhooks = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
     keys                 = "register", password = "register", account = "register"
@@ -120,7 +121,7 @@ locals {
   # one global secondary index `by_<field>` (hash key `ix_<field>`) per field the store finds records by
   # (the adapter's INDEXED), the sparse `by_expires` index, TTL on `ttl` (set on the purged kinds' items only).
   # Named <name_prefix>-store (storage.tf); tests/test_terraform_aws.py compares it with what create_table() makes.
-  store_indexes = ["username", "job_id", "status", "owner", "holder"]
+  store_indexes = ["username", "job_id", "status", "owner", "holder", "usage_day"]
 
   # The (function, secret) pairs: each function reads only the parameters its `secrets` names.
   secret_grants = {

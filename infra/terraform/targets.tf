@@ -90,6 +90,7 @@ locals {
   web_routes = {
     register             = "register", "api-key" = "register", sessions = "register", token = "tokens", tokens = "tokens",
     refill               = "tokens", admin = "tokens",
+    usage                = "tokens", "usage.csv" = "tokens", webhooks = "tokens",
     files                = "files_api", classify = "classify", upload = "classify", predict = "classify", jobs = "sort_job",
     "classification-job" = "sort_job", models = "models"
     keys                 = "register", password = "register", account = "register"

@@ -40,9 +40,10 @@ from common.records.port import Doc
 T = TypeVar("T")
 # field -> the kinds whose documents are found by it (common/store: api keys by username, job images by job,
 # jobs and models by status, models by owner, reservations and leases by holder; spends and jobs by owner for an
-# account's deletion)
+# account's deletion; spends by account and day for its usage history)
 INDEXED = {"username": ("api_keys", "spends"), "job_id": ("job_images", "job_shards"), "status": ("jobs", "models"),
-           "owner": ("models", "usage_shards", "jobs"), "holder": ("spends", "leases")}
+           "owner": ("models", "usage_shards", "jobs", "webhook_deliveries"), "holder": ("spends", "leases"),
+           "usage_day": ("spends",)}
 EXPIRY_INDEX, SHARDS = "by_expires", 8
 MAX_ACTIONS = 100  # TransactWriteItems' limit (items read and written, each once)
 DEADLINE = 30.0  # seconds of retries before a 503

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS docs (
     body TEXT NOT NULL,
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
+-- an account's usage history finds its spends by account and day without reading anyone else's
+CREATE INDEX IF NOT EXISTS docs_usage_day ON docs (kind, json_extract(body, '$.usage_day'));
 """
 
 
