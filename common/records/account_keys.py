@@ -7,6 +7,7 @@ Console session keys (with an `expires`) are not listed here: they have routes o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -33,7 +34,9 @@ class KeyRecords:
         if link is None or link.get("expires", float("inf")) <= (now or time.time()):
             return None
         doc = self.docs.get(ACCOUNTS, link["username"])
-        return (link, Account.from_doc(doc)) if doc is not None and not doc.get("deleted") else None
+        if doc is None or doc.get("deleted"):
+            return None  # the key's public id goes on the account: its spends record it for the usage history
+        return link, dataclasses.replace(Account.from_doc(doc), key_id=str(link.get("id", "")))
 
     def keys_of(self, username: str, limit: int = 1000) -> list[tuple[str, Doc]]:
         """The account's API keys (its default key and those made with POST /keys), not its console sessions."""
