@@ -36,21 +36,22 @@
       $("new-key-value").textContent = data.key;
       $("new-key").hidden = false;
       $("key-name").value = "";
+      await loadKeys();  // it clears the status line: say what happened after it
       say("keys-status", `Key ${data.name} created.`, "ok");
-      await loadKeys();
     } catch (err) {
       say("keys-status", err.message, "error");
     }
   }
 
   async function revokeKey(key) {
+    let said = [`Key ${key.name} revoked.`, "ok"];
     try {
       await api("DELETE", `/keys/${encodeURIComponent(key.id)}`);
-      say("keys-status", `Key ${key.name} revoked.`, "ok");
     } catch (err) {
-      say("keys-status", err.message, "error");
+      said = [err.message, "error"];
     }
-    await loadKeys();
+    await loadKeys();  // it clears the status line: say what happened after it
+    say("keys-status", ...said);
   }
 
   async function loadUsage() {
