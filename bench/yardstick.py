@@ -3,7 +3,7 @@
 The limit of decode + infer here is the in-process rate with every core busy: two concurrent callers of the
 serving model (its interpreter pool as the functions configure it), in a fresh process. The lone caller's
 rate and median latency come from the same process, for the sections that quote a latency. A section
-reports its rate as a ratio to the two-caller rate (`row`, `entry`), so a reader sees at a glance how far
+reports its rate as a ratio to the two-caller rate (`report`, `entry`), so a reader sees at a glance how far
 each path is from the limit. Measured once per run and image set (`get`), kept in results.json as
 `yardstick`.
 
@@ -95,11 +95,10 @@ def ratio(rate: float, name: str = "photos") -> float:
     return rate / get(name)["two_callers_images_per_s"]
 
 
-def row(label: str, rate: float | None, columns: int, name: str = "photos") -> tuple[str, ...]:
-    """A table row: `rate` as a ratio to the yardstick (or why a section has none), padded to `columns`."""
+def cell(rate: float | None, name: str = "photos") -> str:
+    """`rate` as a ratio to the yardstick, or n/a for a section that measures no rate."""
     limit = get(name)["two_callers_images_per_s"]
-    cell = f"{rate / limit:.2f}x of {limit:.1f} img/s" if rate is not None else f"n/a ({limit:.1f} img/s)"
-    return (f"vs the yardstick (2 callers in process, this run): {label}", cell, *([""] * (columns - 2)))
+    return f"{rate:.1f} / {limit:.1f} = {rate / limit:.2f}x" if rate is not None else f"n/a (yardstick {limit:.1f})"
 
 
 def entry(rate: float | None, name: str = "photos") -> dict[str, Any]:
@@ -138,7 +137,8 @@ def report(section: str, result: Any) -> None:
         rate = None
     from bench.report import table
 
-    table(f"{section}: against the yardstick", [("figure", "ratio"), row(label, rate, 2)])
+    table(f"{section} vs the yardstick (2 concurrent callers in process, this run)",
+          [("rate", "img/s / yardstick"), (label, cell(rate))])
     result["yardstick"] = entry(rate)
 
 
