@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import flask
 import functions_framework
 import pytest
 import requests
@@ -129,3 +130,21 @@ def test_an_upload_compiles_no_regular_expression(tmp_path: Path, monkeypatch: p
           mock.patch.object(re, "compile", compile_counted)):
         assert context.request.files["file"].read() == PNG
     assert compiled == []
+
+
+@pytest.mark.parametrize(("query", "kind", "top_k"), [
+    ("", "form", 3), ("?top_k=4", "form", 3), ("?top_k=4", "raw", 4), ("", "raw", 5)])
+def test_options_from_the_form_then_the_query(query: str, kind: str, top_k: int) -> None:
+    """A form's option fields come first, then the query string's (raw bodies read no form at all)."""
+    from common.http import classify_parse
+
+    app = flask.Flask(__name__)
+    app.request_class = multipart.Request
+    if kind == "form":
+        body, content_type = BODIES["file and fields"], f"multipart/form-data; boundary={B.decode()}"
+    else:
+        body, content_type = PNG, "image/png"
+    with app.test_request_context("/classify" + query, method="POST", data=body, content_type=content_type) as ctx:
+        parsed = classify_parse.parse(ctx.request)
+    assert parsed.top_k == top_k and parsed.items[0].value == PNG
+    assert parsed.classes == (["cat", "dog"] if kind == "form" else None)
