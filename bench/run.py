@@ -3,6 +3,8 @@
 Prints a table per section and writes bench/results.json. Sections:
   model      the seeds' Keras `model.predict` vs the LiteRT serving path: cold start, warm latency,
              throughput, peak RSS, decode cost with and without draft, and the ceiling (FLOPs / peak)
+  models     Lite0 and Lite2 as served beside the seeds' Keras InceptionV3 (random weights, same timing):
+             published top-1, latency, throughput, peak RSS, cold start
   http       classify over HTTP under functions-framework vs in-process, vs a naive Flask + Keras app;
              cold starts; Bearer key vs bcrypt password per request; register latency
   jobs       a 200-image sort job on the local backend set vs in-process throughput
@@ -18,6 +20,8 @@ Prints a table per section and writes bench/results.json. Sections:
              exactness (bench/scale.py; sizes from SCALE_* variables; kept under scale.<SCALE_LABEL, default before>)
   photos     12-megapixel JPEG, HEIC and AVIF and a large PNG in process: classify time and its parts, decode
              scale vs accuracy, the JPEG entropy floor (bench/photos.py)
+Every section also prints its ratio to the yardstick, the in-process rate of two concurrent callers measured
+in the same run (bench/yardstick.py), kept beside its figures in results.json.
 `python -m bench.run model http` runs only some.
 """
 
@@ -134,6 +138,38 @@ def bench_model() -> dict[str, Any]:
     return {"cold_start_s": cold, "keras": k, "litert": lt, "peak_gflops": peak / 1e9, "gflops_per_image": flops / 1e9,
             "litert_fraction_of_peak": achieved / peak,
             "decode_ms": {name: {"full": a, "draft": b} for name, a, b in decode}}
+
+
+# -- models -----------------------------------------------------------------------------
+
+MODELS = {"efficientnet_lite0": 75.1, "efficientnet_lite2": 77.6, "inception_v3": 77.9}  # published ImageNet top-1
+
+
+def models_side(name: str, *mode: str) -> dict[str, Any]:
+    out = subprocess.run([PY, "-m", "bench.models_side", name, repr(time.time()), *mode], cwd=REPO,
+                         env=env(MODELS_DIR=models_dir()), check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def bench_models() -> dict[str, Any]:
+    """Lite0 and Lite2 as the functions serve them beside the seeds' Keras InceptionV3 (random weights: see
+    bench/models_side.py), each in a fresh process, in the same run: decode + infer of the shipped photos."""
+    from bench import yardstick
+
+    got = {name: models_side(name) | {"cold_s": statistics.median(
+        [models_side(name, "cold")["cold_s"] for _ in range(3)])} for name in MODELS}
+    table("models side by side: decode + infer of the shipped photos, each model in its own process", [
+        ("", *MODELS)] + [(label, *(fmt(got[name]) for name in MODELS)) for label, fmt in (
+            ("ImageNet top-1 (published)", lambda r: f"{MODELS[r['model']]:.1f} %"),
+            ("1 caller p50 / p99 (ms)", lambda r: f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}"),
+            ("1 caller (images/s)", lambda r: f"{r['images_per_s']:.1f}"),
+            ("2 concurrent callers (images/s)", lambda r: f"{r['two_callers_images_per_s']:.1f}"),
+            ("  vs the yardstick (2 callers in process, this run)",
+             lambda r: f"{yardstick.ratio(r['two_callers_images_per_s']):.2f}x"),
+            ("peak RSS (MB)", lambda r: f"{r['peak_rss_mb']:.0f}"),
+            ("cold start to the first prediction, median of 3 (s)", lambda r: f"{r['cold_s']:.2f}"))])
+    return {"models": got, "top1_published": MODELS, "inception_v3_weights": "random (weights=None): same timing",
+            "yardstick": yardstick.entry(got["efficientnet_lite0"]["two_callers_images_per_s"])}
 
 
 # -- http -------------------------------------------------------------------------------
@@ -424,10 +460,11 @@ def bench_scale(tmp: Path) -> dict[str, Any]:
 
 def main() -> None:
     from bench import photos as phone_photos
-    from bench import recovery, security, throughput, training
+    from bench import recovery, security, throughput, training, yardstick
 
     sections: dict[str, Callable[[Path], Any]] = {
         "model": lambda _: bench_model(),
+        "models": lambda _: bench_models(),
         "http": lambda tmp: bench_http(tmp),
         "jobs": lambda tmp: bench_jobs(tmp, results.get("http", {}).get("in_process_images_per_s")),
         "throughput": lambda tmp: throughput.run(tmp, models_dir()),
@@ -446,6 +483,8 @@ def main() -> None:
         for name, run in sections.items():
             if name in wanted:
                 results[name] = run(Path(tmp) / name)
+                yardstick.report(name, results[name])  # each section against the limit measured in this run
+                results["yardstick"] = yardstick.measured()
                 RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")  # keep what is done
     print(f"\nwritten to {RESULTS}")
 

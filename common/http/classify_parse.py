@@ -39,6 +39,6 @@ def parse(request: flask.Request) -> ClassifyRequest:
         req = from_json(body, settings().http.max_batch)
     else:
         raise errors.UnsupportedMediaType(f"Content-Type {mimetype} is not accepted. {FORMS}")
-    apply_options(req, lambda name: body[name] if name in body else request.args.get(
-        name, request.form.get(name) if request.form else None))
+    # a form's fields are in `body` already; any other body has no form to read (reading it would parse nothing)
+    apply_options(req, lambda name: body[name] if name in body else request.args.get(name))
     return req

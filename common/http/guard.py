@@ -245,7 +245,9 @@ def install(app: Any) -> None:
         return
     app.extensions[GUARDED] = True
     app.wsgi_app = Guard(app.wsgi_app)
-    from common.http import servererrors
+    from common.http import multipart, servererrors
+
+    app.request_class = multipart.Request  # forms cut directly, without werkzeug's per-boundary regexes
 
     servererrors.install()
 

@@ -1,0 +1,156 @@
+"""The yardstick every bench section is read against: what this machine can do, measured in the same run.
+
+The limit of decode + infer here is the in-process rate with every core busy: two concurrent callers of the
+serving model (its interpreter pool as the functions configure it), in a fresh process. The lone caller's
+rate and median latency come from the same process, for the sections that quote a latency. A section
+reports its rate as a ratio to the two-caller rate (`report`, `entry`), so a reader sees at a glance how far
+each path is from the limit. Measured once per run and image set (`get`), kept in results.json as
+`yardstick`.
+
+`python -m bench.yardstick [FILE ...]` (default: the shipped photos) prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from infra.processes import REPO
+
+ROUNDS, PER_ROUND = 5, 32
+_measured: dict[str, dict[str, float]] = {}
+
+
+def _rates(datas: list[bytes]) -> dict[str, float]:
+    """Median over ROUNDS of: one caller's images/s, two concurrent callers' images/s; the lone caller's p50."""
+    from common.models.model import get_model
+
+    model = get_model()
+    batch = [datas[i % len(datas)] for i in range(PER_ROUND)]
+    latencies: list[float] = []
+
+    def one_caller(record: bool = False) -> None:
+        for data in batch:
+            start = time.perf_counter()
+            model.predict(data)
+            if record:
+                latencies.append(time.perf_counter() - start)
+
+    def two_callers() -> None:
+        threads = [threading.Thread(target=one_caller) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    two_callers()  # grow and warm the pool
+    lone, two = [], []
+    for _ in range(ROUNDS):  # alternated, so what other processes do to the cores falls on both alike
+        start = time.perf_counter()
+        one_caller(record=True)
+        lone.append(PER_ROUND / (time.perf_counter() - start))
+        start = time.perf_counter()
+        two_callers()
+        two.append(2 * PER_ROUND / (time.perf_counter() - start))
+    return {"two_callers_images_per_s": statistics.median(two), "lone_images_per_s": statistics.median(lone),
+            "lone_p50_ms": 1000 * statistics.median(latencies)}
+
+
+def measure(datas: list[bytes]) -> dict[str, float]:
+    """The yardstick for these images, in a fresh process with the functions' default pool."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i, data in enumerate(datas):
+            files.append(Path(tmp) / f"{i}.img")
+            files[-1].write_bytes(data)
+        out = subprocess.run([sys.executable, "-m", "bench.yardstick", *map(str, files)], cwd=REPO, check=True,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def get(name: str = "photos", datas: list[bytes] | None = None) -> dict[str, float]:
+    """The yardstick for an image set, measured at its first use in this run (the shipped photos by default)."""
+    if name not in _measured:
+        from infra import photos
+
+        _measured[name] = measure(datas or [photos.data(p) for p in photos.PHOTOS])
+    return _measured[name]
+
+
+def measured() -> dict[str, dict[str, float]]:
+    """Every yardstick this run measured, for results.json."""
+    return dict(_measured)
+
+
+def ratio(rate: float, name: str = "photos") -> float:
+    return rate / get(name)["two_callers_images_per_s"]
+
+
+def cell(rate: float | None, name: str = "photos") -> str:
+    """`rate` as a ratio to the yardstick, or n/a for a section that measures no rate."""
+    limit = get(name)["two_callers_images_per_s"]
+    return f"{rate:.1f} / {limit:.1f} = {rate / limit:.2f}x" if rate is not None else f"n/a (yardstick {limit:.1f})"
+
+
+def entry(rate: float | None, name: str = "photos") -> dict[str, Any]:
+    """What results.json keeps for a section: the yardstick and the ratio to it."""
+    limit = get(name)["two_callers_images_per_s"]
+    return {"images_per_s": limit, "set": name, "ratio": None if rate is None else rate / limit}
+
+
+def _best(rates: dict[Any, float]) -> float:
+    return max(rates.values())
+
+
+# what each section's rate is, read from its results (None: the section measures no decode + infer rate)
+RATES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
+    "model": ("LiteRT inference alone, one caller, no decode", lambda r: r["litert"]["images_per_s"]),
+    "http": ("HTTP classify under functions-framework, best client count", lambda r: _best(r["images_per_s"])),
+    "jobs": ("200-image sort job, POST to done", lambda r: r["images_per_s"]),
+    "security": ("none: classify latency during a flood", lambda r: None),
+    "recovery": ("the uninterrupted job", lambda r: r.get("images", 200) / r["baseline_job_s"]),
+    "training": ("custom-model embedding", lambda r: r["embedding_images_per_s"]),
+    "bundles": ("none: sizes and cold starts", lambda r: None),
+    "pool": ("two callers, the default pool in its own process", lambda r: r["shapes"]["lead 2 + 1"]["two_callers"]),
+    "scale": ("none: a stub model", lambda r: None),
+    "photos": ("a 12 MP JPEG classified end to end, one caller",
+               lambda r: 1000 / r["parts_ms"]["12 MP JPEG (q90)"]["end to end"]),
+}
+
+
+def report(section: str, result: Any) -> None:
+    """Print a section's ratio to the yardstick under its table, and keep it in its results (`yardstick`);
+    a section that prints its own (throughput, models) is left as it is."""
+    if section not in RATES or not isinstance(result, dict) or "yardstick" in result:
+        return
+    label, rate_of = RATES[section]
+    try:
+        rate = rate_of(result)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a section whose figures changed shape
+        rate = None
+    from bench.report import table
+
+    table(f"{section} vs the yardstick (2 concurrent callers in process, this run)",
+          [("rate", "img/s / yardstick"), (label, cell(rate))])
+    result["yardstick"] = entry(rate)
+
+
+def main() -> None:
+    from infra import photos
+
+    files = sys.argv[1:]
+    datas = [Path(f).read_bytes() for f in files] if files else [photos.data(p) for p in photos.PHOTOS]
+    print(json.dumps(_rates(datas)))
+
+
+if __name__ == "__main__":
+    main()
