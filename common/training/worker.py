@@ -147,7 +147,8 @@ def fit(record: ModelRecord) -> bool:
         return True
     head, metrics = pipeline.train(rows, started.labels, started.seed,
                                    {"owner": started.owner, "name": started.name, "version": started.version},
-                                   max_seconds=settings().models.model_fit_seconds, backbone=started.backbone)
+                                   max_seconds=settings().models.model_fit_seconds, backbone=started.backbone,
+                                   views=pipeline.train_views(embedded, where))
     metrics["split"] = started.split
     matrix = metrics["confusion_matrix"]
     prefix = model_files.fit_folder(started, started.fit_runs)
