@@ -18,6 +18,7 @@ import numpy as np
 
 from common.core import errors, parallel
 from common.models.backbone import DEFAULT, Backbone
+from common.models.classifier import Source, read
 from common.models.heads import Head
 from common.training import augment as aug
 from common.training.dataset import Dataset
@@ -42,18 +43,19 @@ class Embedded:
         return np.stack(self.features) if self.features else np.empty((0, 0), dtype=np.float32)
 
 
-def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views: int | Callable[[str], int] = 0,
+def embed_images(backbone: Backbone, images: Iterable[tuple[str, Source]], views: int | Callable[[str], int] = 0,
                  seed: int = 0) -> Embedded:
-    """Embed (key, image bytes) pairs; each image also as `views` augmented views (seeded per key; `views` may
-    be a function of the key). Images decode while others embed, crops spread over the backbone's pool: the
-    same rows, in the same order, as one at a time."""
+    """Embed (key, image bytes or a function that reads them) pairs; each image also as `views` augmented
+    views (seeded per key; `views` may be a function of the key). Images are read and decoded while others
+    embed, crops spread over the backbone's pool: the same rows, in the same order, as one at a time. An image
+    that cannot be read or decoded is skipped and reported in `failed`."""
     out = Embedded()
 
-    def crops(pair: tuple[str, bytes]) -> tuple[str, list[np.ndarray] | errors.AppError]:
-        key, data = pair
+    def crops(pair: tuple[str, Source]) -> tuple[str, list[np.ndarray] | errors.AppError]:
+        key, source = pair
         try:
-            crop = backbone.prepare(data)
-        except errors.BAD_IMAGE as exc:
+            crop = backbone.prepare(read(source))
+        except (*errors.BAD_IMAGE, errors.NotFound) as exc:
             return key, exc
         extra = views(key) if callable(views) else views
         return key, [crop, *aug.augment(crop, extra, aug.image_seed(seed, key))] if extra else [crop]
