@@ -16,6 +16,7 @@ again). Each message of a batch is checked as if it came alone.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 from common.adapters.deps import Deps
@@ -44,11 +45,14 @@ def handle(message: Any, deps: Deps) -> bool:
 
 
 def _batch(batch: list[Any], deps: Deps) -> bool:
+    logs.annotate(messages=len(batch))  # the event's line counts the messages it carried
+    event = contextvars.copy_context()  # each image's lines and tokens go on the event's line, as if alone
+
     def one(message: Any) -> bool | Exception:
         if isinstance(message, dict) and BATCH in message:  # never nested
             return False
         try:
-            return handle(message, deps)
+            return event.copy().run(handle, message, deps)
         except Exception as exc:  # noqa: BLE001 - raised below, once the others are done
             return exc
 
