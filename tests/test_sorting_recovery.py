@@ -140,3 +140,4 @@ def test_a_batch_sorts_every_image_and_fails_after_all_were_tried(job: Job, monk
         worker.handle({"batch": [*batch, {"batch": batch}]}, bootstrap())
     assert sorted(seen) == list("abcd")  # a failure does not stop the others; the nested batch is not opened
     assert worker.handle({"batch": batch[2:]}, bootstrap())
+    assert not worker.handle({"batch": batch * 17}, bootstrap()) and len(seen) == 6  # too long: not ours, dropped

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 BATCH = "batch"  # the data of an event that carries several queue messages: {"batch": [message, ...]}
+MAX_BATCH = 64  # messages in one such event at most (the worker drops a longer one: not ours)
 _local = threading.local()
 EVENT_TYPE = "com.imageclassify.sort.image"
 EVENT_SOURCE = "//imageclassify/jobs"

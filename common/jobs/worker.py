@@ -17,14 +17,16 @@ again). Each message of a batch is checked as if it came alone.
 from __future__ import annotations
 
 import contextvars
+import logging
 from typing import Any
 
 from common.adapters.deps import Deps
-from common.adapters.eventpost import BATCH
+from common.adapters.eventpost import BATCH, MAX_BATCH
 from common.core import logs, parallel, signing
 from common.jobs import sorting
 from common.records import messages
 
+log = logging.getLogger("imageclassify.worker")
 # common.training.worker is imported only for training messages: it brings numpy, which the other targets of the
 # sort_job function folder (sort_job, sweeper, the dead-letter handler for images) never need at cold start
 
@@ -45,6 +47,9 @@ def handle(message: Any, deps: Deps) -> bool:
 
 
 def _batch(batch: list[Any], deps: Deps) -> bool:
+    if len(batch) > MAX_BATCH:  # the embedded queue never sends one: acknowledged and dropped
+        log.error("dropping a batch of %d messages (at most %d)", len(batch), MAX_BATCH)
+        return False
     logs.annotate(messages=len(batch))  # the event's line counts the messages it carried
     event = contextvars.copy_context()  # each image's lines and tokens go on the event's line, as if alone
 

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.adapters.eventpost import BATCH, post_event
+from common.adapters.eventpost import BATCH, MAX_BATCH, post_event
 from common.adapters.localfiles import ThreadSqlite, rollback
 from common.adapters.storage.port import SPACES as ROOT
 
@@ -69,7 +69,7 @@ class LocalQueue:
                  stalled_after: float = 30.0, batch: int = 1) -> None:
         self.path, self.url, self.dead_letter_url = Path(path), url, dead_letter_url
         self.stalled_after = stalled_after  # seconds beyond a lease without a delivery: not draining (/healthz)
-        self.batch = batch  # images per delivery at most (first deliveries only)
+        self.batch = min(batch, MAX_BATCH)  # images per delivery at most (first deliveries only)
         self.deliver = deliver  # False: publish only (a short-lived operator command); the stack delivers
         self.headers, self.lease, self.max_attempts, self.workers = headers or {}, lease, max_attempts, workers
         self._db = ThreadSqlite(self.path, synchronous="FULL").get
