@@ -5,11 +5,12 @@ Prints a table per section and writes bench/results.json. Sections:
              throughput, peak RSS, decode cost with and without draft, and the ceiling (FLOPs / peak)
   http       classify over HTTP under functions-framework vs in-process, vs a naive Flask + Keras app;
              cold starts; Bearer key vs bcrypt password per request; register latency
-  jobs       a 200-image sort job on the local backend set vs in-process throughput
+  jobs       a 200-image sort job on the local backend set vs two concurrent callers in process (measured around it)
   throughput issue 15's figures on the local stack: HTTP vs in-process, batch vs singles, preprocessing
   security   a Bearer classify during a password-guessing flood; hostile image shapes
   recovery   a 200-image job killed with SIGKILL and restarted: time to done, redeliveries
-  training   a custom model on 2,000 animal-mnist images: time to ready, embedding rate, accuracy
+  training   a custom model on 2,000 animal-mnist images: time to ready, embedding rate (vs two callers in
+             process on the same images and views), accuracy
   bundles    each bundle's installed size and cold start in its own virtual environment
   pool       the interpreter pool in process, per MODEL_INTERPRETERS x MODEL_THREADS: one caller vs two
              concurrent callers, a batch of 16 vs 16 singles, peak RSS; where a classify start-up goes
