@@ -39,6 +39,7 @@ def start_together() -> float:
 
 
 def sort(messages_file: str, index: int, count: int) -> dict[str, Any]:
+    from common import bootstrap
     from common.adapters.backends import get_store
     from common.jobs import worker
 
@@ -51,7 +52,7 @@ def sort(messages_file: str, index: int, count: int) -> dict[str, Any]:
     for message in mine:
         for _ in range(REDELIVERIES):
             try:
-                handled += worker.handle(message)
+                handled += worker.handle(message, bootstrap.deps())
                 break
             except Exception as exc:  # noqa: BLE001 - the queue would deliver it again; counted and reported
                 redelivered += 1

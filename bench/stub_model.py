@@ -41,7 +41,7 @@ def install() -> StubModel:
     s = settings().models
     words = vocabulary.builtin(s.default_model)
     stub = StubModel(name=s.default_model, vocabulary=words, input_size=words.input_size, resize=words.resize)
-    _models[s.default_model] = stub
+    _models.loaded[s.default_model] = stub
     return stub
 
 

@@ -1,8 +1,8 @@
 """Custom models end to end: 2,000 animal-mnist images in 10 classes, from POST /models to `ready`.
 
-Targets (issue 12): under 40 s on 2 cores; embedding images/s at least 0.85 of the in-process
-decode+embed rate of the same run; test accuracy at least 0.95; warm classify with the custom model
-within 10 % of the built-in one.
+Targets (issue 12, 22): under 40 s on 2 cores; embedding images/s at least 0.85 of the in-process
+decode+embed rate of two concurrent callers on the same images and views, measured around the run; test
+accuracy at least 0.95; warm classify with the custom model within 10 % of the built-in one.
 """
 
 from __future__ import annotations
@@ -22,16 +22,20 @@ AUGMENT = 2
 
 
 def in_process_rate(files: dict[str, bytes], views: int) -> float:
-    """Images per second through decode + embed (+ views) in this process, on the same images."""
+    """Images per second through decode + embed (+ views) in this process, on the same images, two callers
+    at once (bench/yardstick.py): the machine's limit for this work."""
+    from bench.yardstick import two_callers
     from common.models.backbone import get_backbone
-    from common.training.pipeline import embed_images
+    from common.training import augment as aug
 
     backbone = get_backbone()
-    sample = list(files.items())[:200]
-    embed_images(backbone, sample[:10], views)  # warm
-    start = time.perf_counter()
-    embed_images(backbone, sample, views)
-    return len(sample) / (time.perf_counter() - start)
+
+    def one(pair: tuple[str, bytes]) -> None:
+        crop = backbone.prepare(pair[1])
+        for view in [crop, *aug.augment(crop, views, aug.image_seed(0, pair[0]))]:
+            backbone.embed(view)
+
+    return two_callers(one, list(files.items())[:200])
 
 
 def latencies(stack: LocalStack, user: dict, image: bytes, model: str | None, runs: int = 40) -> list[float]:
@@ -54,6 +58,7 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
         path = data / "bucket" / "users" / "trainer" / "animals" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png)
+    before = in_process_rate(files, AUGMENT)
     stack = LocalStack(data, Path(models_dir), SIGNUPS_PER_ADDRESS="1000").start()
     try:
         user = stack.user("trainer", len(files) + 200)
@@ -79,14 +84,15 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
     finally:
         stack.stop()
     rate = len(files) / embedding
-    local = in_process_rate(files, AUGMENT)
+    local = (before + in_process_rate(files, AUGMENT)) / 2
     accuracy = model["metrics"]["accuracy"]
     b50, c50 = pct(builtin, 0.5) * 1000, pct(custom, 0.5) * 1000
     table(f"custom model: {len(files)} animal-mnist images, 10 classes, augment {AUGMENT}, on the local stack", [
         ("figure", "value", "baseline / target"),
         ("POST /models -> ready (s)", f"{total:.1f}", "target < 40"),
-        ("embedding (s), images/s", f"{embedding:.1f}, {rate:.1f}", f"in process {local:.1f} img/s"),
-        ("embedding efficiency", f"{rate / local:.2f}", "target >= 0.85"),
+        ("embedding (s), images/s", f"{embedding:.1f}, {rate:.1f}", f"two callers in process {local:.1f} img/s"),
+        ("views/s (image + its views)", f"{rate * (1 + AUGMENT):.1f}", f"in process {local * (1 + AUGMENT):.1f}"),
+        ("ratio to two callers in process", f"{rate / local:.2f}", "target >= 0.85"),
         ("test accuracy / macro F1", f"{accuracy:.3f} / {model['metrics']['macro_f1']:.3f}", "target >= 0.95"),
         ("classify p50, custom vs built-in (ms)", f"{c50:.1f} vs {b50:.1f}", f"{c50 / b50:.2f}x (target <= 1.10)"),
     ])

@@ -7,6 +7,9 @@ reports its rate as a ratio to the two-caller rate (`report`, `entry`), so a rea
 each path is from the limit. Measured once per run and image set (`get`), kept in results.json as
 `yardstick`.
 
+`two_callers` and `around` measure the same limit for a path's own work (a job's images, a training run's views),
+taken before and after its run and averaged, so what other processes do to the cores falls on both sides alike.
+
 `python -m bench.yardstick [FILE ...]` (default: the shipped photos) prints one JSON line.
 """
 
@@ -20,12 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from infra.processes import REPO
 
+T = TypeVar("T")
 ROUNDS, PER_ROUND = 5, 32
 _measured: dict[str, dict[str, float]] = {}
 
@@ -142,6 +146,39 @@ def report(section: str, result: Any) -> None:
     table(f"{section} vs the yardstick (2 concurrent callers in process, this run)",
           [("rate", "img/s / yardstick"), (label, cell(rate))])
     result["yardstick"] = entry(rate)
+
+
+# A path's own limit, for sections that run other work than the shipped photos (a job's images, training views):
+# the same work by two concurrent callers here, taken just before and after the path's run.
+
+def two_callers(work: Callable[[T], object], items: Sequence[T], seconds: float = 4.0) -> float:
+    """Items per second of `work` called by two threads at once, each going round `items` from its own end,
+    for about `seconds` (after one warm-up call each)."""
+    for item in items[:2]:
+        work(item)
+    counts = [0, 0]
+    deadline = time.perf_counter() + seconds
+
+    def caller(index: int) -> None:
+        order = items if index == 0 else list(reversed(items))
+        while time.perf_counter() < deadline:
+            work(order[counts[index] % len(order)])
+            counts[index] += 1
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(2)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def around(measure: Callable[[], float], run: Callable[[], T]) -> tuple[T, float]:
+    """`run()`'s result and the mean of `measure()` taken just before and just after it."""
+    before = measure()
+    result = run()
+    return result, (before + measure()) / 2
 
 
 def main() -> None:

@@ -130,6 +130,6 @@ def test_a_sort_output_and_an_upload_of_its_path_count_what_is_stored(tmp_path: 
     files.put(Account("ann", "hash", 5), "all/a.png", png(100, 1), bootstrap())
     store.record_image_once("j1", ImageOutcome(source, "cat", output, usage=(100, 1)), files.stored_size)
     files.put(Account("ann", "hash", 4), "cat/all/a.png", png(5000, 2), bootstrap())
-    sorting._place(job, source, output)  # the worker's copy, after the upload
+    sorting._place(job, source, output, bootstrap())  # the worker's copy, after the upload
     there = get_storage().stat(output)
     assert there is not None and store.usage("ann") == (100 + there.size, 2)

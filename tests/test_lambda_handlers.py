@@ -103,7 +103,7 @@ def test_a_sqs_batch_reports_only_the_failed_messages(aws: dict[str, str], monke
 
     handled: list[Any] = []
 
-    def handle(message: Any) -> None:
+    def handle(message: Any, *_: Any) -> None:
         if message == {"fail": True}:
             raise ConnectionError("a transient failure: the queue must deliver this message again")
         handled.append(message)
@@ -119,7 +119,7 @@ def test_the_dead_letter_handler_takes_the_redrive_queue(aws: dict[str, str], mo
     from common.jobs import worker
 
     dead: list[Any] = []
-    monkeypatch.setattr(worker, "handle_dead_letter", dead.append)
+    monkeypatch.setattr(worker, "handle_dead_letter", lambda message, *_: dead.append(message))
     assert handler("sort_dead_letter")(sqs_event(json.dumps({"job": "j1"})), None) == {"batchItemFailures": []}
     assert dead == [{"job": "j1"}]
 

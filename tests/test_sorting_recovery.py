@@ -53,20 +53,20 @@ MESSAGE = {"job_id": "j1", "object": SOURCE}
 
 def test_a_redelivery_finishes_the_copy_without_classifying_again(job: Job) -> None:
     assert state()[0]["status"] == "running"  # every image recorded, its output not in place: not done yet
-    assert not sorting.handle_image(signing.sign(MESSAGE))  # no model is loaded: the record is used
+    assert not sorting.handle_image(signing.sign(MESSAGE), bootstrap())  # no model is loaded: the record is used
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
     assert get_store().image_record("j1", SOURCE).written  # type: ignore[union-attr]
     files.delete(Account("ann", "hash", 4), "cat/a.png", bootstrap())  # the owner deletes the output later: still the job's
-    sorting.handle_image(signing.sign(MESSAGE))
+    sorting.handle_image(signing.sign(MESSAGE), bootstrap())
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 
 
 def test_a_source_deleted_before_the_copy_is_charged_and_not_written(job: Job) -> None:
     """The answer was given (the job's counts showed `cat`): deleting the source must not make it free."""
     get_storage().delete(SOURCE)
-    sorting.handle_image(signing.sign(MESSAGE))
+    sorting.handle_image(signing.sign(MESSAGE), bootstrap())
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
-    sorting.handle_dead_letter(signing.sign(MESSAGE))  # and a dead letter after that changes nothing
+    sorting.handle_dead_letter(signing.sign(MESSAGE), bootstrap())  # and a dead letter after that changes nothing
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
     assert get_store().get_job("j1").not_written == 1  # type: ignore[union-attr]
 
@@ -76,7 +76,7 @@ def test_a_file_put_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
     (before: a path_conflict refunded it, and an overwrite lost the user's file)."""
     theirs = PNG[:-1] + b"\x01"
     files.put(Account("ann", "hash", 4), "cat/a.png", theirs, bootstrap())  # the user's own file, counted once
-    sorting.handle_image(signing.sign(MESSAGE))
+    sorting.handle_image(signing.sign(MESSAGE), bootstrap())
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
     assert get_storage().read(OUTPUT, 100) == theirs
     record = get_store().image_record("j1", SOURCE)
@@ -86,7 +86,7 @@ def test_a_file_put_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
 
 def test_a_folder_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
     get_storage().write(OUTPUT + "/inside.png", PNG)
-    sorting.handle_image(signing.sign(MESSAGE))
+    sorting.handle_image(signing.sign(MESSAGE), bootstrap())
     assert state()[:2] == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4)
     assert get_storage().read(OUTPUT + "/inside.png", 200) == PNG
 
@@ -94,7 +94,7 @@ def test_a_folder_in_the_way_is_kept_and_the_image_charged(job: Job) -> None:
 def test_the_same_bytes_in_place_are_a_finished_copy(job: Job) -> None:
     """A crash after the copy and before it was noted: the redelivery finds its own bytes and keeps them."""
     get_storage().write(OUTPUT, PNG)
-    sorting.handle_image(signing.sign(MESSAGE))
+    sorting.handle_image(signing.sign(MESSAGE), bootstrap())
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
 
 
@@ -104,13 +104,13 @@ def test_outputs_keep_the_path_in_the_space() -> None:
 
 
 def test_a_dead_letter_makes_the_copy_when_it_can(job: Job) -> None:
-    assert not sorting.handle_dead_letter(signing.sign(MESSAGE))
+    assert not sorting.handle_dead_letter(signing.sign(MESSAGE), bootstrap())
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (100, 1), True)
 
 
 def test_a_copy_that_lands_after_its_image_was_settled_is_removed(job: Job) -> None:
     get_store().keep_unwritten("j1", SOURCE, "an attempt found the source gone", files.stored_size)
-    sorting._place(job, SOURCE, OUTPUT)  # the slow attempt that outlived its lease finishes its copy
+    sorting._place(job, SOURCE, OUTPUT, bootstrap())  # the slow attempt that outlived its lease finishes its copy
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 
 
@@ -119,3 +119,25 @@ def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:
 
     assert operations.redrive_job("j1")["published"] == 1  # recorded, so not re-listed; its copy is what is missing
     assert state()[0]["status"] == "running"
+
+
+def test_a_batch_sorts_every_image_and_fails_after_all_were_tried(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded queue's batch: each message handled as if alone (a nested batch is dropped), and a transient
+    failure of one is raised only once the others are done, so the queue retries it and the rest change nothing."""
+    from common.jobs import worker
+
+    seen: list[str] = []
+
+    def handle_image(message: dict, deps: object) -> bool:
+        seen.append(message["object"])
+        if message["object"] == "b":
+            raise ConnectionError("the store did not answer")
+        return True
+
+    monkeypatch.setattr(sorting, "handle_image", handle_image)
+    batch = [{"job_id": "j1", "object": key} for key in "abcd"]
+    with pytest.raises(ConnectionError):
+        worker.handle({"batch": [*batch, {"batch": batch}]}, bootstrap())
+    assert sorted(seen) == list("abcd")  # a failure does not stop the others; the nested batch is not opened
+    assert worker.handle({"batch": batch[2:]}, bootstrap())
+    assert not worker.handle({"batch": batch * 17}, bootstrap()) and len(seen) == 6  # too long: not ours, dropped

@@ -33,14 +33,6 @@ def is_delivery(message_: Any) -> bool:
     return isinstance(message_, dict) and message_.get("kind") == KIND
 
 
-def process_deps() -> Deps:
-    """The worker's own adapters (the worker is below the composition root)."""
-    from common.adapters import backends
-    from common.core import config
-
-    return Deps(config.settings, store=backends.get_store, queue=backends.get_queue)
-
-
 def handle(message_: Any, deps: Deps) -> bool:
     """Attempt the delivery a message names, once, if it is due; whether an attempt was made. Never raises for
     the receiver's sake: the message is acknowledged and the record says what happens next."""

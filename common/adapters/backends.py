@@ -75,7 +75,8 @@ def local_queue(deliver: bool = True) -> Queue:
 
     s = settings()
     return LocalQueue(s.queue.queue_path, s.queue.worker_url, s.queue.dead_letter_url, headers=internal_headers(),
-                      lease=s.queue.queue_lease, max_attempts=s.queue.queue_max_attempts, deliver=deliver,
+                      lease=s.queue.queue_lease, max_attempts=s.queue.queue_max_attempts, workers=s.queue.queue_workers,
+                      batch=s.queue.queue_batch, deliver=deliver,
                       stalled_after=s.health.queue_stalled_after)
 
 

@@ -124,6 +124,8 @@ class QueueSettings:
     queue_path: Path
     queue_lease: float
     queue_max_attempts: int
+    queue_workers: int  # the local queue's delivery threads: deliveries in flight at once
+    queue_batch: int  # images per delivery of the local queue at most (sorted side by side by the worker)
     pubsub_topic: str
     sqs_queue_url: str
     internal_secret: str
@@ -266,6 +268,8 @@ def settings() -> Settings:
             queue_path=Path(text("QUEUE_PATH", str(data_dir / "queue.db"))),
             queue_lease=number("QUEUE_LEASE", 60.0),
             queue_max_attempts=integer("QUEUE_MAX_ATTEMPTS", 5),
+            queue_workers=positive("QUEUE_WORKERS", 2 * (os.cpu_count() or 1)),
+            queue_batch=positive("QUEUE_BATCH", 8),
             pubsub_topic=text("PUBSUB_TOPIC", "sort-images"),
             sqs_queue_url=text("SQS_QUEUE_URL", ""),
             internal_secret=text("INTERNAL_SECRET", ""),

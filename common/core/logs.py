@@ -34,7 +34,7 @@ log = logging.getLogger("imageclassify")
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("imageclassify_request",
                                                                                  default=None)
 CONTEXT_KEYS = ("function", "user", "logging.googleapis.com/trace", "logging.googleapis.com/spanId",
-                "logging.googleapis.com/trace_sampled")
+                "logging.googleapis.com/trace_sampled", "messages")  # messages: how many a queue event carried
 SEVERITIES = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # the attributes every LogRecord has: anything else on a record came through `extra=` and goes on the line
 RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}

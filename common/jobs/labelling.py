@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from common.adapters.backends import get_storage
+from common.adapters.deps import Deps
 from common.core import errors
-from common.core.config import settings
 from common.jobs.sorting import copy_unless_taken
 
 
-def label_upload(bucket: str, key: str, present: errors.Present) -> dict[str, Any] | None:
+def label_upload(bucket: str, key: str, present: errors.Present, deps: Deps) -> dict[str, Any] | None:
     """Classify a new upload under the watched prefix; write labels/<key>.json (an error as `present` shows it);
     auto-sort if configured."""
     from common.models.model import best_class, get_model
-    s = settings()
-    storage = get_storage()
+    s, storage = deps.settings, deps.storage
     if bucket != storage.bucket or not key.startswith(s.jobs.watch_prefix) or key.endswith("/"):
         return None  # outside the watched prefix: our own outputs land here and must not re-trigger
     model = get_model()
@@ -40,7 +38,7 @@ def label_upload(bucket: str, key: str, present: errors.Present) -> dict[str, An
             result["class"] = chosen or "unmatched"
             destination = f"{result['class']}/{key[len(s.jobs.watch_prefix):]}"
             try:  # never over a different file: a clash is noted in the labels instead
-                copy_unless_taken(key, destination, destination)
+                copy_unless_taken(key, destination, destination, deps)
             except (errors.Conflict, errors.NotFound) as exc:
                 result["sort_error"] = present(exc)[1]["error"]
     storage.write(f"{s.jobs.labels_prefix}{key}.json", json.dumps(result, indent=1).encode(), "application/json")

@@ -19,9 +19,8 @@ import contextlib
 import logging
 from typing import Any
 
-from common.adapters.backends import get_storage, get_store
+from common.adapters.deps import Deps
 from common.core import errors, signing
-from common.core.config import settings
 from common.files import service as files
 from common.files import spaces
 from common.records.jobs import output_write_id
@@ -30,14 +29,14 @@ from common.records.records import ImageOutcome, Job
 log = logging.getLogger("imageclassify.sorting")
 
 
-def _job_and_object(message: Any) -> tuple[Job, str] | None:
+def _job_and_object(message: Any, deps: Deps) -> tuple[Job, str] | None:
     """The job and object a message names, when we signed it and the object lies in the job's source (in its
     owner's space); otherwise None and the message is acknowledged and dropped."""
     if not isinstance(message, dict) or not signing.verified(message) \
             or not isinstance(message.get("job_id"), str) or not isinstance(message.get("object"), str):
         log.error("dropping a job message that is malformed or not signed by us")
         return None
-    job = get_store().job_header(message["job_id"])
+    job = deps.store.job_header(message["job_id"])
     if job is None or not message["object"].startswith(source_prefix(job)):
         log.warning("dropping a message for a job that is gone, or an object outside its source")
         return None
@@ -48,33 +47,33 @@ def source_prefix(job: Job) -> str:
     return spaces.space(job.owner) + job.source
 
 
-def handle_image(message: Any) -> bool:
+def handle_image(message: Any, deps: Deps) -> bool:
     """Sort one image of a job; False when there was nothing to do."""
-    named = _job_and_object(message)
+    named = _job_and_object(message, deps)
     if named is None:
         return False
-    (job, key), store = named, get_store()
+    (job, key), store = named, deps.store
     recorded, new = store.image_record(job.id, key), False
     if recorded is None and job.finished:  # cancelled or closed meanwhile: nothing to classify or charge
         return False
     if recorded is None:  # not classified yet; a redelivery of a classified image only finishes its copy
-        recorded, new = _classify(job, key)
+        recorded, new = _classify(job, key, deps)
     if recorded is not None and recorded.awaiting_copy:
-        _place(job, key, str(recorded.destination))
+        _place(job, key, str(recorded.destination), deps)
     return new
 
 
-def _classify(job: Job, key: str) -> tuple[ImageOutcome | None, bool]:
+def _classify(job: Job, key: str, deps: Deps) -> tuple[ImageOutcome | None, bool]:
     """Classify an image and record its outcome (with the bytes its output adds to the owner's space).
     Recorded first, copied after: a job cancelled meanwhile gets no file, and a crash between the two is
     mended by the redelivery, which finds the record and copies."""
     from common.models.model import best_class
     from common.models.registry import by_reference
 
-    store, storage = get_store(), get_storage()
+    store, storage = deps.store, deps.storage
     try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
         model = by_reference(job.model)
-        data = storage.read(key, settings().http.max_body_bytes)
+        data = storage.read(key, deps.settings.http.max_body_bytes)
         probs = model.predict(data)
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image_once(job.id, ImageOutcome(key, "failed", detail=exc.message))
@@ -90,11 +89,11 @@ def output_key(owner: str, folder: str, key: str) -> str:
     return f"{space}{folder}/{key[len(space):]}"
 
 
-def copy_unless_taken(source: str, destination: str, shown: str) -> bool:
+def copy_unless_taken(source: str, destination: str, shown: str, deps: Deps) -> bool:
     """Copy `source` to `destination` unless a file is there already: True when this call copied. The same
     bytes in place (an earlier delivery's copy) are fine; a different file is a 409 and is left as it is.
     `shown` is the destination as its owner names it."""
-    storage, limit = get_storage(), settings().http.max_body_bytes
+    storage, limit = deps.storage, deps.settings.http.max_body_bytes
     there = storage.stat(destination)
     if there is None:
         storage.copy(source, destination)
@@ -108,13 +107,13 @@ def copy_unless_taken(source: str, destination: str, shown: str) -> bool:
     return False
 
 
-def _place(job: Job, key: str, destination: str) -> None:
+def _place(job: Job, key: str, destination: str, deps: Deps) -> None:
     """Copy a classified image to its class folder (again, harmlessly, after a crash). A copy that cannot be
     made (the source deleted since, a file of the owner's in the way) leaves the output unwritten: reported on
     the job, still charged (the image was classified)."""
-    store, storage = get_store(), get_storage()
+    store, storage = deps.store, deps.storage
     try:
-        copied = copy_unless_taken(key, destination, destination[len(spaces.space(job.owner)):])
+        copied = copy_unless_taken(key, destination, destination[len(spaces.space(job.owner)):], deps)
     except (errors.NotFound, errors.Conflict) as exc:
         log.info("job %s: an output was not written: %s", job.id, exc.message)
         store.keep_unwritten(job.id, key, exc.message, files.stored_size)
@@ -125,15 +124,15 @@ def _place(job: Job, key: str, destination: str) -> None:
         store.close_space_write(output_write_id(job.id, key), job.owner, destination, files.stored_size)
 
 
-def handle_dead_letter(message: Any) -> bool:
+def handle_dead_letter(message: Any, deps: Deps) -> bool:
     """A message that exhausted its deliveries: count its image failed and refund its token, so the job ends.
     An image classified already gets its copy tried once more here, and is failed only if it cannot be made."""
-    named = _job_and_object(message)
+    named = _job_and_object(message, deps)
     if named is None:
         return False
-    (job, key), store = named, get_store()
+    (job, key), store = named, deps.store
     detail = "The image could not be processed after several attempts."
     recorded, new = store.record_image_once(job.id, ImageOutcome(key, "failed", detail=detail))
     if not new and recorded is not None and recorded.awaiting_copy:
-        _place(job, key, str(recorded.destination))
+        _place(job, key, str(recorded.destination), deps)
     return new

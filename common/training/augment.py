@@ -1,4 +1,4 @@
-"""Extra views of training images: horizontal flips, random resized crops, small rotations.
+"""Extra views of training images: random resized crops, small rotations, and every second view mirrored.
 
 A small training set teaches a head more when each image is also seen slightly
 moved, zoomed and mirrored, which is what photos of the same class vary by. Each
@@ -6,6 +6,11 @@ view is made from the HxWx3 uint8 crop the backbone takes and has the same
 shape. Views are seeded per image (`image_seed`), so the same image gets the
 same views whichever instance embeds it and in whatever order. Only training
 images are augmented; validation and test images are scored as they are.
+
+Whether a view is mirrored follows from its number alone (`flipped`: views 2, 4,
+...), not from a coin: a run can then drop the mirrored views without embedding
+again, for classes that mirroring changes (an arrow to the left is not one to the
+right; `common.training.variants` chooses on the validation split).
 """
 
 from __future__ import annotations
@@ -44,10 +49,15 @@ def augment(crop: np.ndarray, views: int = DEFAULT_VIEWS, seed: int = 0) -> list
         raise ValueError(f"expected an HxWx3 uint8 crop, got {crop.shape} {crop.dtype}")
     rng = np.random.default_rng(seed)
     image = Image.fromarray(crop, "RGB")
-    return [_view(image, rng) for _ in range(views)]
+    return [_view(image, rng, bool(flipped(np.array(number)))) for number in range(1, views + 1)]
 
 
-def _view(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+def flipped(views: np.ndarray) -> np.ndarray:
+    """Which of the view numbers (0 = the image itself, 1.. = its views) are mirrored."""
+    return (views > 0) & (views % 2 == 0)
+
+
+def _view(image: Image.Image, rng: np.random.Generator, flip: bool) -> np.ndarray:
     w, h = image.size
     fill = tuple(int(v) for v in np.asarray(image).reshape(-1, 3).mean(axis=0))
     angle = float(rng.uniform(-MAX_DEGREES, MAX_DEGREES))
@@ -59,6 +69,6 @@ def _view(image: Image.Image, rng: np.random.Generator) -> np.ndarray:
     ch = int(round(min(h, np.sqrt(area / ratio))))
     left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
     view = view.resize((w, h), Image.Resampling.BICUBIC, box=(left, top, left + cw, top + ch))
-    if rng.random() < 0.5:
+    if flip:
         view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return np.asarray(view, dtype=np.uint8)

@@ -131,9 +131,10 @@ def _two_loop(g: np.ndarray, s_hist: deque[np.ndarray], y_hist: deque[np.ndarray
 
 def fit_softmax(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, classes: int,
                 l2_grid: tuple[float, ...] = L2_GRID, max_iter: int = MAX_ITER,
-                max_seconds: float = MAX_SECONDS) -> Fitted:
+                max_seconds: float = MAX_SECONDS, overwrite: bool = False) -> Fitted:
     """The head with the lowest validation loss over the L2 grid (train-split loss when there is no
-    validation split). Each L2 value gets an equal share of `max_seconds`."""
+    validation split). Each L2 value gets an equal share of `max_seconds`. `overwrite`: `x_train` is the
+    caller's own copy, standardised in place (one matrix of rows fewer in memory)."""
     started = time.perf_counter()
     x_train, x_val = np.asarray(x_train, np.float32), np.asarray(x_val, np.float32)
     y_train, y_val = np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)
@@ -141,7 +142,9 @@ def fit_softmax(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_v
     std = x_train.std(axis=0)
     std[std < 1e-6] = 1.0  # a constant feature carries nothing; leave it at zero after centring
     weights = class_weights(y_train, classes)
-    z = x_train - mean  # one standardised copy, made in place: the rows can be hundreds of MB
+    z = x_train if overwrite else x_train - mean  # one standardised copy, made in place: the rows can be
+    if overwrite:  # hundreds of MB
+        z -= mean
     z /= std
     problem = _Problem(z, y_train, classes, weights)
     grid: tuple[float, ...] = l2_grid

@@ -18,12 +18,13 @@ import numpy as np
 
 from common.core import errors, parallel
 from common.models.backbone import DEFAULT, Backbone
+from common.models.classifier import Source, read
 from common.models.heads import Head
 from common.training import augment as aug
 from common.training.dataset import Dataset
-from common.training.fit import fit_softmax
 from common.training.metrics import evaluate
 from common.training.split import Split, stratified_split
+from common.training.variants import fit_best
 
 MAX_TRAIN_ROWS = 50_000  # 256 MB of float32 features (twice that while fitting); beyond it, rows are sampled
 SPLITS = ("train", "validation", "test")
@@ -42,18 +43,19 @@ class Embedded:
         return np.stack(self.features) if self.features else np.empty((0, 0), dtype=np.float32)
 
 
-def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views: int | Callable[[str], int] = 0,
+def embed_images(backbone: Backbone, images: Iterable[tuple[str, Source]], views: int | Callable[[str], int] = 0,
                  seed: int = 0) -> Embedded:
-    """Embed (key, image bytes) pairs; each image also as `views` augmented views (seeded per key; `views` may
-    be a function of the key). Images decode while others embed, crops spread over the backbone's pool: the
-    same rows, in the same order, as one at a time."""
+    """Embed (key, image bytes or a function that reads them) pairs; each image also as `views` augmented
+    views (seeded per key; `views` may be a function of the key). Images are read and decoded while others
+    embed, crops spread over the backbone's pool: the same rows, in the same order, as one at a time. An image
+    that cannot be read or decoded is skipped and reported in `failed`."""
     out = Embedded()
 
-    def crops(pair: tuple[str, bytes]) -> tuple[str, list[np.ndarray] | errors.AppError]:
-        key, data = pair
+    def crops(pair: tuple[str, Source]) -> tuple[str, list[np.ndarray] | errors.AppError]:
+        key, source = pair
         try:
-            crop = backbone.prepare(data)
-        except errors.BAD_IMAGE as exc:
+            crop = backbone.prepare(read(source))
+        except (*errors.BAD_IMAGE, errors.NotFound) as exc:
             return key, exc
         extra = views(key) if callable(views) else views
         return key, [crop, *aug.augment(crop, extra, aug.image_seed(seed, key))] if extra else [crop]
@@ -77,38 +79,52 @@ def embed_images(backbone: Backbone, images: Iterable[tuple[str, bytes]], views:
 
 def train(features_by_split: Mapping[str, tuple[np.ndarray, np.ndarray]], labels: Sequence[str], seed: int = 0,
           meta: Mapping[str, Any] | None = None, max_seconds: float = 120.0,
-          backbone: str = DEFAULT) -> tuple[Head, dict[str, Any]]:
-    """Fit the head on the train rows (L2 chosen on validation) and score it on test.
+          backbone: str = DEFAULT, views: np.ndarray | None = None) -> tuple[Head, dict[str, Any]]:
+    """Fit the head on the train rows (L2 and which views to use chosen on validation) and score it on test.
 
-    `features_by_split` maps train/validation/test to (X (n, F) float32, y (n,) class indices); `backbone` is
-    the built-in model whose features they are, recorded in the head so that it is served on the same one."""
+    `features_by_split` maps train/validation/test to (X (n, F) float32, y (n,) class indices); `views` gives
+    the view number of each train row (0 = the image itself; all 0 when None); `backbone` is the built-in
+    model whose features they are, recorded in the head so that it is served on the same one."""
     x_train, y_train = features_by_split["train"]
     x_val, y_val = features_by_split["validation"]
     x_test, y_test = features_by_split["test"]
+    views = np.zeros(len(y_train), np.int64) if views is None else np.asarray(views, np.int64)
     if len(x_train) > MAX_TRAIN_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(len(x_train), MAX_TRAIN_ROWS, replace=False))
-        x_train, y_train = x_train[keep], y_train[keep]
-    fitted = fit_softmax(x_train, y_train, x_val, y_val, len(labels), max_seconds=max_seconds)
+        x_train, y_train, views = x_train[keep], y_train[keep], views[keep]
+    fitted, chosen = fit_best(x_train, y_train, views, x_val, y_val, len(labels), max_seconds)
     head = Head(fitted.weights, fitted.bias, list(labels),
                 {"kind": "custom", "backbone": backbone, **(meta or {})})
     metrics = evaluate(y_test, head.probabilities(x_test) if len(x_test) else np.empty((0, len(labels))), labels)
     metrics["fit"] = {"l2": fitted.l2, "iterations": fitted.iterations, "seconds": fitted.seconds,
                       "validation_loss": round(fitted.validation_loss, 6), "train_rows": int(len(x_train))}
+    metrics["views"] = chosen
     return head, metrics
 
 
-def by_split(embedded: Embedded, classes: Mapping[str, int], split_of: Mapping[str, str]
-             ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Arrange rows into train/validation/test; views of held-out images (there should be none) are dropped."""
-    matrix = embedded.matrix()
+def _rows(embedded: Embedded, split_of: Mapping[str, str]) -> dict[str, list[int]]:
+    """Row numbers of each split part; views of held-out images (there should be none) are dropped."""
     rows: dict[str, list[int]] = {name: [] for name in SPLITS}
     for i, (key, view) in enumerate(zip(embedded.keys, embedded.views, strict=True)):
         part = split_of[key]
         if view == 0 or part == "train":
             rows[part].append(i)
+    return rows
+
+
+def by_split(embedded: Embedded, classes: Mapping[str, int], split_of: Mapping[str, str]
+             ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Arrange rows into train/validation/test (the order `train_views` gives the train rows' views in)."""
+    matrix = embedded.matrix()
     width = matrix.shape[1] if matrix.size else 0
     return {name: (matrix[idx] if idx else np.empty((0, width), np.float32),
-                   np.array([classes[embedded.keys[i]] for i in idx], dtype=np.int64)) for name, idx in rows.items()}
+                   np.array([classes[embedded.keys[i]] for i in idx], dtype=np.int64))
+            for name, idx in _rows(embedded, split_of).items()}
+
+
+def train_views(embedded: Embedded, split_of: Mapping[str, str]) -> np.ndarray:
+    """The view number of each train row of `by_split`, in its order."""
+    return np.array([embedded.views[i] for i in _rows(embedded, split_of)["train"]], dtype=np.int64)
 
 
 def split_of_keys(dataset: Dataset, seed: int = 0) -> tuple[Split, dict[str, str]]:
@@ -128,7 +144,8 @@ def run(dataset: Dataset, read: Callable[[str], bytes], backbone: Backbone, view
     embedded = embed_images(backbone, ((key, read(key)) for key, _ in dataset.items()),
                             lambda key: views if where[key] == "train" else 0, seed)
     embed_seconds = time.perf_counter() - started
-    head, metrics = train(by_split(embedded, classes, where), dataset.labels, seed, backbone=backbone.model)
+    head, metrics = train(by_split(embedded, classes, where), dataset.labels, seed, backbone=backbone.model,
+                          views=train_views(embedded, where))
     metrics["split"] = split.sizes()
     metrics["timing"] = {"embed_seconds": round(embed_seconds, 3), "rows": len(embedded.keys)}
     return head, metrics, embedded

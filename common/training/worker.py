@@ -20,13 +20,13 @@ deletes what it wrote.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from common.adapters.backends import get_queue, get_storage, get_store
-from common.core import errors, signing
-from common.core.config import settings
+from common.adapters.deps import Deps
+from common.core import signing
 from common.files import spaces
 from common.models import files as model_files
 from common.records import messages
@@ -36,86 +36,81 @@ from common.training import dataset as training_set
 log = logging.getLogger("imageclassify.training")
 
 
-def _model(message: Any) -> ModelRecord | None:
+def _model(message: Any, deps: Deps) -> ModelRecord | None:
     """The model a training message names, when we signed it and the model still exists in that version."""
     if not isinstance(message, dict) or not signing.verified(message) \
             or message.get("kind") not in messages.TRAINING_KINDS \
             or not all(isinstance(message.get(f), str) for f in ("owner", "name", "version")):
         log.error("dropping a training message that is malformed or not signed by us")
         return None
-    record = get_store().get_model_record(message["owner"], message["name"])
+    record = deps.store.get_model_record(message["owner"], message["name"])
     if record is None or record.version != message["version"]:
         log.warning("dropping a message for a model that is gone")
         return None
     return record
 
 
-def handle(message: Any) -> bool:
+def handle(message: Any, deps: Deps) -> bool:
     """Do what a training message asks; False when there was nothing to do."""
-    record = _model(message)
+    record = _model(message, deps)
     if record is None:
         return False
     if message["kind"] == "fit":
-        return fit(record)
+        return fit(record, deps)
     chunk = message.get("chunk")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 0 <= chunk < record.chunks:
         log.error("dropping an embed message with a bad chunk number")
         return False
-    return embed(record, chunk)
+    return embed(record, chunk, deps)
 
 
-def _publish_fit(record: ModelRecord) -> None:
-    get_queue().publish([messages.training(record, "fit")])
+def _publish_fit(record: ModelRecord, deps: Deps) -> None:
+    deps.queue.publish([messages.training(record, "fit")])
 
 
-def embed(record: ModelRecord, chunk: int) -> bool:
+def embed(record: ModelRecord, chunk: int, deps: Deps) -> bool:
     from common.models.backbone import get_backbone
     from common.training import pipeline
 
-    store, storage = get_store(), get_storage()
+    store, storage = deps.store, deps.storage
     if store.chunk_recorded(record, chunk) or record.status not in ("queued", "embedding"):
         if record.status == "training" and record.fit_chunk == chunk:
-            _publish_fit(record)  # the fit may have been lost between the last chunk's commit and its publication
+            _publish_fit(record, deps)  # the fit may have been lost between the last chunk's commit and its publication
         return False
     dataset = training_set.read_dataset(storage, record)
     _, where = pipeline.split_of_keys(dataset, record.seed)
-    backbone, limit = get_backbone(record.backbone), settings().http.max_body_bytes
-    decoded, failed = [0] * len(record.labels), []
-    rows: list[np.ndarray] = []
-    items: list[int] = []
-    views: list[int] = []
-    for index, key, label in training_set.chunk_items(dataset, record, chunk):
-        try:
-            data = storage.read(key, limit)
-        except (*errors.BAD_IMAGE, errors.NotFound):
-            failed.append(key)
-            continue
-        named = key.removeprefix(spaces.space(record.owner)).removeprefix(record.source)  # its path in the dataset:
-        # augmentations are seeded by it, so the same folder trains the same model whoever owns it
-        part = pipeline.embed_images(backbone, [(named, data)], record.augment if where[key] == "train" else 0,
-                                     record.seed)
-        if part.failed:
-            failed.append(key)
-            continue
-        decoded[label] += 1
-        rows += part.features
-        items += [index] * len(part.features)
-        views += part.views
-    features = np.stack(rows) if rows else np.empty((0, backbone.width), np.float32)
-    model_files.write_chunk(storage, record, chunk, features, items, views)
+    backbone, limit = get_backbone(record.backbone), deps.settings.http.max_body_bytes
+    items = training_set.chunk_items(dataset, record, chunk)
+    # each image by its path in the dataset: augmentations are seeded by it, so the same folder trains the same
+    # model whoever owns it
+    named = {key.removeprefix(spaces.space(record.owner)).removeprefix(record.source): (index, key, label)
+             for index, key, label in items}
+
+    def reader(key: str) -> Callable[[], bytes]:
+        return lambda: storage.read(key, limit)
+
+    # one pass over the chunk: the next images are read and decoded while others embed, on every core
+    part = pipeline.embed_images(backbone, [(name, reader(key)) for name, (_, key, _) in named.items()],
+                                 lambda name: record.augment if where[named[name][1]] == "train" else 0, record.seed)
+    failed = [named[f["key"]][1] for f in part.failed]
+    decoded = [0] * len(record.labels)
+    for name, view in zip(part.keys, part.views, strict=True):
+        decoded[named[name][2]] += int(view == 0)
+    features = part.matrix() if part.features else np.empty((0, backbone.width), np.float32)
+    model_files.write_chunk(storage, record, chunk, features, [named[name][0] for name in part.keys], part.views)
     outcome = store.record_chunk(record.owner, record.name, record.version, chunk, decoded, failed)
     if outcome == "gone":
         model_files.delete_all(storage, model_files.chunk_path(record, chunk))
     elif outcome == "fit":
-        _publish_fit(record)
+        _publish_fit(record, deps)
     return outcome in ("recorded", "fit", "failed")
 
 
-def _features(record: ModelRecord) -> tuple[Any, dict[str, int], dict[str, str]]:
+def _features(record: ModelRecord, deps: Deps) -> tuple[Any, dict[str, int], dict[str, str]]:
     """Every chunk's rows as one `Embedded`, with each key's class and split part."""
     from common.training import pipeline
 
-    storage = get_storage()
+    storage = deps.storage
     dataset = training_set.read_dataset(storage, record)
     items = dataset.items()
     embedded = pipeline.Embedded()
@@ -128,15 +123,15 @@ def _features(record: ModelRecord) -> tuple[Any, dict[str, int], dict[str, str]]
     return embedded, dict(items), where
 
 
-def fit(record: ModelRecord) -> bool:
+def fit(record: ModelRecord, deps: Deps) -> bool:
     from common.training import pipeline
     from common.training.confusion_png import render
 
-    store, storage = get_store(), get_storage()
+    store, storage = deps.store, deps.storage
     started = store.start_fit(record.owner, record.name, record.version)
     if started is None:
         return False
-    embedded, classes, where = _features(started)
+    embedded, classes, where = _features(started, deps)
     rows = pipeline.by_split(embedded, classes, where)
     trained = np.bincount(rows["train"][1], minlength=len(started.labels))
     if not trained.all():
@@ -147,7 +142,8 @@ def fit(record: ModelRecord) -> bool:
         return True
     head, metrics = pipeline.train(rows, started.labels, started.seed,
                                    {"owner": started.owner, "name": started.name, "version": started.version},
-                                   max_seconds=settings().models.model_fit_seconds, backbone=started.backbone)
+                                   max_seconds=deps.settings.models.model_fit_seconds, backbone=started.backbone,
+                                   views=pipeline.train_views(embedded, where))
     metrics["split"] = started.split
     matrix = metrics["confusion_matrix"]
     prefix = model_files.fit_folder(started, started.fit_runs)
@@ -159,11 +155,11 @@ def fit(record: ModelRecord) -> bool:
     return outcome == "ready"
 
 
-def handle_dead_letter(message: Any) -> bool:
+def handle_dead_letter(message: Any, deps: Deps) -> bool:
     """A training message that exhausted its deliveries: the run fails and every token is refunded."""
-    record = _model(message)
+    record = _model(message, deps)
     if record is None:
         return False
-    return get_store().fail_model(record.owner, record.name, record.version,
+    return deps.store.fail_model(record.owner, record.name, record.version,
                                   "Training could not finish: a step failed after several attempts. Every token "
                                   "was refunded; try again later.")

@@ -52,13 +52,13 @@ def _message(event: CloudEvent) -> object:
 @functions_framework.cloud_event
 @requestlog.events
 def sort_worker(event: CloudEvent) -> None:
-    worker.handle(_message(event))  # transient failures raise, so the queue delivers the message again
+    worker.handle(_message(event), DEPS)  # transient failures raise, so the queue delivers the message again
 
 
 @functions_framework.cloud_event
 @requestlog.events
 def sort_dead_letter(event: CloudEvent) -> None:
-    worker.handle_dead_letter(_message(event))
+    worker.handle_dead_letter(_message(event), DEPS)
 
 
 @functions_framework.cloud_event
@@ -70,7 +70,7 @@ def on_upload(event: CloudEvent) -> None:
         log.error("dropping an unreadable upload event %s: %s", event["id"], exc)
         return
     for bucket, key in objects:
-        labelling.label_upload(bucket, key, envelope.present)
+        labelling.label_upload(bucket, key, envelope.present, DEPS)
 
 
 @functions_framework.http

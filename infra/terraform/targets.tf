@@ -65,7 +65,9 @@ locals {
     }
     sort_worker = {
       trigger = "queue", topic = local.sort_topic, dead_letter_topic = local.sort_dead_letters,
-      memory  = "1Gi", cpu = "2", concurrency = 2, timeout = 120, bucket_role = "user", publishes = [local.sort_topic],
+      # 4 pushes in flight per CPU: while two images infer (one per interpreter of the pool), the others wait on
+      # the bucket and Firestore, so both CPUs stay busy (at 2, each CPU idled through every read and commit)
+      memory  = "1Gi", cpu = "2", concurrency = 8, timeout = 120, bucket_role = "user", publishes = [local.sort_topic],
       secrets = ["INTERNAL_SECRET"]
     }
     sort_dead_letter = {

@@ -7,6 +7,9 @@ Durable like a cloud queue, on one machine:
   after a backoff; a process killed mid-delivery leaves it leased, and it is
   delivered again when the lease runs out (at once, when the next process that
   starts finds its owner dead).
+- First deliveries of images go up to `batch` at a time in one event (one
+  lease transaction, one POST, one delete for all), which the worker sorts side
+  by side on every core; a batch that fails is retried one message at a time.
 - After `max_attempts` failed deliveries a message becomes a dead letter and
   goes to the dead-letter handler instead, which closes its image's books; a
   dead letter is retried until that handler takes it.
@@ -33,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.adapters.eventpost import post_event
+from common.adapters.eventpost import BATCH, MAX_BATCH, post_event
 from common.adapters.localfiles import ThreadSqlite, rollback
 from common.adapters.storage.port import SPACES as ROOT
 
@@ -63,9 +66,10 @@ FIRST_ACCOUNT = ("SELECT account FROM messages INDEXED BY messages_account WHERE
 class LocalQueue:
     def __init__(self, path: Path, url: str, dead_letter_url: str, *, headers: dict[str, str] | None = None,
                  lease: float = 60.0, max_attempts: int = 5, workers: int = 4, deliver: bool = True,
-                 stalled_after: float = 30.0) -> None:
+                 stalled_after: float = 30.0, batch: int = 1) -> None:
         self.path, self.url, self.dead_letter_url = Path(path), url, dead_letter_url
         self.stalled_after = stalled_after  # seconds beyond a lease without a delivery: not draining (/healthz)
+        self.batch = min(batch, MAX_BATCH)  # images per delivery at most (first deliveries only)
         self.deliver = deliver  # False: publish only (a short-lived operator command); the stack delivers
         self.headers, self.lease, self.max_attempts, self.workers = headers or {}, lease, max_attempts, workers
         self._db = ThreadSqlite(self.path, synchronous="FULL").get
@@ -149,33 +153,41 @@ class LocalQueue:
                                    (time.time(), owner))
 
     def _claim(self) -> tuple[int, str, int, bool] | None:
+        claimed = self._claim_batch(1)
+        return claimed[0] if claimed else None
+
+    def _claim_batch(self, limit: int) -> list[tuple[int, str, int, bool]]:
+        """Lease up to `limit` due messages in one transaction, taken in turn as one at a time would be. Only
+        first deliveries of images share a batch: a retry, a dead letter or a training step goes alone."""
         db, now = self._db(), time.time()
         if db.execute("SELECT 1 FROM messages WHERE available_at <= ? LIMIT 1", (now,)).fetchone() is None:
             if db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None:
                 self._drained_at = time.monotonic()
-            return None  # a plain read (WAL): an idle queue takes no write lock from its publishers
+            return []  # a plain read (WAL): an idle queue takes no write lock from its publishers
+        rows: list[tuple[int, str, int, int, str, str | None]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = self._next(db, now)
-            if row is not None:
+            while len(rows) < limit and (not rows or _batchable(rows[-1])):
+                row = self._next(db, now)
+                if row is None or (rows and not _batchable(row)):
+                    break
                 db.execute("UPDATE messages SET available_at = ?, attempts = attempts + 1, owner = ? WHERE id = ?",
                            (now + self.lease, os.getpid(), row[0]))
+                rows.append(row)
+                self._turn = row[4]
             db.execute("COMMIT")
         except BaseException:
             rollback(db)
             raise
-        if row is None:
-            return None
-        self._turn = row[4]
-        return row[0], row[1], row[2] + 1, bool(row[3])
+        return [(row[0], row[1], row[2] + 1, bool(row[3])) for row in rows]
 
-    def _next(self, db: sqlite3.Connection, now: float) -> tuple[int, str, int, int, str] | None:
+    def _next(self, db: sqlite3.Connection, now: float) -> tuple[int, str, int, int, str, str | None] | None:
         """The oldest due message of the next account (in name order, wrapping around) with one due after the
         account this process served last: round-robin. Each process keeps its own turn; a restart starts over."""
         after = db.execute(NEXT_ACCOUNT, (self._turn, now)).fetchone() or db.execute(FIRST_ACCOUNT, (now,)).fetchone()
         if after is None:
             return None
-        return db.execute("SELECT id, body, attempts, dead, account FROM messages INDEXED BY messages_account "
+        return db.execute("SELECT id, body, attempts, dead, account, job_id FROM messages INDEXED BY messages_account "
                           "WHERE account = ? AND available_at <= ? ORDER BY available_at LIMIT 1", (after[0], now)
                           ).fetchone()
 
@@ -183,26 +195,49 @@ class LocalQueue:
         failures = 0
         while not self._stop.is_set():
             try:
-                claimed = self._claim()
-                if claimed is not None:
-                    self._deliver(*claimed)
+                claimed = self._claim_batch(self.batch)
+                if len(claimed) == 1:
+                    self._deliver(*claimed[0])
+                elif claimed:
+                    self._deliver_batch(claimed)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - a full disk or a broken database must not end delivery
                 failures += 1
                 log.error("the queue could not deliver (%s: %s); trying again", type(exc).__name__, exc)
                 self._stop.wait(min(0.2 * 2 ** failures, 5.0))
                 continue
-            if claimed is None:
+            if not claimed:
                 self._wake.wait(0.2)
                 self._wake.clear()
 
     def _deliver(self, message_id: int, body: str, attempts: int, dead: bool) -> None:
-        target, leased_until = (self.dead_letter_url if dead else self.url), time.monotonic() + self.lease
+        leased_until = time.monotonic() + self.lease
+        self._settle_delivery(self._post(self.dead_letter_url if dead else self.url, json.loads(body)),
+                              leased_until, message_id, attempts, dead)
+
+    def _deliver_batch(self, claimed: list[tuple[int, str, int, bool]]) -> None:
+        """Several images in one event (`{"batch": [...]}`): the worker sorts them side by side, on every core,
+        and answers 2xx only when every one is done; otherwise each is settled as a failed delivery of its own
+        (and retried alone: a message that fails cannot hold others back)."""
+        leased_until = time.monotonic() + self.lease
+        status = self._post(self.url, {BATCH: [json.loads(body) for _, body, _, _ in claimed]})
+        if 200 <= status < 300:
+            self._drained_at = time.monotonic()
+            self._settle(leased_until, "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))",
+                         json.dumps([message_id for message_id, _, _, _ in claimed]))
+            return
+        for message_id, _, attempts, dead in claimed:
+            self._settle_delivery(status, leased_until, message_id, attempts, dead)
+
+    def _post(self, target: str, data: Any) -> int:
+        """The worker's answer to one delivery; 0 when there was none."""
         try:
-            status = post_event(target, json.loads(body), timeout=max(1.0, self.lease - 5), headers=self.headers)
+            return post_event(target, data, timeout=max(1.0, self.lease - 5), headers=self.headers)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed delivery, retried later
-            log.warning("delivery of message %d failed: %s", message_id, exc)
-            status = 0
+            log.warning("a delivery to %s failed: %s", target, exc)
+            return 0
+
+    def _settle_delivery(self, status: int, leased_until: float, message_id: int, attempts: int, dead: bool) -> None:
         if 200 <= status < 300:
             self._drained_at = time.monotonic()
             self._settle(leased_until, "DELETE FROM messages WHERE id = ?", message_id)
@@ -233,6 +268,11 @@ class LocalQueue:
                 log.warning("recording a delivery failed (%s); trying again", exc)
                 self._stop.wait(delay)
                 delay = min(2 * delay, 5.0)
+
+
+def _batchable(row: tuple[int, str, int, int, str, str | None]) -> bool:
+    """A first delivery of one image of a job (not a retry, a dead letter or a training step)."""
+    return row[2] == 0 and not row[3] and row[5] is not None
 
 
 def account_of(message: dict[str, Any]) -> str:
