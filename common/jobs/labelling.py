@@ -24,7 +24,7 @@ def label_upload(bucket: str, key: str, present: errors.Present, deps: Deps) -> 
     model = get_model()
     result: dict[str, Any] = {"object": key, "model": model.name}
     try:
-        probs = model.predict(storage.read(key, s.http.max_body_bytes))
+        probs = model.predict(storage.read(key, s.storage.image_max_bytes))
     except errors.BAD_IMAGE as exc:
         result["error"] = present(exc)[1]["error"]
     except errors.NotFound:

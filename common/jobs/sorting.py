@@ -73,7 +73,7 @@ def _classify(job: Job, key: str, deps: Deps) -> tuple[ImageOutcome | None, bool
     store, storage = deps.store, deps.storage
     try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
         model = by_reference(job.model)
-        data = storage.read(key, deps.settings.http.max_body_bytes)
+        data = storage.read(key, deps.settings.storage.image_max_bytes)
         probs = model.predict(data)
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:
         return store.record_image_once(job.id, ImageOutcome(key, "failed", detail=exc.message))
@@ -93,7 +93,7 @@ def copy_unless_taken(source: str, destination: str, shown: str, deps: Deps) -> 
     """Copy `source` to `destination` unless a file is there already: True when this call copied. The same
     bytes in place (an earlier delivery's copy) are fine; a different file is a 409 and is left as it is.
     `shown` is the destination as its owner names it."""
-    storage, limit = deps.storage, deps.settings.http.max_body_bytes
+    storage, limit = deps.storage, deps.settings.storage.image_max_bytes
     there = storage.stat(destination)
     if there is None:
         storage.copy(source, destination)

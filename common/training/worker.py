@@ -79,7 +79,7 @@ def embed(record: ModelRecord, chunk: int, deps: Deps) -> bool:
         return False
     dataset = training_set.read_dataset(storage, record)
     _, where = pipeline.split_of_keys(dataset, record.seed)
-    backbone, limit = get_backbone(record.backbone), deps.settings.http.max_body_bytes
+    backbone, limit = get_backbone(record.backbone), deps.settings.storage.image_max_bytes
     items = training_set.chunk_items(dataset, record, chunk)
     # each image by its path in the dataset: augmentations are seeded by it, so the same folder trains the same
     # model whoever owns it
