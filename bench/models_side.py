@@ -20,7 +20,6 @@ import json
 import resource
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,32 +51,9 @@ def served(name: str) -> Callable[[bytes], Any]:
 
 
 def measure(predict: Callable[[bytes], Any], datas: list[bytes]) -> dict[str, float]:
-    batch = [datas[i % len(datas)] for i in range(PER_ROUND)]
-    latencies: list[float] = []
+    from bench.yardstick import caller_rates
 
-    def one_caller(record: bool = False) -> None:
-        for data in batch:
-            start = time.perf_counter()
-            predict(data)
-            if record:
-                latencies.append(time.perf_counter() - start)
-
-    def two_callers() -> None:
-        threads = [threading.Thread(target=one_caller) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    two_callers()  # warm: every interpreter (or TensorFlow's graph) made
-    lone, two = [], []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        one_caller(record=True)
-        lone.append(PER_ROUND / (time.perf_counter() - start))
-        start = time.perf_counter()
-        two_callers()
-        two.append(2 * PER_ROUND / (time.perf_counter() - start))
+    lone, two, latencies = caller_rates(predict, datas, ROUNDS, PER_ROUND)
     latencies.sort()
     return {"p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[-1 - len(latencies) // 100],
             "images_per_s": statistics.median(lone), "two_callers_images_per_s": statistics.median(two)}

@@ -34,37 +34,44 @@ ROUNDS, PER_ROUND = 5, 32
 _measured: dict[str, dict[str, float]] = {}
 
 
-def _rates(datas: list[bytes]) -> dict[str, float]:
-    """Median over ROUNDS of: one caller's images/s, two concurrent callers' images/s; the lone caller's p50."""
-    from common.models.model import get_model
-
-    model = get_model()
-    batch = [datas[i % len(datas)] for i in range(PER_ROUND)]
+def caller_rates(predict: Callable[[bytes], Any], datas: list[bytes], rounds: int = ROUNDS,
+                 per_round: int = PER_ROUND) -> tuple[list[float], list[float], list[float]]:
+    """Over `rounds`, alternated so what other processes do to the cores falls on both alike: one caller's images/s
+    and two concurrent callers' images/s per round, and the lone caller's latencies (s)."""
+    batch = [datas[i % len(datas)] for i in range(per_round)]
     latencies: list[float] = []
 
     def one_caller(record: bool = False) -> None:
         for data in batch:
             start = time.perf_counter()
-            model.predict(data)
+            predict(data)
             if record:
                 latencies.append(time.perf_counter() - start)
 
-    def two_callers() -> None:
+    def both() -> None:
         threads = [threading.Thread(target=one_caller) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
 
-    two_callers()  # grow and warm the pool
+    both()  # grow and warm the pool (or TensorFlow's graph)
     lone, two = [], []
-    for _ in range(ROUNDS):  # alternated, so what other processes do to the cores falls on both alike
+    for _ in range(rounds):
         start = time.perf_counter()
         one_caller(record=True)
-        lone.append(PER_ROUND / (time.perf_counter() - start))
+        lone.append(per_round / (time.perf_counter() - start))
         start = time.perf_counter()
-        two_callers()
-        two.append(2 * PER_ROUND / (time.perf_counter() - start))
+        both()
+        two.append(2 * per_round / (time.perf_counter() - start))
+    return lone, two, latencies
+
+
+def _rates(datas: list[bytes]) -> dict[str, float]:
+    """Median over ROUNDS of: one caller's images/s, two concurrent callers' images/s; the lone caller's p50."""
+    from common.models.model import get_model
+
+    lone, two, latencies = caller_rates(get_model().predict, datas)
     return {"two_callers_images_per_s": statistics.median(two), "lone_images_per_s": statistics.median(lone),
             "lone_p50_ms": 1000 * statistics.median(latencies)}
 

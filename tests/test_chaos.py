@@ -21,6 +21,7 @@ from common.adapters.store.sqlite import SqliteDocuments
 from common.records.ledger import SPENDS
 from common.records.store import Store
 from infra import photos
+from tests.burst import Burst
 from tests.stack import LocalStack
 from tests.test_images_bounded import peak_rss_mb
 from tests.waiting import wait_for_status, wait_until
@@ -84,40 +85,19 @@ def test_classify_burst_survives_kill9(tmp_path: Path, models_dir: Path) -> None
     granted = 2000
     try:
         user = stack.user("burst", granted)
-        image = photos.data("coffee.png")
-        successes, unknown = [0], [0]
-        lock, stop = threading.Lock(), threading.Event()
-
-        def client() -> None:
-            session = requests.Session()
-            while not stop.is_set():
-                try:
-                    r = session.post(stack.url + "/classify", headers=user["headers"], timeout=30,
-                                     files={"file": ("c.png", image)})
-                    ok, lost = r.status_code == 200, False
-                except requests.RequestException:
-                    ok, lost = False, True
-                with lock:
-                    successes[0] += ok
-                    unknown[0] += lost
-
-        threads = [threading.Thread(target=client) for _ in range(20)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: successes[0] > 20, 120, "the clients never got going")  # mid-burst, then kill -9
+        burst = Burst(stack.url, user["headers"], photos.data("coffee.png"), 20).start()
+        wait_until(lambda: burst.successes > 20, 120, "the clients never got going")  # mid-burst, then kill -9
         stack.kill()
-        stop.set()
-        for t in threads:
-            t.join()
-        assert successes[0] > 20
+        burst.stop()
+        assert burst.successes > 20
         stack.start()
         books = Store(SqliteDocuments(tmp_path / "data" / "accounts.db"))
         wait_until(lambda: not books.docs.find_below(SPENDS, "expires", float("inf")), 120,
                    "a reservation of the killed requests is still open")  # expired (or released) and refunded
         spent = granted - stack.balance(user)
         # a request whose reply was lost in the kill may have been charged: never more than those
-        print(f"burst: {successes[0]} classified, {unknown[0]} replies lost in the kill, {spent} tokens spent")
-        assert successes[0] <= spent <= successes[0] + unknown[0], (successes, unknown, spent)
+        print(f"burst: {burst.successes} classified, {burst.unknown} replies lost in the kill, {spent} tokens spent")
+        assert burst.successes <= spent <= burst.successes + burst.unknown, (burst.successes, burst.unknown, spent)
         assert books.expire_reservations(now=time.time() + 3600) == 0  # a later sweep finds nothing to refund
         assert granted - stack.balance(user) == spent  # refunded once, never twice
     finally:

@@ -7,17 +7,15 @@ call would once the lease expired. Every spend record counts, the rest of the bl
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-
-import requests
 
 from common.adapters.store.sqlite import SqliteDocuments
 from common.records.leases import LEASES
 from common.records.ledger import SPENDS
 from common.records.store import Store
 from infra import photos
+from tests.burst import Burst
 from tests.stack import LocalStack
 from tests.test_chaos import integrity_ok
 from tests.waiting import wait_until
@@ -30,36 +28,15 @@ def test_kill9_of_a_lease_holder_then_sweep_is_exact(tmp_path: Path, models_dir:
     books = Store(SqliteDocuments(tmp_path / "data" / "accounts.db"))
     try:
         user = stack.user("leased", granted)
-        image = photos.data("coffee.png")
-        successes, unknown = [0], [0]
-        lock, stop = threading.Lock(), threading.Event()
-
-        def client() -> None:
-            session = requests.Session()
-            while not stop.is_set():
-                try:
-                    r = session.post(stack.url + "/classify", headers=user["headers"], timeout=30,
-                                     files={"file": ("c.png", image)})
-                    ok, lost = r.status_code == 200, False
-                except requests.RequestException:
-                    ok, lost = False, True
-                with lock:
-                    successes[0] += ok
-                    unknown[0] += lost
-
-        threads = [threading.Thread(target=client) for _ in range(8)]
-        for t in threads:
-            t.start()
+        burst = Burst(stack.url, user["headers"], photos.data("coffee.png"), 8).start()
 
         def leased() -> bool:
             account = books.docs.get("accounts", "leased") or {}
-            return bool(account.get("leases")) and successes[0] > 20
+            return bool(account.get("leases")) and burst.successes > 20
 
         wait_until(leased, 120, "the stack never took a token lease")  # mid-traffic, from a lease: kill -9
         stack.kill()
-        stop.set()
-        for t in threads:
-            t.join()
+        burst.stop()
     finally:
         stack.kill()
     account = books.docs.get("accounts", "leased")
@@ -77,8 +54,8 @@ def test_kill9_of_a_lease_holder_then_sweep_is_exact(tmp_path: Path, models_dir:
     assert from_leases > 0, "no request was served from the killed process's lease"
     assert spent == granted - books.balance("leased")
     # a request whose reply was lost in the kill may have been charged: never more than those
-    print(f"lease kill: {successes[0]} classified, {unknown[0]} replies lost in the kill, {spent} tokens spent")
-    assert successes[0] <= spent <= successes[0] + unknown[0], (successes, unknown, spent)
+    print(f"lease kill: {burst.successes} classified, {burst.unknown} replies lost in the kill, {spent} tokens spent")
+    assert burst.successes <= spent <= burst.successes + burst.unknown, (burst.successes, burst.unknown, spent)
     assert not books.docs.find_below(SPENDS, "expires", float("inf"))  # every reservation closed
     assert books.close_expired_leases(later + 3600) == 0 and books.expire_reservations(later + 3600) == 0
     assert granted - int(books.docs.get("accounts", "leased")["tokens"]) == spent  # type: ignore[index]

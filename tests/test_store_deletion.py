@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -23,29 +22,11 @@ from common.records.ledger import SPENDS
 from common.records.records import ImageOutcome, Job, ModelRecord
 from common.records.store import Store
 from common.records.usage import OBJECTS, USAGE
+from tests.test_billing_crash import DiesAfter, Killed
 
-T = TypeVar("T")
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
 
 
-class Killed(BaseException):
-    """kill -9: nothing after it runs."""
-
-
-class DiesAfter:
-    """A document store whose process dies after `commits` transactions."""
-
-    def __init__(self, inner: Any, commits: int) -> None:
-        self.inner, self.left = inner, commits
-
-    def transact(self, work: Callable[[Any], T]) -> T:
-        if self.left <= 0:
-            raise Killed
-        self.left -= 1
-        return self.inner.transact(work)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def holding(store: Store, storage: Any, name: str) -> None:
