@@ -72,12 +72,14 @@ def test_creating_a_job_loads_no_interpreter(loads: list[str]) -> None:
 
 
 def test_a_process_serving_lite0_never_loads_lite2(loads: list[str]) -> None:
+    from common.bootstrap import bootstrap
     from common.models.registry import resolve
 
-    model = resolve("ann", None)
+    deps = bootstrap()  # the configured store and bucket: neither holds a model of ann's
+    model = resolve("ann", None, deps)
     assert model.top(model.predict(photos.data("coffee.png")), 1)[0]["label"] == "espresso"
     assert loads and all(name.startswith("efficientnet_lite0") for name in loads), loads
-    resolve("ann", "efficientnet_lite2")
+    resolve("ann", "efficientnet_lite2", deps)
     assert any(name.startswith("efficientnet_lite2") for name in loads), loads
 
 

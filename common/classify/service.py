@@ -46,7 +46,7 @@ def run(account: Account, req: ClassifyRequest, idempotency_key: str | None, dep
     from common.models.registry import resolve
 
     # the caller's own model first, then the built-ins: unknown is a 404, not ready a 409, before anything is spent
-    model = resolve(account.username, req.model)
+    model = resolve(account.username, req.model, deps)
     for name in req.classes or ():
         model.resolve(name)  # an unknown class is a 400 before anything is spent
     chargeable = [item for item in req.items if item.refusal is None]

@@ -60,12 +60,12 @@ def validate_source(source: Any) -> str:
     return folder
 
 
-def validate_model(account: Account, name: str | None) -> tuple[str, Vocabulary]:
+def validate_model(account: Account, name: str | None, deps: Deps) -> tuple[str, Vocabulary]:
     """The model a job sorts with (the caller's own first, then the built-ins; None: the default): what the job
     records to find it again, and its class names. No interpreter starts here: only the sort worker infers."""
     from common.models.registry import vocabulary_of
 
-    return vocabulary_of(account.username, name)
+    return vocabulary_of(account.username, name, deps)
 
 
 def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps) -> None:
@@ -85,7 +85,7 @@ def check_output_folders(owner: str, classes: list[str], source: str, deps: Deps
 def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
     """Validate the body (common/jobs/bodies.py), reserve one token per image and queue them."""
     request = bodies.convert(JobRequest, body)
-    reference, model = validate_model(account, request.model)
+    reference, model = validate_model(account, request.model, deps)
     classes = validate_classes(request.classes, model)
     source = validate_source(request.source)
     min_score = deps.settings.jobs.default_min_score if request.min_score is UNSET else request.min_score

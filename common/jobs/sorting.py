@@ -72,7 +72,7 @@ def _classify(job: Job, key: str, deps: Deps) -> tuple[ImageOutcome | None, bool
 
     store, storage = deps.store, deps.storage
     try:  # a custom model deleted since the job began: its images fail (and are refunded) like unreadable ones
-        model = by_reference(job.model)
+        model = by_reference(job.model, deps)
         data = storage.read(key, deps.settings.storage.image_max_bytes)
         probs = model.predict(data)
     except (*errors.BAD_IMAGE, errors.NotFound) as exc:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from common.adapters.deps import Deps
 from common.core import errors, metrics
 from common.models.classifier import Classifier
 from common.models.layout import MODEL_NAME
@@ -39,10 +40,10 @@ class CustomModel(Model):
     record: ModelRecord = field(kw_only=True)
 
 
-def _custom(record: ModelRecord) -> CustomModel:
+def _custom(record: ModelRecord, deps: Deps) -> CustomModel:
     from common.models.backbone import get_backbone
 
-    head = _head(record)
+    head = _head(record, deps)
     backbone = get_backbone(backbone_of(head))
     return CustomModel(name=record.name, vocabulary=Labels(record.name, head.labels, head.index),
                        input_size=backbone.input_size, resize=backbone.resize, backbone=backbone, head=head,
@@ -56,9 +57,8 @@ def backbone_of(head: Head) -> str:
     return str(head.meta.get("backbone") or DEFAULT).removesuffix("_features")
 
 
-def _head(record: ModelRecord) -> Head:
+def _head(record: ModelRecord, deps: Deps) -> Head:
     """A ready custom model's head, read from the bucket once per process; not ready is a 409."""
-    from common.adapters.backends import get_storage
     from common.models import files as model_files
     from common.models import heads
 
@@ -67,34 +67,31 @@ def _head(record: ModelRecord) -> Head:
                               f"GET /models/{record.name} until its status is ready.", code="model_not_ready")
 
     def load() -> Head:
-        return heads.Head.from_files(*model_files.read_head_files(get_storage(), record))
+        return heads.Head.from_files(*model_files.read_head_files(deps.storage, record))
 
     return heads.cached(record.key, f"{record.version}:{record.artefacts}", load)
 
 
-def vocabulary_of(owner: str, name: str | None) -> tuple[str, Vocabulary]:
+def vocabulary_of(owner: str, name: str | None, deps: Deps) -> tuple[str, Vocabulary]:
     """What a job records to find the model `name` again (see `reference`) and its class names, as `owner` sees
     it; the same 404 and 409 as `resolve`, and no interpreter is started (a POST /jobs only checks names)."""
-    from common.adapters.backends import get_store
     from common.models import vocabulary
 
     if name is not None and NAME.fullmatch(name):
-        record = get_store().get_model_record(owner, name)
+        record = deps.store.get_model_record(owner, name)
         if record is not None:
-            head = _head(record)
+            head = _head(record, deps)
             return record.reference, Labels(record.name, head.labels, head.index)
     words = vocabulary.builtin(name)
     return words.name, words
 
 
-def resolve(owner: str, name: str | None) -> Classifier:
+def resolve(owner: str, name: str | None, deps: Deps) -> Classifier:
     """The model `name` as `owner` sees it: their own, else a built-in (None: the default built-in)."""
-    from common.adapters.backends import get_store
-
     if name is not None and NAME.fullmatch(name):
-        record = get_store().get_model_record(owner, name)
+        record = deps.store.get_model_record(owner, name)
         if record is not None:
-            return _custom(record)
+            return _custom(record, deps)
     return _builtin(name)
 
 
@@ -111,17 +108,15 @@ def reference(model: Classifier) -> str:
     return model.record.reference if isinstance(model, CustomModel) else model.name
 
 
-def by_reference(ref: str | None) -> Classifier:
+def by_reference(ref: str | None, deps: Deps) -> Classifier:
     """The model a job recorded; a custom model deleted (or replaced) since is a 404 `unknown_model`."""
-    from common.adapters.backends import get_store
-
     match = REFERENCE.fullmatch(ref or "")
     if match is None:
         return _builtin(ref)
-    record = get_store().get_model_record(match["owner"], match["name"])
+    record = deps.store.get_model_record(match["owner"], match["name"])
     if record is None or record.version != match["version"]:
         raise errors.NotFound(f"The model {match['name']!r} was deleted.", code="unknown_model")
-    return _custom(record)
+    return _custom(record, deps)
 
 
 def builtin_names() -> list[str]:
