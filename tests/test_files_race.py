@@ -128,7 +128,7 @@ def test_a_sort_output_and_an_upload_of_its_path_count_what_is_stored(tmp_path: 
     job = store.create_job(Job(id="j1", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=1,
                                created=time.time()), 1, "ann:job:j1")
     files.put(Account("ann", "hash", 5), "all/a.png", png(100, 1), bootstrap())
-    store.record_image_once("j1", ImageOutcome(source, "cat", output, usage=(100, 1)), files.stored_size)
+    store.record_image_once("j1", ImageOutcome(source, "cat", output, usage=(100, 1)), files.sizer(get_storage()))
     files.put(Account("ann", "hash", 4), "cat/all/a.png", png(5000, 2), bootstrap())
     sorting._place(job, source, output, bootstrap())  # the worker's copy, after the upload
     there = get_storage().stat(output)

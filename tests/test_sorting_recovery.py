@@ -109,7 +109,7 @@ def test_a_dead_letter_makes_the_copy_when_it_can(job: Job) -> None:
 
 
 def test_a_copy_that_lands_after_its_image_was_settled_is_removed(job: Job) -> None:
-    get_store().keep_unwritten("j1", SOURCE, "an attempt found the source gone", files.stored_size)
+    get_store().keep_unwritten("j1", SOURCE, "an attempt found the source gone", files.sizer(get_storage()))
     sorting._place(job, SOURCE, OUTPUT, bootstrap())  # the slow attempt that outlived its lease finishes its copy
     assert state() == ({"matched": {"cat": 1}, "failed": 0, "status": "done"}, 4, (0, 0), False)
 

@@ -10,13 +10,13 @@ an operator drops straight into the bucket folder are not counted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from common.adapters.backends import get_storage
 from common.adapters.deps import Deps
 from common.adapters.storage.port import Storage, UploadForms
 from common.core import errors
@@ -44,9 +44,9 @@ def size_in(storage: Storage, key: str) -> int | None:
     return None if found is None else found.size
 
 
-def stored_size(key: str) -> int | None:
-    """`size_in` the process's storage (for the sort worker and the sweeper, which do not take a `Deps` yet)."""
-    return size_in(get_storage(), key)
+def sizer(storage: Storage) -> Callable[[str], int | None]:
+    """`size_in` that storage: the probe a usage rule is handed."""
+    return functools.partial(size_in, storage)
 
 
 @contextmanager
@@ -55,11 +55,7 @@ def counted_write(owner: str, key: str, size: int, limits: tuple[int, int] | Non
     reserved first (403 `quota_exceeded` past `limits`), and afterwards, written or not, what is stored is
     counted. A close that cannot be made now is left to the sweeper, which makes it after the lease."""
     store, op_id = deps.store, f"{owner}:{uuid.uuid4().hex}"
-    storage = deps.storage
-
-    def stored_size(key: str) -> int | None:
-        return size_in(storage, key)
-
+    stored_size = sizer(deps.storage)
     store.open_space_write(owner, key, size, op_id, stored_size, limits)
     try:
         yield

@@ -80,7 +80,8 @@ def _classify(job: Job, key: str, deps: Deps) -> tuple[ImageOutcome | None, bool
     chosen = best_class(model.class_scores(probs, job.classes), job.min_score) or "unmatched"
     destination = output_key(job.owner, chosen, key)
     usage = (len(data), 1)  # at most what its output adds, reserved when it is recorded (common/records/usage.py)
-    return store.record_image_once(job.id, ImageOutcome(key, chosen, destination, usage=usage), files.stored_size)
+    outcome = ImageOutcome(key, chosen, destination, usage=usage)
+    return store.record_image_once(job.id, outcome, files.sizer(deps.storage))
 
 
 def output_key(owner: str, folder: str, key: str) -> str:
@@ -116,12 +117,13 @@ def _place(job: Job, key: str, destination: str, deps: Deps) -> None:
         copied = copy_unless_taken(key, destination, destination[len(spaces.space(job.owner)):], deps)
     except (errors.NotFound, errors.Conflict) as exc:
         log.info("job %s: an output was not written: %s", job.id, exc.message)
-        store.keep_unwritten(job.id, key, exc.message, files.stored_size)
+        store.keep_unwritten(job.id, key, exc.message, files.sizer(deps.storage))
         return
-    if not store.mark_written(job.id, key, files.stored_size) and copied:  # failed meanwhile: not the job's file
+    written = store.mark_written(job.id, key, files.sizer(deps.storage))
+    if not written and copied:  # failed meanwhile: not the job's file
         with contextlib.suppress(errors.NotFound):
             storage.delete(destination)
-        store.close_space_write(output_write_id(job.id, key), job.owner, destination, files.stored_size)
+        store.close_space_write(output_write_id(job.id, key), job.owner, destination, files.sizer(deps.storage))
 
 
 def handle_dead_letter(message: Any, deps: Deps) -> bool:

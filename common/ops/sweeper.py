@@ -26,20 +26,23 @@ import logging
 import time
 from typing import Any
 
-from common.adapters.backends import get_queue, get_store
-from common.core.config import settings
+from common import bootstrap
+from common.accounts import deliveries
+from common.adapters.deps import Deps
+from common.files.service import sizer
+from common.ops import deletion
 
 log = logging.getLogger("imageclassify.sweeper")
 GRACE = 10.0  # seconds a job with no message left may still be recording its last image
 
 
-def sweep(now: float | None = None) -> dict[str, Any]:
-    now = now or time.time()
-    store, stall = get_store(), settings().jobs.job_stall_seconds
+def sweep(now: float | None = None, deps: Deps | None = None) -> dict[str, Any]:
+    """One pass (`deps`: the process's own unless given); what it did."""
+    now, deps = now or time.time(), deps or bootstrap.deps()
+    store, stall = deps.store, deps.settings.jobs.job_stall_seconds
     refunded = store.expire_reservations(now)
     leases = store.close_expired_leases(now)  # a dead instance's token leases: what they did not spend goes back
-    queue = get_queue()
-    pending = getattr(queue, "pending", None)
+    pending = getattr(deps.queue, "pending", None)
     closed = []
     for job in store.unfinished_jobs():
         idle = now - max(job.updated, job.created)
@@ -52,17 +55,10 @@ def sweep(now: float | None = None) -> dict[str, Any]:
               if store.fail_model(r.owner, r.name, r.version, "Training stalled and was stopped; every token was "
                                   "refunded. Delete the model and train it again.")]
     purged = store.purge_expired(now)
-    from common import bootstrap
-    from common.accounts import deliveries
-
-    webhooks = deliveries.publish_due(bootstrap.deps(), now)  # retries due, and any not published after its commit
-    from common.files.service import stored_size
-
-    writes = store.close_expired_writes(stored_size, now)  # uploads and outputs whose writer died: counted as stored
-    from common import bootstrap
-    from common.ops import deletion
-
-    deleted = deletion.purge_due(bootstrap.deps(), now)
+    webhooks = deliveries.publish_due(deps, now)  # retries due, and any not published after its commit
+    # uploads and outputs whose writer died: counted as stored
+    writes = store.close_expired_writes(sizer(deps.storage), now)
+    deleted = deletion.purge_due(deps, now)
     if refunded or closed or models:
         log.warning("sweep: %d expired reservation(s) refunded, %d stalled job(s) and %d stalled training run(s) "
                     "closed", refunded, len(closed), len(models))
