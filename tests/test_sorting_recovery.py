@@ -117,7 +117,7 @@ def test_a_copy_that_lands_after_its_image_was_settled_is_removed(job: Job) -> N
 def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:
     from common.ops import operations
 
-    assert operations.redrive_job("j1")["published"] == 1  # recorded, so not re-listed; its copy is what is missing
+    assert operations.redrive_job("j1", bootstrap())["published"] == 1  # recorded, so not re-listed; its copy is what is missing
     assert state()[0]["status"] == "running"
 
 

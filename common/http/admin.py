@@ -28,11 +28,11 @@ MAX_IDLE = 30 * 86400.0
 class Work(Protocol):
     """`common.ops.operations`, as the admin routes use it."""
 
-    def stuck(self, min_idle: float) -> list[dict[str, Any]]: ...
+    def stuck(self, min_idle: float, deps: Deps) -> list[dict[str, Any]]: ...
 
-    def failed(self, limit: int = 100) -> list[dict[str, Any]]: ...
+    def failed(self, deps: Deps, limit: int = 100) -> list[dict[str, Any]]: ...
 
-    def redrive(self, work_id: str) -> dict[str, Any]: ...
+    def redrive(self, work_id: str, deps: Deps) -> dict[str, Any]: ...
 
 
 def serve(request: flask.Request, deps: Deps, work: Work) -> flask.Response:
@@ -49,9 +49,9 @@ def serve(request: flask.Request, deps: Deps, work: Work) -> flask.Response:
         operator.suspend(admin, arguments["name"], arguments["action"] == "suspend", deps)
         return flask.Response(status=204)
     if rule == "/admin/jobs":
-        return web.respond({"jobs": _jobs(request, work)})
+        return web.respond({"jobs": _jobs(request, work, deps)})
     if rule == "/admin/jobs/<rest:work>/redrive":
-        done = work.redrive(arguments["work"][:200])
+        done = work.redrive(arguments["work"][:200], deps)
         deps.store.audited(admin.username, "redrive", done["id"], lambda tx: None, published=done["published"])
         return web.respond(done)
     if rule == "/admin/totals":
@@ -59,17 +59,17 @@ def serve(request: flask.Request, deps: Deps, work: Work) -> flask.Response:
     return web.respond(operator.audit_log(deps))
 
 
-def _jobs(request: flask.Request, work: Work) -> list[dict[str, Any]]:
+def _jobs(request: flask.Request, work: Work, deps: Deps) -> list[dict[str, Any]]:
     state = request.args.get("state", "stuck")
     if state not in STATES:
         raise errors.BadRequest("state must be `stuck` (unfinished work that stopped moving) or `failed`.",
                                 code="invalid_state")
     if state == "failed":
-        return work.failed()
+        return work.failed(deps)
     try:
         idle = float(request.args.get("idle", DEFAULT_IDLE))
     except ValueError:
         idle = -1.0
     if not 0 <= idle <= MAX_IDLE:
         raise errors.BadRequest(f"idle must be a number of seconds from 0 to {MAX_IDLE:.0f}.", code="invalid_idle")
-    return work.stuck(idle)
+    return work.stuck(idle, deps)

@@ -1,5 +1,6 @@
 """`GET /healthz` on every HTTP function: can it reach what it needs? 200 `{"status": "ok", "checks": {...}}`, or 503.
 
+The backends checked are the process's own (`common.bootstrap.deps()`), the ones its handlers are given.
 Each check is as cheap as it can be and still prove the backend answers: the
 store one read (of a document that need not exist), storage one list of at most
 one object, the queue its configuration (and the embedded queue its depth, and
@@ -50,28 +51,28 @@ class Unhealthy(Exception):
 
 
 def _store() -> dict[str, Any]:
-    from common.adapters.backends import get_store
+    from common import bootstrap  # here: the web function never checks a backend, and never pays for one
 
-    get_store().docs.get("health", "probe")
+    bootstrap.deps().store.docs.get("health", "probe")
     return {"backend": settings().store.store_backend}
 
 
 def _storage() -> dict[str, Any]:
-    from common.adapters.backends import get_storage
+    from common import bootstrap
 
-    get_storage().list("healthz/", None, 1)
+    bootstrap.deps().storage.list("healthz/", None, 1)
     return {"backend": settings().storage.storage_backend}
 
 
 def _queue() -> dict[str, Any]:
-    from common.adapters.backends import get_queue
-
     s = settings()
     if s.queue.queue_backend == "pubsub" and not s.queue.pubsub_topic:
         raise Unhealthy("PUBSUB_TOPIC is not set")
     if s.queue.queue_backend == "sqs" and not s.queue.sqs_queue_url:
         raise Unhealthy("SQS_QUEUE_URL is not set")
-    queue = get_queue()
+    from common import bootstrap
+
+    queue = bootstrap.deps().queue
     depth = getattr(queue, "depth", None)
     if depth is None:
         return {"backend": s.queue.queue_backend}

@@ -23,7 +23,6 @@ from typing import Any
 
 from common import bootstrap
 from common.accounts import admins
-from common.adapters.backends import get_store
 from common.core import errors
 from common.ops import operations
 
@@ -63,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not 1 <= args.amount <= admins.MAX_REFILL:
                 raise errors.BadRequest(f"amount must be from 1 to {admins.MAX_REFILL}.")
-            if get_store().get_account(args.username) is None:
+            store = bootstrap.deps().store
+            if store.get_account(args.username) is None:
                 raise errors.NotFound(f"There is no account named {args.username!r}.")
-            print(f"{args.username} now has {get_store().refill(args.username, args.amount)} tokens.")
+            print(f"{args.username} now has {store.refill(args.username, args.amount)} tokens.")
     except errors.AppError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> None:
-    rows = operations.unfinished()
+    rows = operations.unfinished(bootstrap.deps())
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -99,7 +99,7 @@ def _duration(seconds: float) -> str:
 
 def _redrive(args: argparse.Namespace) -> None:
     operations.local_secret()
-    done = operations.redrive(args.id)
+    done = operations.redrive(args.id, bootstrap.deps())
     print(f"{done['kind']} {done['id']} ({done['status']}): {done['published']} message(s) published again.")
 
 
