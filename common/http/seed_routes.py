@@ -21,11 +21,14 @@ from common.http.classify_parse import one_upload
 
 FIELDS = {"upload": "image", "predict": "file"}  # route -> the one multipart field its seed reads
 TOP = 3  # both seeds answer with their model's top three
+ROUTES = web.Routes(*(f"/{name}" for name in FIELDS), hint="No such endpoint: the seeds' routes are /upload and "
+                    "/predict.")
 
 
 def route_of(request: flask.Request) -> str | None:
     """`upload` or `predict` when the request is for a seed route, else None."""
-    return next((name for name in FIELDS if web.path_is(request, name)), None)
+    rule, _ = ROUTES.match(request, default="/")
+    return rule[1:] or None
 
 
 def parse(request: flask.Request, route: str) -> ClassifyRequest:

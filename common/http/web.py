@@ -72,12 +72,6 @@ def endpoint(handler: Handler) -> Handler:
     return wrapper
 
 
-def path_is(request: flask.Request, *names: str) -> bool:
-    """Whether the request path ends with one of `names` (functions may be mounted under a prefix)."""
-    path = request.path.rstrip("/")
-    return any(path == f"/{n}" or path.endswith(f"/{n}") for n in names)
-
-
 class Rest(PathConverter):
     """The rest of the path as it was sent, empty, `/`-led or with a newline included: the service that reads it
     (e.g. `common.files.spaces.clean_path`) is the one place that says why such a path is refused."""
@@ -99,10 +93,13 @@ class Routes:
         self.starts = {rule.split("/")[1] for rule in rules}
         self.hint = hint
 
-    def match(self, request: flask.Request) -> tuple[str, dict[str, str]]:
-        """(the rule matched, its arguments)."""
+    def match(self, request: flask.Request, default: str | None = None) -> tuple[str, dict[str, str]]:
+        """(the rule matched, its arguments); `default` (no arguments) for a path none of the rules begins, such as
+        the function's own root, when given."""
         segments = request.path.split("/")
         start = next((i for i, segment in enumerate(segments) if segment in self.starts), None)
+        if start is None and default is not None:
+            return default, {}
         try:
             if start is None:
                 raise NoRoute()

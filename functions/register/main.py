@@ -13,31 +13,31 @@ from common.http import auth as httpauth
 from common.http import web
 
 DEPS = bootstrap.deps()  # built once per process, handed to the services
-SESSIONS = web.Routes("/sessions", "/sessions/<id>", hint="No such endpoint: use /sessions or /sessions/<id>.")
-KEYS = web.Routes("/keys", "/keys/<id>", hint="No such endpoint: use /keys or /keys/<id>.")
+ROUTES = web.Routes("/register", "/api-key", "/sessions", "/sessions/<id>", "/keys", "/keys/<id>", "/password",
+                    "/account", hint="No such endpoint: use /register, /api-key, /sessions[/<id>], /keys[/<id>], "
+                    "/password or /account.")
 
 
 @functions_framework.http
 @web.endpoint
 def register(request: flask.Request) -> flask.Response:
-    if web.path_is(request, "api-key"):
+    rule, arguments = ROUTES.match(request, default="/register")  # the function's own root signs up too
+    if rule == "/api-key":
         web.require_method(request, "POST")
         account = httpauth.authenticate(request, allow_key=False, deps=DEPS)
         return web.respond({"username": account.username, "api_key": accounts.rotate_key(account, DEPS)})
-    segments = request.path.strip("/").split("/")
-    if "sessions" in segments:
-        return sessions(request)
-    if "keys" in segments:
-        return keys(request)
-    if web.path_is(request, "password", "account"):
-        return leave(request)
+    if rule.startswith("/sessions"):
+        return sessions(request, arguments)
+    if rule.startswith("/keys"):
+        return keys(request, arguments)
+    if rule in ("/password", "/account"):
+        return leave(request, rule)
     web.require_method(request, "POST")
     account, key = accounts.register(web.json_body(request), httpauth.client_network(request), DEPS)
     return web.respond({"username": account.username, "tokens": account.tokens, "api_key": key}, 201)
 
 
-def sessions(request: flask.Request) -> flask.Response:
-    _, arguments = SESSIONS.match(request)
+def sessions(request: flask.Request, arguments: dict[str, str]) -> flask.Response:
     if "id" not in arguments:
         web.require_method(request, "POST")
         account = httpauth.authenticate(request, allow_key=False, deps=DEPS)
@@ -48,8 +48,7 @@ def sessions(request: flask.Request) -> flask.Response:
     return flask.Response(status=204)
 
 
-def keys(request: flask.Request) -> flask.Response:
-    _, arguments = KEYS.match(request)
+def keys(request: flask.Request, arguments: dict[str, str]) -> flask.Response:
     if "id" not in arguments:
         web.require_method(request, "GET", "POST")
         account = httpauth.authenticate(request, deps=DEPS)
@@ -61,9 +60,9 @@ def keys(request: flask.Request) -> flask.Response:
     return flask.Response(status=204)
 
 
-def leave(request: flask.Request) -> flask.Response:
+def leave(request: flask.Request, rule: str) -> flask.Response:
     """`POST /password` and `DELETE /account`, each confirmed with the current password in the body."""
-    changing = web.path_is(request, "password")
+    changing = rule == "/password"
     web.require_method(request, "POST" if changing else "DELETE")
     account, network = httpauth.authenticate(request, deps=DEPS), httpauth.client_network(request)
     if changing:
