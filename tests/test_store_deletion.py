@@ -18,6 +18,7 @@ from common.ops import deletion
 from common.records.accounts import KEYS, key_record
 from common.records.deletions import DELETIONS
 from common.records.jobs import IMAGES, JOBS
+from common.records.leases import LEASES
 from common.records.ledger import SPENDS
 from common.records.records import ImageOutcome, Job, ModelRecord
 from common.records.store import Store
@@ -160,3 +161,24 @@ def test_the_key_limit_holds_under_concurrent_creations(store: Store) -> None:
         t.join(120)
     assert (len(made), len(refused)) == (5, 3)
     assert len(store.keys_of("hal")) == 6  # the default key and the five
+
+
+def test_a_deleted_accounts_lease_spends_reach_the_totals_before_the_purge(store: Store, storage: Any) -> None:
+    """The purge deletes spends only once the account's leases closed: a close sums them for the day's totals."""
+    store.create_account("erin", "hash", "key-erin", 1000)
+    lease_id, block = store.take_lease("erin", 100, 1, 100, 10, time.time() + 90, 2)
+    assert block == 100
+    settled = store.reserve("erin", 5, 60.0, slot=(lease_id, 0, 0, "n0"))[0]
+    store.settle("erin", settled, used=3)
+    store.reserve("erin", 4, 60.0, slot=(lease_id, 1, 0, "n1"))  # still in flight when the account goes
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    before = store.totals(day)["tokens_spent"]
+    store.mark_deleted("erin", time.time() + 3600)
+    deps = Deps(settings, store=store, storage=storage)
+    assert deletion.purge_due(deps) == []  # a spend is open: the purge waits for it
+    assert store.docs.find(SPENDS, "username", "erin")  # its spends are still there to be summed
+    store.expire_reservations(time.time() + 120)  # the open one expired: nothing used
+    assert deletion.purge_due(deps) == ["erin"]
+    assert store.totals(day)["tokens_spent"] == before + 3
+    assert (store.docs.get(LEASES, lease_id) or {}).get("returned") == 0  # a deleted account's tokens are gone
+    assert left_of(store, storage, "erin") == {}

@@ -103,3 +103,31 @@ def test_the_sweeper_publishes_what_is_due_and_a_stale_message_changes_nothing(s
     store.claim_delivery("evt_job_j5", 600.0)
     assert deliveries.handle(published[0], deps) is False  # held by the attempt that claimed it: no second POST
     assert deliveries.publish_due(deps, time.time() + 1) == 0
+
+
+def test_a_deleted_accounts_webhooks_are_neither_recorded_nor_attempted_nor_signed(store: Store) -> None:
+    """After the commit that deletes an account: a job ending records no delivery (the purge may have run), one
+    recorded before is not claimed, and an attempt claimed before makes no secret that would outlive the purge."""
+    from common.accounts import deliveries
+    from common.adapters.deps import Deps
+    from common.core import config
+    from common.records.webhooks import SECRETS
+
+    store.create_account("gone", "h", "k-gone", 5)
+    _job(store, "gone", "j6", "https://example.com/hook")
+    _job(store, "gone", "j7", "https://example.com/hook")
+    store.finish_job("j6", "cancelled")  # recorded while the account lived
+    claimed = store.claim_delivery("evt_job_j6", 30.0, time.time() + 1)
+    assert claimed is not None
+    store.mark_deleted("gone", time.time() + 3600)
+    store.finish_job("j7", "cancelled")  # ends after the deletion: nothing to deliver
+    assert store.docs.get("webhook_deliveries", "evt_job_j7") is None
+    assert store.claim_delivery("evt_job_j6", 30.0, time.time() + 100) is None  # its claim ran out: not again
+    deps = Deps(config.settings, store=store)
+    assert deliveries.handle(deliveries.message("evt_job_j6"), deps) is False
+    try:
+        store.webhook_secret("gone")  # the attempt claimed before the deletion, reaching for its secret
+        raise AssertionError("a deleted account's webhook secret must not be made")
+    except Exception as exc:  # noqa: BLE001 - the domain error's code is what counts
+        assert getattr(exc, "code", "") == "not_found"
+    assert store.docs.get(SECRETS, "gone") is None

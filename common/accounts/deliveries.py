@@ -18,7 +18,7 @@ from typing import Any
 
 from common.accounts import webhooks
 from common.adapters.deps import Deps
-from common.core import signing
+from common.core import errors, signing
 from common.media import webhookpost
 
 KIND = "webhook"
@@ -45,7 +45,10 @@ def handle(message_: Any, deps: Deps) -> bool:
     if claimed is None:
         return False  # delivered, given up, or held by another attempt
     body = json.dumps(claimed["event"], separators=(",", ":"), sort_keys=True).encode()
-    secret = webhooks.secret(claimed["owner"], deps)
+    try:
+        secret = webhooks.secret(claimed["owner"], deps)
+    except errors.NotFound:  # the account was deleted after the claim: its purge deletes the delivery
+        return False
     headers = {"Content-Type": "application/json", webhooks.HEADER: webhooks.signature(secret, int(time.time()), body),
                "ImageClassify-Event-Id": delivery_id}
     error, status = webhookpost.post(claimed["url"], body, headers, s.webhook_timeout)

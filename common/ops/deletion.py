@@ -22,6 +22,9 @@ BATCH = 25
 def purge(username: str, deps: Deps) -> None:
     """Delete everything the deleted account `username` held, then mark its deletion finished."""
     store, storage = deps.store, deps.storage
+    if not store.close_account_leases(username):  # its spends are summed by the close: the next sweep, once expired
+        raise errors.Unavailable("A token lease of the deleted account still has a request in progress.",
+                                 code="lease_open")
     store.purge_records(username)  # its jobs first: a worker drops a message whose job is gone, and writes nothing
     for record in store.models_of(username):
         with contextlib.suppress(errors.NotFound):  # a purge before this one deleted it

@@ -54,7 +54,9 @@ class AccountDeletions:
             account = read_account(tx, username)  # a deleted one is unknown: deleting twice is a 404
             tx.put(ACCOUNTS, username, {"username": username, "password_hash": "", "tokens": 0, "is_admin": False,
                                         "created": account.get("created", now), "deleted": now,
-                                        "hold_until": hold_until})
+                                        "hold_until": hold_until,
+                                        # its open token leases: the purge closes them before it deletes their spends
+                                        **({"leases": account["leases"]} if account.get("leases") else {})})
             tx.get(DELETIONS, username)
             tx.put(DELETIONS, username, {"username": username, "expires": now})  # due at once (`deletions_due`)
             count_account(tx, username, -1)  # the operator's account count (`totals.py`)

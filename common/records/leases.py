@@ -148,6 +148,12 @@ class Leases:
     def _expire_one(self, spend_id: str) -> bool:
         return self.docs.transact(lambda tx: expire_spend(tx, spend_id))
 
+    def close_account_leases(self, username: str) -> bool:
+        """Close every lease the account (a deleted one's tombstone too) lists; whether all are closed. Its spends
+        must stay until then: a close sums them for the day's totals."""
+        account = self.docs.get(ACCOUNTS, username) or {}
+        return all(self.close_lease(lease_id) is not None for lease_id in account.get("leases") or {})
+
     def close_expired_leases(self, now: float | None = None, limit: int = 200) -> int:
         """Close every lease past its expiry (its holder died or forgot it); how many were closed."""
         now = time.time() if now is None else now

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from common.core import errors
+from common.records.accounts import ACCOUNTS
 from common.records.port import Doc, DocumentStore, Tx
 
 DELIVERIES, SECRETS = "webhook_deliveries", "webhook_secrets"
@@ -96,10 +98,15 @@ def kick(delivery_id: str) -> None:
             log.warning("publishing webhook delivery %s failed; the sweeper will", delivery_id, exc_info=True)
 
 
+def _deleted(tx: Tx, owner: str) -> bool:
+    """The owner's account was deleted: its purge may have run already, so nothing of it is recorded any more."""
+    return bool((tx.get(ACCOUNTS, owner) or {}).get("deleted"))
+
+
 def announce(tx: Tx, owner: str, url: str | None, event: dict[str, Any]) -> None:
     """Record the delivery of `event` (its `event_id` is the record's key) to `url`, due now; nothing without a
-    URL, nothing more when it was recorded before."""
-    if not url or tx.get(DELIVERIES, event["event_id"]) is not None:
+    URL, for a deleted account, or when it was recorded before."""
+    if not url or tx.get(DELIVERIES, event["event_id"]) is not None or _deleted(tx, owner):
         return
     now = time.time()
     tx.put(DELIVERIES, event["event_id"], {"owner": owner, "url": url, "event": event, "status": "pending",
@@ -124,8 +131,8 @@ class WebhookRecords:
 
         def work(tx: Tx) -> Doc | None:
             doc = tx.get(DELIVERIES, delivery_id)
-            if doc is None or doc["status"] != "pending" or doc["expires"] > at:
-                return None
+            if doc is None or doc["status"] != "pending" or doc["expires"] > at or _deleted(tx, doc["owner"]):
+                return None  # (a deleted account's deliveries are not attempted: its purge deletes them)
             claimed = {**doc, "attempts": doc["attempts"] + 1, "expires": at + lease, "updated": at}
             tx.put(DELIVERIES, delivery_id, claimed)
             return claimed
@@ -180,6 +187,8 @@ class WebhookRecords:
             doc = tx.get(SECRETS, owner)
             if doc is not None and not rotate:
                 return str(doc["secret"])  # made meanwhile by another first use
+            if _deleted(tx, owner):  # an attempt claimed before the deletion: no secret outlives the purge
+                raise errors.NotFound("The account was deleted.")
             secret = SECRET_PREFIX + secrets.token_hex(32)
             tx.put(SECRETS, owner, {"owner": owner, "secret": secret, "created": time.time()})
             return secret
