@@ -256,6 +256,7 @@ def test_account_room_chart_of_real_spending(page: Any) -> None:
     wait(page, "document.querySelectorAll('#usage-chart rect.bar').length === 30")
     wait(page, "document.querySelector('#usage-chart rect.bar:last-of-type').dataset.value === '1'")
     assert page.locator("#usage-table tbody tr").count() == 1
+    shot(page, "console-account-real")  # the account room on a real account's spending (the docs' picture)
 
 
 @needs("password")
