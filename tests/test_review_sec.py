@@ -1,0 +1,65 @@
+"""Defects found by the security review of 2026-12-05, each pinned by a test that failed before its fix."""
+
+from __future__ import annotations
+
+import struct
+import time
+import tracemalloc
+
+import pytest
+
+from common.core import errors
+from common.media import heifbounds, isobmff
+from tests.phone_files import box
+
+T = 30  # seconds: every HTTP call's timeout
+
+
+def _heic_with_extents(grid_extents: int, tile_items: int, tile_extents: int, padding: int) -> bytes:
+    """A 2x2 grid HEIC whose iloc repeats extents: the grid item `grid_extents` times over the whole file, and
+    `tile_items` items each with `tile_extents` empty extents (a few bytes each in the header)."""
+    infe = [box(b"infe", struct.pack(">HH4s", 1, 0, b"grid"), 2)]
+    infe += [box(b"infe", struct.pack(">HH4s", 2 + i, 0, b"hvc1"), 2) for i in range(4)]
+    iinf = box(b"iinf", struct.pack(">H", len(infe)) + b"".join(infe), 0)
+    ispe = box(b"ispe", struct.pack(">II", 128, 128), 0) + box(b"ispe", struct.pack(">II", 64, 64), 0)
+    ipma = struct.pack(">I", 5) + struct.pack(">HBB", 1, 1, 0x81)
+    ipma += b"".join(struct.pack(">HBB", 2 + i, 1, 0x82) for i in range(4))
+    iprp = box(b"iprp", box(b"ipco", ispe) + box(b"ipma", ipma, 0))
+    iref = box(b"iref", box(b"dimg", struct.pack(">HH", 1, 4) + b"".join(struct.pack(">H", 2 + i)
+                                                                           for i in range(4))), 0)
+    places = struct.pack(">HHHIH", 1, 0, 0, 0, grid_extents) + struct.pack(">II", 0, 0x7FFFFFFF) * grid_extents
+    places += b"".join(struct.pack(">HHHIH", 2 + i, 0, 0, 0, 1) + struct.pack(">II", 0, 16) for i in range(4))
+    places += b"".join(struct.pack(">HHHIH", 100 + i, 0, 0, 0, tile_extents) + struct.pack(">II", 0, 0) * tile_extents
+                       for i in range(tile_items))
+    iloc = box(b"iloc", struct.pack(">BBH", 0x44, 0x40, 5 + tile_items) + places, 1)
+    meta = box(b"meta", box(b"hdlr", b"\0" * 4 + b"pict" + b"\0" * 13, 0) + box(b"pitm", b"\0\x01", 0)
+               + iinf + iloc + iref + iprp, 0)
+    return box(b"ftyp", b"heic\0\0\0\0mif1heic") + meta + box(b"mdat", b"\0" * padding)
+
+
+@pytest.mark.fast
+def test_a_grid_whose_extents_repeat_the_file_costs_no_memory() -> None:
+    """Before: the grid's description was every extent joined, 2,000 copies of a 64 KiB file (128 MB)."""
+    data = _heic_with_extents(grid_extents=2000, tile_items=0, tile_extents=0, padding=64 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(errors.Unprocessable) as refused:
+            heifbounds.claimed_size(data, "image/heic")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.code == "undecodable_image"
+    assert peak < 8 * 1024 * 1024, f"{peak:,} bytes to read a {len(data):,}-byte header"
+
+
+@pytest.mark.fast
+def test_lists_of_lists_in_a_header_are_bounded_as_a_whole() -> None:
+    """Before: 64 items of 4,096 empty extents each (1.5 MB of header) were 262,144 extents read and kept: each
+    list was bounded, their product was not (4,096 such items: 16 million, over a gigabyte, from 100 KB)."""
+    data = _heic_with_extents(grid_extents=1, tile_items=64, tile_extents=4096, padding=16)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="list entries"):
+        isobmff.parse(data)
+    with pytest.raises(errors.Unprocessable) as refused:
+        heifbounds.claimed_size(data, "image/heic")
+    assert refused.value.code == "undecodable_image" and time.monotonic() - started < 20
