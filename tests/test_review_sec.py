@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import struct
 import time
 import tracemalloc
+from collections.abc import Iterator
 
 import pytest
+import requests
 
 from common.core import errors
 from common.media import heifbounds, isobmff
+from tests.conftest import Api, bearer, make_api, new_bucket
 from tests.phone_files import box
 
 T = 30  # seconds: every HTTP call's timeout
@@ -63,3 +68,26 @@ def test_lists_of_lists_in_a_header_are_bounded_as_a_whole() -> None:
     with pytest.raises(errors.Unprocessable) as refused:
         heifbounds.claimed_size(data, "image/heic")
     assert refused.value.code == "undecodable_image" and time.monotonic() - started < 20
+
+
+@pytest.fixture(scope="module")
+def s3_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    api = make_api(request, tmp_path_factory, "sqlite", **new_bucket("s3", request, tmp_path_factory.mktemp("s3")))
+    yield api
+    api.stop()
+
+
+def test_an_upload_form_is_for_its_one_key(s3_api: Api) -> None:
+    """Before: a path ending in `${filename}` made boto3 sign a `starts-with` policy: one form uploaded any number
+    of files, under any key of the owner's space (dot names, `..` segments), none of them counted in the quota."""
+    user = s3_api.register()
+    for path in ("/${filename}", "/big/x${filename}"):
+        r = requests.post(s3_api.url("files_api", "/files" + path), json={"size": 1000}, headers=bearer(user),
+                          timeout=T)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_path"), r.text
+    r = requests.post(s3_api.url("files_api", "/files/big/a.png"), json={"size": 1000}, headers=bearer(user),
+                      timeout=T)
+    assert r.status_code == 201, r.text
+    policy = json.loads(base64.b64decode(r.json()["upload"]["fields"]["policy"]))
+    assert {"key": f"users/{user['username']}/big/a.png"} in policy["conditions"]
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in policy["conditions"])
