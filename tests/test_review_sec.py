@@ -11,9 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from werkzeug.formparser import FormDataParser
 
 from common.core import errors
+from common.http import multipart
 from common.media import heifbounds, isobmff
+from tests import test_multipart as mp
 from tests.conftest import Api, bearer, make_api, new_bucket
 from tests.phone_files import box
 
@@ -91,3 +94,19 @@ def test_an_upload_form_is_for_its_one_key(s3_api: Api) -> None:
     policy = json.loads(base64.b64decode(r.json()["upload"]["fields"]["policy"]))
     assert {"key": f"users/{user['username']}/big/a.png"} in policy["conditions"]
     assert not any(isinstance(c, list) and c[0] == "starts-with" for c in policy["conditions"])
+
+
+FIELD = 'Content-Disposition: form-data; name="u"'
+HIDDEN_DELIMITERS = {  # a delimiter werkzeug sees (after a bare CR or LF, or first in a part) and a plain cut missed
+    "closing delimiter after a bare LF": mp.form(mp.part(FIELD, b"kept\n--" + mp.B + b"--dropped")),
+    "delimiter after a bare CR": mp.form(mp.part(FIELD, b"kept\r--" + mp.B + b"\r\n" + FIELD.encode() + b"\r\n\r\nx")),
+    "delimiter first in a part": mp.form(mp.part(FIELD, b"--" + mp.B + b"\r\n\r\nx")),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("name", sorted(HIDDEN_DELIMITERS))
+def test_a_delimiter_werkzeug_sees_inside_a_part_is_werkzeugs_to_cut(name: str) -> None:
+    """Before: the direct parse kept `kept\\n--<boundary>--dropped` as the field where werkzeug reads `kept`."""
+    body = HIDDEN_DELIMITERS[name]
+    assert mp.parsed(multipart.FormParser, body) == mp.parsed(FormDataParser, body)

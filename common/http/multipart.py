@@ -10,7 +10,7 @@ form laid out the way browsers, curl and `requests` lay it out (the first
 delimiter at the very start or after one CRLF, CRLF line breaks, ASCII part headers, each part
 ended by CRLF and the delimiter) is cut with `bytes.find`. Anything else
 (a preamble, bare LF, folded or non-ASCII headers, a delimiter followed by
-something else, a part without a name) is handed to werkzeug's parser
+something else, a delimiter inside a part, a part without a name) is handed to werkzeug's parser
 unchanged, so every unusual body gets exactly the answer it got before. The
 limits are werkzeug's: a text field over `max_form_memory_size` or more than
 `max_form_parts` parts is its 413 (`RequestEntityTooLarge`), which
@@ -75,6 +75,8 @@ def parse(body: bytes, boundary: bytes, max_field: int | None, max_parts: int | 
         if max_parts is not None and len(fields) + len(files) >= max_parts:
             raise RequestEntityTooLarge()
         data = body[head_end + 4:end]
+        if delimiter in data:  # after a bare CR or LF, or at the start, werkzeug would end the part there
+            return None
         if filename is None:
             if max_field is not None and len(data) > max_field:
                 raise RequestEntityTooLarge()
