@@ -130,3 +130,13 @@ def test_a_password_change_revokes_every_other_key_however_many(account_api: Api
                                                          headers={"Authorization": f"Bearer {key}"}).status_code != 401]
     assert alive == []
     assert requests.get(account_api.url("tokens", "/tokens"), headers=bearer(user), timeout=T).status_code == 200
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("header", ["t=\u00b2,v1=ab", "t=1,v1=\u00e9", "t=\u0661,v1=00"])
+def test_a_hostile_signature_header_is_invalid_not_an_exception(header: str) -> None:
+    """Before: `t=²` raised ValueError (`isdigit` takes superscripts, `int` does not) and a non-ASCII `v1` a
+    TypeError from `compare_digest`: a receiver using `signature_valid` answered a 500."""
+    from imageclassify_client.cmd_usage import signature_valid
+
+    assert signature_valid("whsec", header, b"{}", now=1.0) is False
