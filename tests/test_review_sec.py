@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import struct
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ from common.core import errors
 from common.http import multipart
 from common.media import heifbounds, isobmff
 from tests import test_multipart as mp
-from tests.conftest import Api, bearer, make_api, new_bucket
+from tests.conftest import Api, bearer, configure, make_api, new_bucket
 from tests.phone_files import box
 
 T = 30  # seconds: every HTTP call's timeout
@@ -133,10 +136,50 @@ def test_a_password_change_revokes_every_other_key_however_many(account_api: Api
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("header", ["t=\u00b2,v1=ab", "t=1,v1=\u00e9", "t=\u0661,v1=00"])
+@pytest.mark.parametrize("header", ["t=\u00b2,v1=ab", "t=1,v1=\u00e9", "t=\u0661,v1=00", "t=1,v1=\udcff"])
 def test_a_hostile_signature_header_is_invalid_not_an_exception(header: str) -> None:
     """Before: `t=²` raised ValueError (`isdigit` takes superscripts, `int` does not) and a non-ASCII `v1` a
     TypeError from `compare_digest`: a receiver using `signature_valid` answered a 500."""
     from imageclassify_client.cmd_usage import signature_valid
 
     assert signature_valid("whsec", header, b"{}", now=1.0) is False
+
+
+@pytest.mark.fast
+def test_an_image_server_sending_a_non_ascii_content_length_is_read_under_the_cap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `Content-Length: ²` (byte 0xB2, which http.client reads as latin-1 and lets through) passed
+    `str.isdigit` and then failed `int`: a ValueError, rendered as a 500."""
+    from common.media import imagefetch
+
+    configure(monkeypatch, FETCH_ALLOW_LOOPBACK="1")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(T)
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: \xb2\r\n"
+                             b"Connection: close\r\n\r\n" + b"\x89PNG" + b"\0" * 60)
+
+    server = threading.Thread(target=answer, daemon=True)
+    server.start()
+    try:
+        body = imagefetch.fetch(f"http://127.0.0.1:{listener.getsockname()[1]}/photo.png")
+        assert body.startswith(b"\x89PNG")  # an unreadable length is no length: the body is read under the cap
+    finally:
+        listener.close()
+        server.join(T)
+
+
+@pytest.mark.fast
+def test_a_queue_message_with_a_non_ascii_signature_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `compare_digest` raised TypeError on a non-ASCII `sig` instead of answering False."""
+    from common.core import signing
+
+    configure(monkeypatch, INTERNAL_SECRET="a-secret")
+    assert signing.verified({"kind": "webhook", "delivery": "x", signing.FIELD: "\u00e9"}) is False
+    assert signing.verified({"kind": "webhook", "delivery": "x", signing.FIELD: "\udcff"}) is False
+    assert signing.verified(signing.sign({"kind": "webhook", "delivery": "x"})) is True

@@ -33,7 +33,7 @@ def signature_valid(secret: str, header: str, body: bytes, now: float, tolerance
     if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > tolerance:
         return False
     expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
+    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode(errors="replace"))
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
