@@ -64,8 +64,10 @@ def parse(body: bytes, boundary: bytes, max_field: int | None, max_parts: int | 
     position = lead + len(delimiter) + 2
     while True:
         head_end = body.find(b"\r\n\r\n", position)
-        end = body.find(separator, head_end + 4) if head_end >= 0 else -1
-        headers = _headers(body[position:head_end]) if end >= 0 else None
+        hit = body.find(delimiter, head_end + 4) if head_end >= 0 else -1
+        end = hit - 2  # the part's first delimiter, which must follow a CRLF: after a bare CR or LF, or first
+        plain = hit >= 0 and end >= head_end + 4 and body[end:hit] == b"\r\n"  # in the part, werkzeug ends it there
+        headers = _headers(body[position:head_end]) if plain else None
         if headers is None or "content-disposition" not in headers:
             return None
         _, options = parse_options_header(headers["content-disposition"])
@@ -75,8 +77,6 @@ def parse(body: bytes, boundary: bytes, max_field: int | None, max_parts: int | 
         if max_parts is not None and len(fields) + len(files) >= max_parts:
             raise RequestEntityTooLarge()
         data = body[head_end + 4:end]
-        if delimiter in data:  # after a bare CR or LF, or at the start, werkzeug would end the part there
-            return None
         if filename is None:
             if max_field is not None and len(data) > max_field:
                 raise RequestEntityTooLarge()
