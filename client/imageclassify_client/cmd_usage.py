@@ -26,13 +26,14 @@ TOLERANCE = 300  # seconds between the signature's time and the receiver's clock
 
 
 def signature_valid(secret: str, header: str, body: bytes, now: float, tolerance: float = TOLERANCE) -> bool:
-    """Whether `header` (ImageClassify-Signature) signs `body` under `secret`, made within `tolerance` of `now`."""
+    """Whether `header` (ImageClassify-Signature) signs `body` under `secret`, made within `tolerance` of `now`.
+    A hostile header (non-ASCII digits or signature) is False, never an exception in the receiver."""
     fields = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
     stamp = fields.get("t", "")
-    if not stamp.isdigit() or abs(now - int(stamp)) > tolerance:
+    if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > tolerance:
         return False
     expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, fields.get("v1", ""))
+    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode(errors="replace"))
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -36,4 +36,4 @@ def verified(message: Any) -> bool:
         return True
     if not isinstance(message, dict) or not isinstance(message.get(FIELD), str):
         return False
-    return hmac.compare_digest(message[FIELD], mac(secret, message))
+    return hmac.compare_digest(message[FIELD].encode(errors="replace"), mac(secret, message).encode())  # never raises

@@ -82,6 +82,9 @@ def put(account: Account, path: str, data: bytes, deps: Deps) -> dict[str, Any]:
     return {"path": spaces.relative(account.username, key), "size": len(data)}
 
 
+FILENAME = "${filename}"  # S3's placeholder for the uploaded file's own name, in a POST form's key
+
+
 def upload_form(account: Account, path: str, size: Any, deps: Deps) -> dict[str, Any]:
     """A form to upload a file of up to `size` bytes straight to S3, for images larger than a function URL takes.
     The bytes are reserved in the quota now and never closed here: the sweeper closes the write after its lease
@@ -96,6 +99,9 @@ def upload_form(account: Account, path: str, size: Any, deps: Deps) -> dict[str,
     if size > s.storage.image_max_bytes:
         raise errors.PayloadTooLarge(f"An image may have at most {s.storage.image_max_bytes} bytes.")
     key = spaces.key(account.username, path)
+    if key.endswith(FILENAME):  # S3 would sign a `starts-with` policy: one form for any number of keys, uncounted
+        raise errors.BadRequest(f"A path for an upload form may not end in {FILENAME}: name the file itself.",
+                                code="invalid_path")
     store = deps.store
     store.open_space_write(account.username, key, size, f"{account.username}:{uuid.uuid4().hex}",
                            lambda k: size_in(storage, k), (s.storage.space_max_bytes, s.storage.space_max_files))

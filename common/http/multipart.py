@@ -10,7 +10,7 @@ form laid out the way browsers, curl and `requests` lay it out (the first
 delimiter at the very start or after one CRLF, CRLF line breaks, ASCII part headers, each part
 ended by CRLF and the delimiter) is cut with `bytes.find`. Anything else
 (a preamble, bare LF, folded or non-ASCII headers, a delimiter followed by
-something else, a part without a name) is handed to werkzeug's parser
+something else, a delimiter inside a part, a part without a name) is handed to werkzeug's parser
 unchanged, so every unusual body gets exactly the answer it got before. The
 limits are werkzeug's: a text field over `max_form_memory_size` or more than
 `max_form_parts` parts is its 413 (`RequestEntityTooLarge`), which
@@ -64,8 +64,10 @@ def parse(body: bytes, boundary: bytes, max_field: int | None, max_parts: int | 
     position = lead + len(delimiter) + 2
     while True:
         head_end = body.find(b"\r\n\r\n", position)
-        end = body.find(separator, head_end + 4) if head_end >= 0 else -1
-        headers = _headers(body[position:head_end]) if end >= 0 else None
+        hit = body.find(delimiter, head_end + 4) if head_end >= 0 else -1
+        end = hit - 2  # the part's first delimiter, which must follow a CRLF: after a bare CR or LF, or first
+        plain = hit >= 0 and end >= head_end + 4 and body[end:hit] == b"\r\n"  # in the part, werkzeug ends it there
+        headers = _headers(body[position:head_end]) if plain else None
         if headers is None or "content-disposition" not in headers:
             return None
         _, options = parse_options_header(headers["content-disposition"])

@@ -73,7 +73,7 @@ def _check_grid(header: isobmff.Header, item: int, tiles: list[int], name: str, 
     if len(tiles) > MAX_TILES:
         raise errors.Unprocessable(f"The {name} image is a grid of {len(tiles):,} tiles; at most {MAX_TILES:,} "
                                    "are decoded. Send a smaller image, or save it as JPEG.", code="too_many_tiles")
-    grid = header.item_bytes(item, data)
+    grid = header.item_bytes(item, data, 12)  # flags, rows, columns and the size: 12 bytes at most
     if len(grid) < 8:
         raise _damaged(name, "its grid description is cut short")
     rows, columns = grid[2] + 1, grid[3] + 1

@@ -268,7 +268,7 @@ def _read_capped(response: requests.Response, cap: int, watch: Deadline, host: s
     too_large = errors.PayloadTooLarge(f"The image at {host} is larger than {cap} bytes. Use a smaller image.")
     too_slow = errors.GatewayTimeout(f"{host} took too long to send the image.")
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:  # `²` is a digit to isdigit, not to int
         raise too_large
     body = bytearray()
     try:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 FILE, IDAT = 0, 1  # iloc construction methods: offsets in the file, or in the meta box's idat
 MAX_BOXES = 4096  # per container, and items per list: a phone photo has under a hundred; this is Python per box
+MAX_ENTRIES = 4 * MAX_BOXES  # list entries (items, extents, references, links) in a whole header: one budget, so
+# lists of lists cannot multiply into millions of steps and tuples from a few kilobytes
 
 
 @dataclass
@@ -27,12 +29,26 @@ class Header:
     sizes: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> ispe (width, height)
     tiles: dict[int, list[int]] = field(default_factory=dict)  # grid id -> the items it is made of (dimg)
     idat: tuple[int, int] = (0, 0)  # where the meta box's idat payload lies in the file
+    entries: int = 0  # list entries read so far, against MAX_ENTRIES
 
-    def item_bytes(self, item: int, data: bytes) -> bytes:
-        """An item's payload (a grid's description is a few bytes, usually in idat)."""
+    def item_bytes(self, item: int, data: bytes, most: int) -> bytes:
+        """The first `most` bytes of an item's payload (a grid's description is a few bytes, usually in idat):
+        never more, however many extents repeat the whole file."""
         method, extents = self.places.get(item, (FILE, []))
         base, end = (0, len(data)) if method == FILE else self.idat
-        return b"".join(data[base + offset:min(end, base + offset + length)] for offset, length in extents)
+        read = b""
+        for offset, length in extents:
+            if len(read) >= most:
+                break
+            read += data[base + offset:min(end, base + offset + length, base + offset + most - len(read))]
+        return read
+
+    def charge(self, count: int) -> int:
+        """Count `count` list entries against the header's budget; `count` back, or a ValueError past it."""
+        self.entries += count
+        if self.entries > MAX_ENTRIES:
+            raise ValueError(f"more than {MAX_ENTRIES:,} list entries in the header")
+        return count
 
 
 def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
@@ -81,7 +97,7 @@ def _meta(data: bytes, start: int, end: int, header: Header) -> None:
         elif kind == b"iref":
             for _, ref_at, _ in ((k, a, s) for k, a, s in boxes(data, at + 4, stop) if k == b"dimg"):
                 width = 2 if version == 0 else 4
-                count = _count(data, ref_at + width, 2)
+                count = header.charge(_count(data, ref_at + width, 2))
                 header.tiles[_uint(data, ref_at, width)] = [
                     _uint(data, ref_at + width + 2 + i * width, width) for i in range(count)]
         elif kind == b"iprp":
@@ -96,14 +112,14 @@ def _iloc(data: bytes, at: int, header: Header) -> None:
     offset_size, length_size, base_size = sizes >> 4, sizes & 15, more >> 4
     index_size = more & 15 if version in (1, 2) else 0
     id_size = 4 if version == 2 else 2
-    count, at = _count(data, at + 6, id_size), at + 6 + id_size
+    count, at = header.charge(_count(data, at + 6, id_size)), at + 6 + id_size
     for _ in range(count):
         item, at = _uint(data, at, id_size), at + id_size
         method = 0
         if version in (1, 2):
             method, at = data[at + 1] & 15, at + 2
         base = _uint(data, at + 2, base_size)
-        extents, at = _count(data, at + 2 + base_size, 2), at + 4 + base_size
+        extents, at = header.charge(_count(data, at + 2 + base_size, 2)), at + 4 + base_size
         places = []
         for _ in range(extents):
             at += index_size
@@ -120,10 +136,10 @@ def _properties(data: bytes, start: int, end: int, header: Header) -> None:
             found = [(k, a) for k, a, _ in boxes(data, at, stop)]
         elif kind == b"ipma":
             version, wide = data[at], data[at + 3] & 1
-            count, at = _count(data, at + 4, 4), at + 8
+            count, at = header.charge(_count(data, at + 4, 4)), at + 8
             for _ in range(count):
                 item, at = _uint(data, at, 2 if version == 0 else 4), at + (2 if version == 0 else 4)
-                links, at = data[at], at + 1
+                links, at = header.charge(data[at]), at + 1
                 for _ in range(links):
                     index = _uint(data, at, 2) & 0x7FFF if wide else data[at] & 0x7F
                     at += 2 if wide else 1

@@ -73,9 +73,11 @@ class KeyRecords:
     def revoke_keys(self, username: str, keep: str | None = None, batch: int = 25) -> int:
         """Delete every key of the account (sessions too) but the one hashed `keep`; how many went."""
         revoked = 0
-        while found := [h for h, _ in self.docs.find(KEYS, "username", username, batch + 1) if h != keep]:
-            revoked += delete_documents(self.docs, KEYS, found[:batch])
-            if len(found) <= batch:
+        while True:  # the page is judged by what was listed: the kept key in it must not end the loop early
+            listed = [h for h, _ in self.docs.find(KEYS, "username", username, batch + 1)]
+            deleted = delete_documents(self.docs, KEYS, [h for h in listed if h != keep][:batch])
+            revoked += deleted
+            if len(listed) <= batch or not deleted:  # all seen; or an index still listing deleted ones
                 break
 
         def work(tx: Tx) -> None:
