@@ -27,7 +27,7 @@ import requests
 from infra import photos
 from infra.processes import Server
 from tests.conftest import GENEROUS_LIMITS, REPO
-from tests.test_console import browser, drop_files, results, shot, sign_up, training_folder, wait, watch
+from tests.test_console import browser, drop_files, results, room, shot, sign_up, training_folder, wait, watch
 from tests.waiting import wait_for_status, wait_until
 
 ADMIN = ("admin", "rehearsal-admin-password")  # admin_username's default in variables.tf
@@ -96,8 +96,10 @@ def test_the_console_signs_up_classifies_uploads_sorts_and_trains_across_origins
     assert results(page, 1)[0]["bars"][0]["label"] == "espresso"
     wait(page, "document.getElementById('balance').textContent === '4'")
     admin_refill(cloud, username, 60)
+    room(page, "Files")
     page.set_input_files("#folder-input", str(training_folder(tmp_path)))
     wait(page, "document.getElementById('files-status').textContent === 'Upload complete.'")
+    room(page, "Sort")
     page.get_by_label("Source folder in your space").fill("pets/cat/")
     page.get_by_label("Classes, separated by commas").fill("food, cat")
     page.get_by_role("button", name="Start sorting").click()
@@ -105,6 +107,7 @@ def test_the_console_signs_up_classifies_uploads_sorts_and_trains_across_origins
     counts = dict(page.evaluate("""() => Array.from(document.querySelectorAll('#job-counts tbody tr'),
         (tr) => [tr.cells[0].textContent, Number(tr.cells[1].textContent)])"""))
     assert sum(counts.values()) == 6 and counts["failed"] == 0, counts
+    room(page, "Models")
     page.get_by_label("Model name (a-z, 0-9, _ and -)").fill("pets")
     page.get_by_label("Training folder (one subfolder per class)").fill("pets/")
     page.get_by_role("button", name="Train").click()
