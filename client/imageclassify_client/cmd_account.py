@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -33,17 +34,10 @@ password_stdin = click.option("--password-stdin", is_flag=True,
 @pass_state
 def register(state: State, username: str, password_stdin: bool) -> None:
     """Create an account; its API key is saved for the next commands."""
-    api = state.settings().api
     password = read_password(password_stdin, confirm=True)
     reply = state.client().register(username, password)
-    path = config.save_account(api, reply["username"], reply["api_key"])
-    out = state.output
-    if out.json_mode:
-        out.emit_json({"username": reply["username"], "tokens": reply.get("tokens"), "api": api,
-                       "config": str(path)})
-    else:
-        out.say(f"Registered {reply['username']} on {api} with {reply.get('tokens')} tokens.")
-        out.say(f"API key saved in {path}.")
+    _save(state, reply["username"], reply["api_key"], {"tokens": reply.get("tokens")},
+          f"Registered {reply['username']} on {{api}} with {reply.get('tokens')} tokens.\nAPI key saved in {{path}}.")
 
 
 @click.command()
@@ -53,14 +47,21 @@ def register(state: State, username: str, password_stdin: bool) -> None:
 @pass_state
 def login(state: State, username: str, password_stdin: bool) -> None:
     """Get a fresh API key with your password (the previous key stops working) and save it."""
-    api = state.settings().api
     password = read_password(password_stdin, confirm=False)
     reply = state.client().new_key(username, password)
-    path = config.save_account(api, reply.get("username", username), reply["api_key"])
+    name = reply.get("username", username)
+    _save(state, name, reply["api_key"], {}, f"Logged in as {name} on {{api}}; new API key saved in {{path}}.")
+
+
+def _save(state: State, username: str, key: str, extra: dict[str, Any], said: str) -> None:
+    """Keep the account's key for the next commands, and say so (`said` names {api} and {path})."""
+    api = state.settings().api
+    path = config.save_account(api, username, key)
     if state.output.json_mode:
-        state.output.emit_json({"username": reply.get("username", username), "api": api, "config": str(path)})
+        state.output.emit_json({"username": username, **extra, "api": api, "config": str(path)})
     else:
-        state.output.say(f"Logged in as {reply.get('username', username)} on {api}; new API key saved in {path}.")
+        for line in said.format(api=api, path=path).splitlines():
+            state.output.say(line)
 
 
 @click.command()
