@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from common.core import errors
-from common.records.accounts import ACCOUNTS, KEYS, read_account
+from common.records.accounts import ACCOUNTS, KEYS, read_account, touch
 from common.records.deletions import delete_documents
 from common.records.port import Doc, DocumentStore, Tx
 from common.records.records import Account
@@ -37,6 +37,11 @@ class KeyRecords:
         if doc is None or doc.get("deleted"):
             return None  # the key's public id goes on the account: its spends record it for the usage history
         return link, dataclasses.replace(Account.from_doc(doc), key_id=str(link.get("id", "")))
+
+    def account_by_key(self, key_hash: str, now: float | None = None) -> Account | None:
+        """The live key's account (`key_and_account` without the key's record)."""
+        found = self.key_and_account(key_hash, now)
+        return found[1] if found else None
 
     def keys_of(self, username: str, limit: int = 1000) -> list[tuple[str, Doc]]:
         """The account's API keys (its default key and those made with POST /keys), not its console sessions."""
@@ -88,11 +93,6 @@ class KeyRecords:
         return revoked
 
     def touch_key(self, key_hash: str, now: float, every: float) -> None:
-        """Set the key's `last_used` to `now` unless it was set less than `every` seconds ago: one write per key
-        per interval at most, on the key's own record (never the account's). A key revoked meanwhile stays so."""
-        def work(tx: Tx) -> None:
-            doc = tx.get(KEYS, key_hash)
-            if doc is not None and now - float(doc.get("last_used", 0)) >= every:
-                tx.put(KEYS, key_hash, {**doc, "last_used": now})
-
-        self.docs.transact(work)
+        """Set the key's `last_used` to `now` unless it was set less than `every` seconds ago: on the key's own
+        record (never the account's). A key revoked meanwhile stays so."""
+        touch(self.docs, KEYS, key_hash, "last_used", now, every)

@@ -8,7 +8,6 @@ id without the key itself; a keyed request is one read of its record, and nothin
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
 from typing import Any
@@ -43,6 +42,17 @@ def held_back(doc: dict[str, Any] | None, username: str, now: float | None = Non
         raise errors.Conflict(f"The username {username!r} is taken. Choose another one.", code="username_taken")
 
 
+def touch(docs: DocumentStore, kind: str, key: str, field: str, now: float, every: float) -> None:
+    """Set a document's `field` to `now` unless it was set less than `every` seconds ago (a key's `last_used`, an
+    account's `last_active`): one write per document per interval at most; a missing document stays missing."""
+    def work(tx: Tx) -> None:
+        doc = tx.get(kind, key)
+        if doc is not None and now - float(doc.get(field) or 0) >= every:
+            tx.put(kind, key, {**doc, field: now})
+
+    docs.transact(work)
+
+
 def key_record(username: str, prefix: str, name: str = DEFAULT_KEY, scope: str = "all",
                expires: float | None = None) -> dict[str, Any]:
     """The record of a new key (never the key itself: only its first characters, to tell keys apart)."""
@@ -75,12 +85,6 @@ class AccountRecords:
         doc = self.docs.get(ACCOUNTS, username)
         return Account.from_doc(doc) if doc and not doc.get("deleted") else None
 
-    def account_by_key(self, key_hash: str, now: float | None = None) -> Account | None:
-        link = self.docs.get(KEYS, key_hash)
-        if link is None or link.get("expires", float("inf")) <= (now or time.time()):
-            return None
-        account = self.get_account(link["username"])
-        return dataclasses.replace(account, key_id=str(link.get("id", ""))) if account else None
 
     def set_key(self, username: str, key_hash: str, prefix: str = "") -> None:
         """Replace the account's API key (its session keys stay)."""

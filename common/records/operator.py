@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.core import errors
-from common.records.accounts import ACCOUNTS, read_account
+from common.records.accounts import ACCOUNTS, read_account, touch
 from common.records.jobs import JOBS
 from common.records.models import MODELS
 from common.records.port import DocumentStore, Tx
@@ -61,15 +61,8 @@ class OperatorRecords:
     def note_activity(self, username: str, seen: float, now: float | None = None) -> None:
         """Set the account's `last_active` when the value read (`seen`) is older than ACTIVE_EVERY."""
         now = now or time.time()
-        if now - seen < ACTIVE_EVERY:
-            return
-
-        def work(tx: Tx) -> None:
-            account = tx.get(ACCOUNTS, username)
-            if account is not None and now - float(account.get("last_active") or 0) >= ACTIVE_EVERY:
-                tx.put(ACCOUNTS, username, {**account, "last_active": now})
-
-        self.docs.transact(work)
+        if now - seen >= ACTIVE_EVERY:
+            touch(self.docs, ACCOUNTS, username, "last_active", now, ACTIVE_EVERY)
 
     def search_accounts(self, prefix: str, limit: int = 50) -> list[dict[str, Any]]:
         return [{"username": doc.get("username", key), "tokens": int(doc.get("tokens", 0)),
