@@ -72,7 +72,8 @@ def history(account: Account, args: Mapping[str, str], deps: Deps) -> dict[str, 
     starts = {"day": days, "kind": list(KINDS), "key": []}[group]
     rows: dict[str, dict[str, Any]] = {label: _row(group, label) for label in starts}
     for spend in deps.store.spends_on(account.username, days, MAX_SPENDS):
-        row = rows.setdefault(_label(spend, group), _row(group, _label(spend, group)))
+        label = _label(spend, group)
+        row = rows.setdefault(label, _row(group, label))
         amount, refunded = int(spend["amount"]), int(spend.get("refunded", 0))
         row["spent"] += amount
         row["refunded"] += refunded

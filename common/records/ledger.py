@@ -17,14 +17,14 @@ from common.core import errors
 from common.records.accounts import ACCOUNTS, read_account
 from common.records.metered import tally
 from common.records.port import DocumentStore, Tx
-from common.records.totals import add_totals
+from common.records.totals import add_totals, day_of
 
 SPENDS, REFUNDS = "spends", "refunds"
 
 
 def usage_day(username: str, at: float) -> str:
     """What a spend is found by for its account's usage history: the account and the UTC day it was made."""
-    return f"{username}|{time.strftime('%Y-%m-%d', time.gmtime(at))}"
+    return f"{username}|{day_of(at)}"
 
 
 def charge(tx: Tx, username: str, amount: int, spend_id: str, **extra: Any) -> int:
