@@ -20,7 +20,13 @@ import pytest
 from infra import lambda_bundles
 from infra.targets import TARGETS, Target
 from tests.conftest import REPO
-from tests.test_terraform import OFFLINE, evaluate, expression, terraform
+from tests.test_terraform import (
+    OFFLINE,
+    cross_check_fails_for_a_missing_or_miswired_target,
+    evaluate,
+    expression,
+    terraform,
+)
 from tests.test_terraform import load as load_folder
 from tests.test_terraform import mismatches as registry_mismatches
 
@@ -123,13 +129,7 @@ def test_every_registry_target_is_deployed_once_with_its_trigger() -> None:
 
 
 def test_the_cross_check_fails_for_a_missing_or_miswired_target() -> None:
-    found = facts()
-    extra = {**TARGETS, "newcomer": Target("newcomer", "newcomer")}
-    assert "newcomer is in infra/targets.py but not deployed: add it to `targets` in targets.tf" in mismatches(
-        extra, found)
-    moved = {**TARGETS, "sweeper": Target("sweeper", "sort_job", trigger="queue")}
-    assert "sweeper: Terraform trigger 'schedule', registry 'queue'" in mismatches(moved, found)
-    assert "sweeper: not wired as queue" in mismatches(moved, found)
+    cross_check_fails_for_a_missing_or_miswired_target(facts(), mismatches)
 
 
 def test_only_public_targets_have_a_url_and_it_takes_no_aws_auth_with_cors_for_the_console() -> None:
