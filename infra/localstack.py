@@ -241,7 +241,10 @@ def main() -> None:
         start_background(args.port, stop)
         if aws:
             aws_local.relay(args.port, aws[1], os.environ["INTERNAL_SECRET"], stop)
+        # Ctrl-C and SIGTERM stop it, also when started from a shell's background job, whose children inherit an
+        # ignored SIGINT (Python then installs no KeyboardInterrupt handler, and `LocalStack.stop` would wait)
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         print(banner(args.port, args.emulators, aws_local.where(aws[0]) if aws else ""), flush=True)
         try:
             server.serve_forever()

@@ -80,3 +80,19 @@ def test_user_journey_and_clean_stop(tmp_path: Path, models_dir: Path) -> None:
         raise AssertionError("processes of the stack are still running")
     except ProcessLookupError:
         pass
+
+
+def test_ctrl_c_stops_a_stack_started_from_a_background_job(tmp_path: Path, models_dir: Path) -> None:
+    """A shell's background job (`nox -s serve &`, a CI step) hands its children an ignored SIGINT; Python then
+    installs no KeyboardInterrupt handler, and Ctrl-C (what `LocalStack.stop` sends) did nothing."""
+    from tests.stack import LocalStack
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child, as from `cmd &`
+    try:
+        stack = LocalStack(tmp_path / "data", models_dir).start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert stack.stop(60) == 0
+    finally:
+        stack.kill()
