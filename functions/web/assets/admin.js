@@ -65,11 +65,18 @@
               el("td", {}, a.admin ? el("span", { text: "–" }) : toggle));
   }
 
+  // a list answers only its newest request: a slower, older answer (the room's own refresh on entry) must not
+  // replace rows the user is already typing into
+  const newest = () => { let n = 0; return () => { const mine = ++n; return () => mine === n; }; };
+  const accountsAsked = newest(), workAsked = newest();
+
   async function searchAccounts(event) {
     if (event) event.preventDefault();
+    const current = accountsAsked();
     try {
       const q = $("account-query").value.trim();
       const { data } = await api("GET", `/admin/accounts?${new URLSearchParams({ q })}`);
+      if (!current()) return;
       $("account-list").tBodies[0].replaceChildren(...(data.accounts.length ? data.accounts.map(accountRow)
                                                        : [empty(6, `No account begins with ${q}.`)]));
     } catch (err) {
@@ -80,8 +87,10 @@
   async function loadWork(event) {
     if (event) event.preventDefault();
     const state = $("work-state").value;
+    const current = workAsked();
     try {
       const { data } = await api("GET", `/admin/jobs?${new URLSearchParams({ state })}`);
+      if (!current()) return;
       $("work-list").tBodies[0].replaceChildren(...data.jobs.map((w) => el("tr", { "data-id": w.id },
         el("td", { text: w.kind }), el("th", { scope: "row" }, el("code", { text: w.id })),
         el("td", { text: w.owner }), el("td", { text: w.status }),
