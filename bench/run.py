@@ -350,23 +350,25 @@ def bench_jobs(tmp: Path) -> dict[str, Any]:
     from common.models.model import get_model
 
     names = ["coffee.png", "chelsea.png", "grace_hopper.jpg", "camera.png", "astronaut.png"]
-    space = tmp / "data" / "bucket" / "users" / "bench" / "all"
-    space.mkdir(parents=True)
-    for i in range(200):
-        (space / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
+    space = tmp / "data" / "bucket" / "users" / "bench"
+    for folder, count in (("all", 200), ("warm", 16)):
+        (space / folder).mkdir(parents=True)
+        for i in range(count):
+            (space / folder / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
     model, datas = get_model(), [photos.data(name) for name in names]
     stack = LocalStack(tmp / "data", Path(models_dir()), BCRYPT_ROUNDS="4").start()
     try:
         user = stack.user("bench", 1000)
-        # the first job loads the model in the worker
+        # a first job loads the model and grows its interpreter pool in the worker, as the yardstick's callers
+        # warm theirs: what is measured is a job on a running stack
         stack.wait_job(user, requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
-                                           json={"classes": ["food"], "source": "nothing/"}).json()["id"])
+                                           json={"classes": ["food"], "source": "warm/"}).json()["id"])
 
         def job() -> tuple[float, dict[str, Any]]:
             start = time.perf_counter()
             job = requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
                                 json={"classes": ["food", "cat", "clothing"], "source": "all/"}).json()
-            status = stack.wait_job(user, job["id"], 300)
+            status = stack.wait_job(user, job["id"], 300, every=0.05)  # the end, not the poll, is measured
             return time.perf_counter() - start, status
 
         (elapsed, status), limit = around(lambda: two_callers(model.predict, datas), job)

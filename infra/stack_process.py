@@ -81,13 +81,13 @@ class LocalStack:
     def job(self, user: dict, job_id: str) -> dict:
         return dict(requests.get(f"{self.url}/jobs/{job_id}", headers=user["headers"], timeout=30).json())
 
-    def wait_job(self, user: dict, job_id: str, timeout: float = 120) -> dict:
-        """Poll a job until it is finished; its last state."""
+    def wait_job(self, user: dict, job_id: str, timeout: float = 120, every: float = 0.1) -> dict:
+        """Poll a job every `every` seconds until it is finished; its last state."""
         deadline = time.monotonic() + timeout
         while (status := self.job(user, job_id))["status"] not in ("done", "failed", "cancelled"):
             if time.monotonic() > deadline:
                 raise AssertionError(f"job {job_id} not finished after {timeout}s: {status}")
-            time.sleep(0.1)
+            time.sleep(every)
         return status
 
     def balance(self, user: dict) -> int:

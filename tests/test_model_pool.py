@@ -191,6 +191,30 @@ def test_ordered_map_keeps_order_bounds_read_ahead_and_raises() -> None:
     assert got[0] == 1 and got[2] == 2 and isinstance(got[1], errors.BadRequest) and got[1].code == "zero"
 
 
+def test_a_shared_pool_keeps_its_threads_across_calls_and_stops_a_failed_call() -> None:
+    """A queue worker's batches share the process's pool: the same threads (and what each keeps, a database
+    connection) serve every batch; a failing item stops only its own call, whose work not yet started never runs."""
+    pool = parallel.shared(2)
+    assert parallel.shared(2) is pool
+    first = set(parallel.ordered_map(lambda _: threading.current_thread().name, range(8), 2, pool))
+    second = set(parallel.ordered_map(lambda _: threading.current_thread().name, range(8), 2, pool))
+    assert first | second <= {f"shared_{i}" for i in range(2)}
+    ran: list[int] = []
+
+    def fails_on_one(i: int) -> int:
+        ran.append(i)
+        if i == 1:
+            raise ValueError("one")
+        time.sleep(0.01)
+        return i
+
+    with pytest.raises(ValueError, match="one"):
+        list(parallel.ordered_map(fails_on_one, range(40), 2, pool))
+    settled = len(ran)
+    assert settled <= 6  # twice the threads ahead at most, and nothing after the call returned
+    assert list(parallel.ordered_map(lambda i: i * 2, range(5), 2, pool)) == [0, 2, 4, 6, 8] and len(ran) == settled
+
+
 def test_settings_refuse_a_pool_of_none(monkeypatch: pytest.MonkeyPatch) -> None:
     from common.core.config import settings
 

@@ -64,7 +64,8 @@ def _batch(batch: list[Any], deps: Deps) -> bool:
         except Exception as exc:  # noqa: BLE001 - raised below, once the others are done
             return exc
 
-    done = list(parallel.ordered_map(one, batch, 2 * deps.settings.models.model_interpreters))
+    threads = 2 * deps.settings.models.model_interpreters
+    done = list(parallel.ordered_map(one, batch, threads, parallel.shared(threads)))
     failure = next((outcome for outcome in done if isinstance(outcome, Exception)), None)
     if failure is not None:
         raise failure

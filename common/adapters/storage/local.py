@@ -68,7 +68,7 @@ class LocalStorage:
         if any(len(part.encode()) > MAX_NAME_BYTES for part in key.split("/")):
             raise errors.BadRequest(f"{key[:100]!r} has a name longer than {MAX_NAME_BYTES} bytes.", code="invalid_key")
         path = self.root / check_key(key)
-        if not _unlinked(path):
+        if not _unlinked(self.root, key):
             if writing:
                 raise errors.Conflict(f"{key[:100]!r} cannot be written: a symbolic link on the server's disk is in "
                                       "the way (links in the bucket folder are not followed). Remove it.",
@@ -145,16 +145,26 @@ class LocalStorage:
             place_atomic(dst, fill, prefix="c-", tmp_dir=self.tmp)
 
 
-def _unlinked(path: Path) -> bool:
-    """Whether no part of `path` (below the resolved bucket root) is a symbolic link."""
-    return os.path.realpath(path) == str(path)
+def _unlinked(root: Path, key: str) -> bool:
+    """Whether no part of `key` below the resolved bucket `root` is a symbolic link (a part that does not exist
+    links nowhere). One lstat per part below the root: what os.path.realpath checks there, without the root's own
+    parts, on every read, stat and copy."""
+    current = str(root)
+    for part in key.split("/"):
+        current = f"{current}/{part}"
+        try:
+            if stats.S_ISLNK(os.lstat(current).st_mode):
+                return False
+        except (FileNotFoundError, NotADirectoryError):
+            return True
+    return True
 
 
 def files(root: Path, folder: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """Every regular file under `folder`, as its key (relative to `root`) and its entry: names starting with '.'
     are hidden, links are not followed nor listed, and a folder that vanishes while walked is skipped. `root` is
     resolved; a `folder` with a link on its way holds nothing."""
-    folders = [str(folder)] if _unlinked(folder) else []
+    folders = [str(folder)] if os.path.realpath(folder) == str(folder) else []
     while folders:
         try:
             with os.scandir(folders.pop()) as entries:

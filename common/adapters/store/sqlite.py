@@ -2,13 +2,18 @@
 
 Every transaction is `BEGIN IMMEDIATE`: concurrent writers queue on SQLite's
 write lock instead of racing, so what a transaction read cannot change before
-it commits. WAL mode lets readers run beside the one writer.
+it commits. WAL mode lets readers run beside the one writer. The threads of one
+process first queue on a lock of their own: SQLite's busy handler waits by
+sleeping and polling (1, 2, 5, 10 ms ...), so writers of one process that met
+on its lock would sleep past the moment it is free; other processes still meet
+on SQLite's lock.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,9 +60,14 @@ class SqliteDocuments:
         self.path = Path(path)
         self._connections = ThreadSqlite(self.path)
         self._db = self._connections.get
+        self._writer = threading.RLock()  # re-entrant: a nested transaction fails in SQLite, as it would without
         self._db().executescript(SCHEMA)
 
     def transact(self, work: Callable[[_Tx], T]) -> T:
+        with self._writer:
+            return self._transact(work)
+
+    def _transact(self, work: Callable[[_Tx], T]) -> T:
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")
