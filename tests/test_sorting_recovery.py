@@ -141,3 +141,30 @@ def test_a_batch_sorts_every_image_and_fails_after_all_were_tried(job: Job, monk
     assert sorted(seen) == list("abcd")  # a failure does not stop the others; the nested batch is not opened
     assert worker.handle({"batch": batch[2:]}, bootstrap())
     assert not worker.handle({"batch": batch * 17}, bootstrap()) and len(seen) == 6  # too long: not ours, dropped
+
+
+def test_a_sharded_job_cancelled_between_record_and_copy_refunds_the_image_and_keeps_no_file(job: Job) -> None:
+    """A sharded job's image counts on its shard once settled: cancelled after its record and before its copy,
+    it was refunded by the cancel, so the copy the worker then makes is not the job's: removed, uncounted, once."""
+    store, deps = get_store(), bootstrap()
+    source, output = "users/ann/all/b.png", "users/ann/cat/b.png"
+    get_storage().write(source, PNG)
+    before = store.usage("ann")  # j1's output, reserved
+    store.create_job(Job(id="j2", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=2,
+                         created=time.time()), 2, "ann:job:j2", [source, SOURCE])
+    assert store.get_account("ann").tokens == 2  # type: ignore[union-attr]  # 5, less j1's image and j2's two
+    store.record_image_once("j2", ImageOutcome(source, "cat", output, usage=(len(PNG), 1)), files.sizer(deps.storage))
+    assert store.usage("ann") == (before[0] + 100, before[1] + 1)  # its output reserved in the space
+    assert store.finish_job("j2", "cancelled").processed == 0
+    assert store.get_account("ann").tokens == 4  # type: ignore[union-attr]  # both of j2's images refunded
+    message = signing.sign({"job_id": "j2", "object": source})
+    for handle in (sorting.handle_image, sorting.handle_image, sorting.handle_dead_letter):  # then redeliveries
+        assert not handle(message, deps)
+        assert store.get_account("ann").tokens == 4  # type: ignore[union-attr]
+        assert not Path(get_storage().path(output)).exists()  # type: ignore[attr-defined]
+        assert store.usage("ann") == before
+        record = store.image_record("j2", source)
+        assert record is not None and not record.awaiting_copy and "job ended" in str(record.detail)
+        cancelled = store.get_job("j2")
+        assert cancelled is not None and (cancelled.status, cancelled.processed, cancelled.matched) == (
+            "cancelled", 0, {})
