@@ -121,6 +121,22 @@ def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:
     assert state()[0]["status"] == "running"
 
 
+def test_a_redrive_of_a_sharded_job_sends_no_more_images_than_it_charged(job: Job) -> None:
+    """Its images awaiting their copy count as recorded, not as missing: the files added to the source since
+    the job began are re-driven only up to its total (before: up to it less the images settled)."""
+    from common.ops import operations
+
+    store = get_store()
+    names = [f"users/ann/all/s{i}.png" for i in range(3)]
+    for name in names:
+        get_storage().write(name, PNG)
+    store.create_job(Job(id="j3", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=2,
+                         created=time.time()), 2, "ann:job:j3", names[:2])
+    store.record_image_once("j3", ImageOutcome(names[0], "cat", "users/ann/cat/s0.png", usage=(len(PNG), 1)))
+    # s0 awaits its copy, and one more image is missing (s1, or the added s2), besides j1's own images
+    assert operations.redrive_job("j3", bootstrap())["published"] == 2
+
+
 def test_a_batch_sorts_every_image_and_fails_after_all_were_tried(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
     """The embedded queue's batch: each message handled as if alone (a nested batch is dropped), and a transient
     failure of one is raised only once the others are done, so the queue retries it and the rest change nothing."""

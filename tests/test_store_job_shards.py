@@ -135,7 +135,7 @@ def test_each_image_of_a_sharded_job_writes_its_shard_once(store: Store, tmp_pat
     names = [f"all/{i}.png" for i in range(120)]
     job = make_job(store, names)
     inner = store.docs
-    store.docs = RecordingDocuments(inner, tmp_path / "writes")  # type: ignore[assignment]
+    store.docs = RecordingDocuments(inner, tmp_path / "writes")
     for i, name in enumerate(names):
         outcome = ImageOutcome(name, "failed") if i % 7 == 0 else ImageOutcome(name, "cat", f"cat/{i}", usage=(2, 1))
         for _ in range(2):  # a redelivery
@@ -144,7 +144,7 @@ def test_each_image_of_a_sharded_job_writes_its_shard_once(store: Store, tmp_pat
                 store.keep_unwritten("job1", name, "a file of yours is there", stored(None))
             elif i % 7:
                 store.mark_written("job1", name, stored(2))
-    store.docs = inner  # type: ignore[assignment]
+    store.docs = inner
     shard_writes: dict[str, int] = {}
     for record in read_records(tmp_path / "writes"):
         for kind, key in record.writes:
@@ -205,3 +205,26 @@ def test_an_image_re_driven_into_a_complete_shard_does_not_close_the_job_early(s
     done = store.get_job("job1")
     assert done is not None and (done.status, done.processed, done.failed) == ("done", 91, 91)
     assert store.get_account("owner").tokens == 500  # type: ignore[union-attr]  # never more than was spent
+
+
+def test_an_image_recorded_before_counting_on_settle_settles_as_it_was_counted(store: Store) -> None:
+    """A job in flight across the deploy: its image counted on its shard when recorded (processed, writing)
+    settles by releasing `writing` only, and is not counted twice."""
+    make_job(store, ["all/a.png"], tokens=1)
+    assert store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a", usage=(3, 1)))
+
+    def as_before(tx: Tx) -> None:  # the record and the shard as the earlier design left them
+        tx.put("job_images", "job1/all/a.png", {**tx.get("job_images", "job1/all/a.png"),  # type: ignore[dict-item]
+                                                 job_shards.SETTLE_COUNTS: False})
+        shard = Job(id="job1", owner="owner", classes=[], source="", min_score=0.0, total=1, created=time.time())
+        shard.processed, shard.writing, shard.matched, shard.status = 1, 1, {"dog": 1}, "running"
+        tx.put(job_shards.SHARDS, "job1:0", {**shard.doc(), "job_id": "job1", "counted": False, "closed": False})
+
+    store.docs.transact(as_before)
+    running = store.get_job("job1")
+    assert running is not None and (running.status, running.processed, running.writing) == ("running", 1, 1)
+    assert store.mark_written("job1", "all/a.png", stored(3))
+    done = store.get_job("job1")
+    assert done is not None and (done.status, done.processed, done.matched, done.writing) == (
+        "done", 1, {"dog": 1}, 0)
+    assert store.get_account("owner").tokens == 0  # type: ignore[union-attr]
