@@ -228,3 +228,42 @@ def test_an_image_recorded_before_counting_on_settle_settles_as_it_was_counted(s
     assert done is not None and (done.status, done.processed, done.matched, done.writing) == (
         "done", 1, {"dog": 1}, 0)
     assert store.get_account("owner").tokens == 0  # type: ignore[union-attr]
+
+
+def test_a_cancel_racing_the_outputs_landing_charges_exactly_the_outputs_kept(store: Store) -> None:
+    """Each output either lands before the cancel (counted, charged, kept) or is refused after it (refunded);
+    on a loaded machine the outputs may all land first, and the same books must hold."""
+    names = [f"all/{i}.png" for i in range(60)]
+    make_job(store, names, tokens=60)
+    for name in names:
+        assert store.record_image("job1", ImageOutcome(name, "cat", f"cat/{name}", usage=(1, 1)))
+    kept: dict[str, bool] = {}
+    some_landed = threading.Event()
+
+    def land(part: int) -> None:
+        for name in names[part::4]:
+            for _ in range(200):
+                try:
+                    kept[name] = store.mark_written("job1", name, stored(1))
+                    break
+                except errors.Unavailable:
+                    time.sleep(0.05)
+            if len(kept) >= 8:
+                some_landed.set()
+
+    threads = [threading.Thread(target=land, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    assert some_landed.wait(120)
+    cancelled = store.finish_job("job1", "cancelled")
+    for t in threads:
+        t.join(120)
+    assert len(kept) == 60 and cancelled.status in ("cancelled", "done")  # done: every output landed first
+    landed = {name for name, ok in kept.items() if ok}
+    assert len(landed) >= 8 and cancelled.processed == len(landed) == sum(cancelled.matched.values())
+    assert store.get_account("owner").tokens == 60 - len(landed)  # type: ignore[union-attr]
+    for name in names:
+        record = store.image_record("job1", name)
+        assert record is not None and not record.awaiting_copy and record.written == (name in landed)
+        assert store.mark_written("job1", name, stored(1)) == (name in landed)  # a redelivery: the same answer
+    assert store.get_job("job1").processed == len(landed)  # type: ignore[union-attr]

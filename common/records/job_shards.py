@@ -13,8 +13,8 @@
   not settled by then counts nowhere, so its output is not the job's (`jobs.mark_written` refuses it).
 - Progress is the sum of the shards, read when asked: an image shows once settled, exact once done.
 - Failed images are refunded when the job ends, in one refund for the job (`finish_refund_id`).
-- A shard of a job recorded before this design may hold `writing` (images counted when recorded, their
-  outputs settled later): such records lack `SETTLE_COUNTS` and settle as they did.
+- An image record written before this design lacks `SETTLE_COUNTS`: it counted on its shard when recorded
+  (its output in the shard's `writing`) and settles as it did, releasing `writing` only.
 """
 
 from __future__ import annotations

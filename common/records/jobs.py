@@ -30,7 +30,7 @@ from common.records.records import ImageOutcome, Job
 from common.records.usage import Probe, close_write, open_write
 
 JOBS, IMAGES = "jobs", "job_images"
-JOB_ENDED = "The job ended before this image's output was written: it was not charged, and no file was kept."
+JOB_ENDED = "The job ended before this image's output was written; the image was refunded."
 T = TypeVar("T")
 
 
