@@ -121,6 +121,22 @@ def test_a_redrive_resends_an_image_awaiting_its_copy(job: Job) -> None:
     assert state()[0]["status"] == "running"
 
 
+def test_a_redrive_of_a_sharded_job_sends_no_more_images_than_it_charged(job: Job) -> None:
+    """Its images awaiting their copy count as recorded, not as missing: the files added to the source since
+    the job began are re-driven only up to its total (before: up to it less the images settled)."""
+    from common.ops import operations
+
+    store = get_store()
+    names = [f"users/ann/all/s{i}.png" for i in range(3)]
+    for name in names:
+        get_storage().write(name, PNG)
+    store.create_job(Job(id="j3", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=2,
+                         created=time.time()), 2, "ann:job:j3", names[:2])
+    store.record_image_once("j3", ImageOutcome(names[0], "cat", "users/ann/cat/s0.png", usage=(len(PNG), 1)))
+    # s0 awaits its copy, and one more image is missing (s1, or the added s2), besides j1's own images
+    assert operations.redrive_job("j3", bootstrap())["published"] == 2
+
+
 def test_a_batch_sorts_every_image_and_fails_after_all_were_tried(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
     """The embedded queue's batch: each message handled as if alone (a nested batch is dropped), and a transient
     failure of one is raised only once the others are done, so the queue retries it and the rest change nothing."""
@@ -141,3 +157,30 @@ def test_a_batch_sorts_every_image_and_fails_after_all_were_tried(job: Job, monk
     assert sorted(seen) == list("abcd")  # a failure does not stop the others; the nested batch is not opened
     assert worker.handle({"batch": batch[2:]}, bootstrap())
     assert not worker.handle({"batch": batch * 17}, bootstrap()) and len(seen) == 6  # too long: not ours, dropped
+
+
+def test_a_sharded_job_cancelled_between_record_and_copy_refunds_the_image_and_keeps_no_file(job: Job) -> None:
+    """A sharded job's image counts on its shard once settled: cancelled after its record and before its copy,
+    it was refunded by the cancel, so the copy the worker then makes is not the job's: removed, uncounted, once."""
+    store, deps = get_store(), bootstrap()
+    source, output = "users/ann/all/b.png", "users/ann/cat/b.png"
+    get_storage().write(source, PNG)
+    before = store.usage("ann")  # j1's output, reserved
+    store.create_job(Job(id="j2", owner="ann", classes=["cat"], source="all/", min_score=0.1, total=2,
+                         created=time.time()), 2, "ann:job:j2", [source, SOURCE])
+    assert store.get_account("ann").tokens == 2  # type: ignore[union-attr]  # 5, less j1's image and j2's two
+    store.record_image_once("j2", ImageOutcome(source, "cat", output, usage=(len(PNG), 1)), files.sizer(deps.storage))
+    assert store.usage("ann") == (before[0] + 100, before[1] + 1)  # its output reserved in the space
+    assert store.finish_job("j2", "cancelled").processed == 0
+    assert store.get_account("ann").tokens == 4  # type: ignore[union-attr]  # both of j2's images refunded
+    message = signing.sign({"job_id": "j2", "object": source})
+    for handle in (sorting.handle_image, sorting.handle_image, sorting.handle_dead_letter):  # then redeliveries
+        assert not handle(message, deps)
+        assert store.get_account("ann").tokens == 4  # type: ignore[union-attr]
+        assert not Path(get_storage().path(output)).exists()  # type: ignore[attr-defined]
+        assert store.usage("ann") == before
+        record = store.image_record("j2", source)
+        assert record is not None and not record.awaiting_copy and "job ended" in str(record.detail)
+        cancelled = store.get_job("j2")
+        assert cancelled is not None and (cancelled.status, cancelled.processed, cancelled.matched) == (
+            "cancelled", 0, {})

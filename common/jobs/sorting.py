@@ -10,7 +10,10 @@ redelivered message changes nothing. An output is never written over a
 different file: a file of the owner's in its way (or a source deleted since)
 leaves the output unwritten and reports it on the job (`not_written`); the
 image was classified, so it stays charged. A dead letter for an image never
-classified is failed and refunded.
+classified is failed and refunded. An image counts in its job's progress once
+its output is settled (written or left unwritten): a job cancelled or swept
+between the record and the copy refunded the image, so the store refuses its
+output and the copy made is deleted.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def _place(job: Job, key: str, destination: str, deps: Deps) -> None:
         store.keep_unwritten(job.id, key, exc.message, files.sizer(deps.storage))
         return
     written = store.mark_written(job.id, key, files.sizer(deps.storage))
-    if not written and copied:  # failed meanwhile: not the job's file
+    if not written and copied:  # failed meanwhile, or refunded by the job's end: not the job's file
         with contextlib.suppress(errors.NotFound):
             storage.delete(destination)
         store.close_space_write(output_write_id(job.id, key), job.owner, destination, files.sizer(deps.storage))

@@ -100,7 +100,8 @@ def redrive_job(job_id: str, deps: Deps) -> dict[str, Any]:
     recorded = store.job_images(job.id)
     skip = {o.object for o in recorded} | {o.destination for o in recorded if o.destination}
     prefix = spaces.space(job.owner) + job.source
-    missing = [key for key in list_all(deps.storage, prefix) if key not in skip][:max(0, job.total - job.processed)]
+    # at most the images not recorded yet (a sharded job's `processed` leaves out those whose copy is pending)
+    missing = [key for key in list_all(deps.storage, prefix) if key not in skip][:max(0, job.total - len(recorded))]
     missing += [o.object for o in recorded if o.awaiting_copy]
     store.touch_job(job.id)
     _publisher(deps).publish([messages.image(job.id, key) for key in missing])

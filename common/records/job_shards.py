@@ -2,13 +2,19 @@
 
 - At creation the job's images are spread over `shards` counters (an image's shard is a hash of its key; the
   count grows with the job's size), and the job's document keeps how many images each shard expects.
-- An image counts in its own shard, in the commit that records it (and settles its output there): the job's
-  document is only read, so the workers of one job do not contend on it.
-- A shard is complete when each of its images is recorded and no output of it is still being written. The
-  image that completes a shard adds one to the job's closer (written once per shard); the one that completes
-  the last shard sums the shards into the job's document and marks it done: a cost per job, not per image.
-- Progress is the sum of the shards, read when asked: exact at every commit.
+- An image counts in its own shard once, in the commit that settles it: a failed one when it is recorded, a
+  classified one when its output is written or left unwritten (its record only reads the shard, to refuse a
+  closed one). A shard thus takes one write per image, and the job's document is only read, so the workers of
+  one job do not contend on it.
+- A shard is complete when each of its images is settled. The image that completes a shard adds one to the
+  job's closer (written once per shard); the one that completes the last shard sums the shards into the job's
+  document and marks it done: a cost per job, not per image.
+- A job's end (cancel, sweeper) closes its shards and refunds what they did not count; an image recorded but
+  not settled by then counts nowhere, so its output is not the job's (`jobs.mark_written` refuses it).
+- Progress is the sum of the shards, read when asked: an image shows once settled, exact once done.
 - Failed images are refunded when the job ends, in one refund for the job (`finish_refund_id`).
+- An image record written before this design lacks `SETTLE_COUNTS`: it counted on its shard when recorded
+  (its output in the shard's `writing`) and settles as it did, releasing `writing` only.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from common.records.port import Doc, DocumentStore, Tx
 from common.records.records import Job
 
 SHARDS, CLOSERS = "job_shards", "job_closers"
+SETTLE_COUNTS = "counts_when_settled"  # an image record's flag: it counts on its shard once settled, not before
 IMAGES_PER_SHARD = 40  # a shard takes about this many images: its write rate is the job's divided by the count
 MAX_SHARDS = 80  # the closing commit reads each shard: well within a commit's limits (DynamoDB: 100 items)
 

@@ -3,14 +3,17 @@
 - A job and the reservation of its tokens are created in one commit.
 - Each image of a job is recorded once (one record per image): a redelivered
   message changes nothing.
-- A job's images count in counters sharded by image (`job_shards.py`): the
-  job's document is written when it is created and when it ends, not per
-  image. Its failed images are refunded when it ends, under one refund id per
-  job (older, unsharded jobs: in the commit that records each, one id per image).
-- A job is done when every image is recorded and every output it classified
-  is settled (written, or counted `not_written`: never written over a
-  different file, still charged): a user who sees `done` finds every file.
-  A finished job (done, failed, cancelled) records nothing more.
+- A job's images count in counters sharded by image (`job_shards.py`), each
+  once, when it is settled (failed; or its output written or left unwritten),
+  so a shard takes one write per image; the job's document is written when it
+  is created and when it ends. An image recorded but not settled when the job
+  ends was refunded by the end: its output is then not the job's. Failed
+  images are refunded when the job ends, under one refund id per job (older,
+  unsharded jobs: each counts on the job's document as it is recorded and as
+  its output settles, its failure refunded per image).
+- A job is done when every image is settled (an output written, or counted
+  `not_written`: never written over a different file, still charged): a user
+  who sees `done` finds every file. A finished job records nothing more.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import TypeVar
 from common.core import errors, metrics
 from common.records import job_shards, webhooks
 from common.records.ledger import apply_refund, charge
-from common.records.port import DocumentStore, Tx, transact_then
+from common.records.port import Doc, DocumentStore, Tx, transact_then
 from common.records.records import ImageOutcome, Job
 from common.records.usage import Probe, close_write, open_write
 
 JOBS, IMAGES = "jobs", "job_images"
+JOB_ENDED = "The job ended before this image's output was written; the image was refunded."
 T = TypeVar("T")
 
 
@@ -38,6 +42,11 @@ def output_write_id(job_id: str, key: str) -> str:
     """The space write of one image's output (opened when the image is recorded, closed once its copy is in
     place or will never be): see `common/records/usage.py`."""
     return f"{job_id}/{key}:output"
+
+
+def _unwritten(prior: Doc, detail: str) -> Doc:
+    """An image's record once its output will never be written: nothing awaits a copy, a redelivery does nothing."""
+    return {**prior, "destination": None, "detail": detail, "usage": [0, 0]}
 
 
 def unknown_job(job_id: str) -> errors.NotFound:
@@ -134,7 +143,8 @@ class JobRecords:
                           probe: Probe | None = None) -> tuple[ImageOutcome | None, bool]:
         """(the image's recorded outcome, whether this call recorded it). The outcome recorded first stands, so a
         redelivery gets the same answer; a job that finished before the image was recorded gives (None, False).
-        A classified image's output opens its space write here (`probe`: what the storage holds at a key)."""
+        A classified image's output opens its space write here (`probe`: what the storage holds at a key); in a
+        sharded job it counts on its shard only once settled (`mark_written`, `keep_unwritten`)."""
 
         def work(tx: Tx, finished: list[Job]) -> tuple[ImageOutcome | None, bool]:
             doc = tx.get(JOBS, job_id)
@@ -150,16 +160,17 @@ class JobRecords:
             shard = job_shards.read_shard(tx, job, outcome.object) if job.shards else None
             if shard is not None and shard.closed:  # ended meanwhile (its document read before the end committed)
                 return None, False
+            on_settle = shard is not None and outcome.outcome != "failed"
             tx.put(IMAGES, record_key, {"job_id": job_id, "object": outcome.object, "outcome": outcome.outcome,
                                         "destination": outcome.destination, "detail": outcome.detail,
-                                        "usage": list(outcome.usage)})
+                                        "usage": list(outcome.usage), job_shards.SETTLE_COUNTS: on_settle})
             if outcome.outcome == "failed" and not job.shards:  # a sharded job refunds its failures when it ends
                 apply_refund(tx, job.owner, job.spend_id, 1, image_refund_id(job_id, outcome.object))
             elif outcome.outcome != "failed":  # its output counts in the space, as an upload would (paid: no quota)
                 open_write(tx, job.owner, str(outcome.destination), outcome.usage[0],
                            output_write_id(job_id, outcome.object), probe, sharded=bool(job.shards))
-            if shard is not None:
-                closed = job_shards.put_shard(tx, job, shard, count(shard.counts, outcome))
+            if shard is not None:  # only read for a classified image, written for a failed one
+                closed = None if on_settle else job_shards.put_shard(tx, job, shard, count(shard.counts, outcome))
                 finished.extend([closed] if closed else [])
                 return outcome, True
             if count(job, outcome):
@@ -174,20 +185,19 @@ class JobRecords:
 
     def keep_unwritten(self, job_id: str, obj: str, detail: str, probe: Probe) -> bool:
         """An image's output could not be written (a file of the owner's in its way, its source deleted): the
-        image stays classified and charged (the answer was given, in the job's counts), its output is counted
-        `not_written` and its space write is closed on what is stored there. False when it was settled already
-        or never recorded."""
+        image stays classified and charged (the answer was given), its output counted `not_written`, its space
+        write closed on what is stored there. False when settled already, never recorded, or the job's end
+        refunded it (as in `mark_written`)."""
 
         def work(tx: Tx, finished: list[Job]) -> bool:
             doc, record_key = tx.get(JOBS, job_id), f"{job_id}/{obj}"
             prior = tx.get(IMAGES, record_key)
             if doc is None or prior is None or not ImageOutcome.from_doc(prior).awaiting_copy:
                 return False  # a written output stays the job's, whatever happens to the file later
-            job = Job.from_doc(doc)
-            tx.put(IMAGES, record_key, {**prior, "destination": None, "detail": detail, "usage": [0, 0]})
-            close_write(tx, output_write_id(job_id, obj), job.owner, prior["destination"], probe)
-            self._settle_output(tx, job, obj, finished, unwritten=1)
-            return True
+            close_write(tx, output_write_id(job_id, obj), doc["owner"], prior["destination"], probe)
+            kept = self._settle_output(tx, Job.from_doc(doc), prior, finished, unwritten=1)
+            tx.put(IMAGES, record_key, _unwritten(prior, detail if kept else JOB_ENDED))
+            return kept
 
         return self._transact(work)
 
@@ -225,8 +235,8 @@ class JobRecords:
 
     def mark_written(self, job_id: str, obj: str, probe: Probe) -> bool:
         """Note that an image's output is in place (the job is done when the last one is) and count what is
-        stored there; False when the image was failed or left unwritten meanwhile (its file is then not the
-        job's) or never recorded."""
+        stored there; False when the image was failed or left unwritten meanwhile, never recorded, or refunded
+        by the job's end before it counted on its shard: its file is then not the job's (the caller removes it)."""
 
         def work(tx: Tx, finished: list[Job]) -> bool:
             prior, doc = tx.get(IMAGES, f"{job_id}/{obj}"), tx.get(JOBS, job_id)
@@ -236,26 +246,31 @@ class JobRecords:
                 return False
             if prior.get("written"):
                 return True
-            tx.put(IMAGES, f"{job_id}/{obj}", {**prior, "written": True})
-            if doc is not None:
-                self._settle_output(tx, Job.from_doc(doc), obj, finished)
-            return True
+            kept = doc is None or self._settle_output(tx, Job.from_doc(doc), prior, finished)
+            tx.put(IMAGES, f"{job_id}/{obj}", {**prior, "written": True} if kept else _unwritten(prior, JOB_ENDED))
+            return kept
 
         return self._transact(work)
 
     @staticmethod
-    def _settle_output(tx: Tx, job: Job, obj: str, finished: list[Job], unwritten: int = 0) -> None:
-        """One output of `job` is settled (in place, or `unwritten`): on its shard, or on the job's document."""
+    def _settle_output(tx: Tx, job: Job, prior: Doc, finished: list[Job], unwritten: int = 0) -> bool:
+        """One output of `job` is settled (in place, or `unwritten`): on its shard, or on the job's document.
+        False when its shard closed before the image counted there (the close refunded it)."""
         if job.shards:
-            shard = job_shards.read_shard(tx, job, obj)
+            shard = job_shards.read_shard(tx, job, prior["object"])
+            if prior.get(job_shards.SETTLE_COUNTS) and shard.closed:
+                return False
             shard.counts.not_written += unwritten
-            closed = job_shards.put_shard(tx, job, shard, output_settled(shard.counts))
+            completed = count(shard.counts, ImageOutcome(prior["object"], prior["outcome"])) \
+                if prior.get(job_shards.SETTLE_COUNTS) else output_settled(shard.counts)  # else counted when recorded
+            closed = job_shards.put_shard(tx, job, shard, completed)
             finished.extend([closed] if closed else [])
-            return
+            return True
         job.not_written += unwritten
         if output_settled(job):
             finished.append(job)
         tx.put(JOBS, job.id, job.doc())
+        return True
 
     def touch_job(self, job_id: str) -> Job | None:
         """Mark an unfinished job as moving now (re-driven), so the sweeper gives it a full JOB_STALL_SECONDS."""
