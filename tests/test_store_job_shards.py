@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from common.adapters.store.recorder import RecordingDocuments, read_records
 from common.core import errors
-from common.records import job_shards
+from common.records import job_shards, usage
 from common.records.port import Doc, DocumentStore, Tx
 from common.records.records import ImageOutcome, Job
 from common.records.store import Store
@@ -151,9 +152,30 @@ def test_each_image_of_a_sharded_job_writes_its_shard_once(store: Store, tmp_pat
             if kind == job_shards.SHARDS:
                 shard_writes[key] = shard_writes.get(key, 0) + 1
     assert shard_writes == {f"job1:{i}": n for i, n in enumerate(job.shard_expected)}
+    # the owner's usage shards: one write for an output that stored what it reserved (when recorded), two for one
+    # left unwritten (its reservation given back); before, closing a write wrote its shard again with no change
+    usage_writes = sum(1 for record in read_records(tmp_path / "writes") for kind, _ in record.writes
+                       if kind == usage.SHARDS)
+    assert usage_writes == sum(1 for i in range(120) if i % 7) + sum(1 for i in range(120) if i % 7 and i % 5 == 0)
     done = store.get_job("job1")
     assert done is not None and done.status == "done" and done.processed == 120 and done.writing == 0
     assert done.not_written == sum(1 for i in range(120) if i % 7 and i % 5 == 0)
+
+
+def test_a_job_plans_equal_shards_that_a_key_alone_finds() -> None:
+    """The busiest shard is the one that meets the per-document limit first: CRC ranges give every shard the
+    same share of the job's images (a CRC modulo the count did not), and a worker finds an image's shard from
+    its key and the job's document alone. A job planned before the ranges keeps the modulo."""
+    names = [f"holiday/{i:05d}.jpg" for i in range(10_000)]
+    job = Job(id="j", owner="o", classes=["cat"], source="holiday/", min_score=0.0, total=len(names))
+    job_shards.plan(job, names)
+    assert job.shards == job_shards.MAX_SHARDS and max(job.shard_expected) - min(job.shard_expected) <= 1
+    found = [0] * job.shards
+    for name in names:
+        found[job_shards.shard_of(job, name)] += 1
+    assert found == job.shard_expected and sum(found) == len(names)
+    older = Job.from_doc({**job.doc(), "shard_bounds": []})
+    assert job_shards.shard_of(older, names[0]) == zlib.crc32(names[0].encode()) % job.shards
 
 
 def test_concurrent_workers_of_a_sharded_job_end_it_exactly_once(store: Store) -> None:
@@ -192,8 +214,8 @@ def test_concurrent_workers_of_a_sharded_job_end_it_exactly_once(store: Store) -
 def test_an_image_re_driven_into_a_complete_shard_does_not_close_the_job_early(store: Store) -> None:
     names = [f"all/{i}.png" for i in range(90)]
     job = make_job(store, names)
-    first = [n for n in names if job_shards.shard_of(job.shards, n) == 0]
-    extra = next(f"all/new{i}.png" for i in range(1000) if job_shards.shard_of(job.shards, f"all/new{i}.png") == 0)
+    first = [n for n in names if job_shards.shard_of(job, n) == 0]
+    extra = next(f"all/new{i}.png" for i in range(1000) if job_shards.shard_of(job, f"all/new{i}.png") == 0)
     for name in first:
         assert store.record_image("job1", ImageOutcome(name, "failed"))
     assert store.record_image("job1", ImageOutcome(extra, "failed"))  # a file added since, re-driven by an operator

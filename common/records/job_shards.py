@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from dataclasses import dataclass
 
@@ -36,8 +37,13 @@ def shard_count(total: int) -> int:
     return max(1, min(MAX_SHARDS, -(-total // IMAGES_PER_SHARD)))
 
 
-def shard_of(shards: int, key: str) -> int:
-    return zlib.crc32(key.encode()) % shards
+def shard_of(job: Job, key: str) -> int:
+    """The shard an image counts in, from its key alone: by its CRC-32, in the ranges `plan` drew so that every
+    shard takes the same share of the job's images (a hash modulo the count leaves some shards well above the
+    mean, and the busiest shard is the one that meets the per-document limit first). Jobs planned before the
+    ranges: the CRC modulo the count."""
+    crc = zlib.crc32(key.encode())
+    return bisect.bisect_right(job.shard_bounds, crc) if job.shard_bounds else crc % job.shards
 
 
 def finish_refund_id(job_id: str) -> str:
@@ -53,9 +59,11 @@ def unclassified(job: Job) -> int:
 def plan(job: Job, objects: list[str]) -> None:
     """Spread a new job's images over its shards."""
     job.shards = shard_count(len(objects))
+    crcs = sorted(zlib.crc32(key.encode()) for key in objects)
+    job.shard_bounds = [crcs[i * len(crcs) // job.shards] for i in range(1, job.shards)]  # equal shares
     job.shard_expected = [0] * job.shards
     for key in objects:
-        job.shard_expected[shard_of(job.shards, key)] += 1
+        job.shard_expected[shard_of(job, key)] += 1
 
 
 def _shard_key(job_id: str, index: int) -> str:
@@ -80,7 +88,7 @@ class Shard:
 
 def read_shard(tx: Tx, job: Job, key: str) -> Shard:
     """The shard the image at `key` counts in."""
-    index = shard_of(job.shards, key)
+    index = shard_of(job, key)
     doc = tx.get(SHARDS, _shard_key(job.id, index))
     return Shard(index, _as_shard(job, index, doc), bool(doc and doc.get("counted")), bool(doc and doc.get("closed")))
 

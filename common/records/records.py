@@ -45,6 +45,7 @@ class Job:
     not_written: int = 0  # images classified (and charged) whose output could not be written
     shards: int = 0  # counters its images count in (`job_shards.py`); 0: counted on this document (older jobs)
     shard_expected: list[int] = field(default_factory=list)  # how many images each shard expects
+    shard_bounds: list[int] = field(default_factory=list)  # the CRC-32 where each shard after the first begins
     webhook: str | None = None  # where its end is announced (common/records/webhooks.py)
 
     FINAL = ("done", "failed", "cancelled")

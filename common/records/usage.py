@@ -100,14 +100,18 @@ def close_write(tx: Tx, op_id: str, owner: str, key: str, probe: Probe) -> None:
     op, record = tx.get(WRITES, op_id), tx.get(OBJECTS, key)
     record = record or {"owner": owner, "size": None, "open": 0}
     shard = None if op is None else op.get("shard")
+    released = (0, 0)
     if op is not None:
         tx.delete(WRITES, op_id)
-        add_usage(tx, owner, -op["bytes"], -op["files"], shard=shard)
+        released = (op["bytes"], op["files"])
         record["open"] = max(0, record["open"] - 1)
     stored, counted = probe(key), record["size"]
     if record["open"] and counted is not None and (stored or 0) < counted:
         stored = counted  # another write is open, reserved against this size: it stays until the last one closes
-    add_usage(tx, owner, (stored or 0) - (counted or 0), (stored is not None) - (counted is not None), shard=shard)
+    # the reservation released and what is stored counted, as one change: a write that stored what it reserved
+    # (a job's output, most uploads) changes nothing, and its usage document (or shard) is not written again
+    add_usage(tx, owner, (stored or 0) - (counted or 0) - released[0],
+              (stored is not None) - (counted is not None) - released[1], shard=shard)
     if stored is None and record["open"] == 0:
         tx.delete(OBJECTS, key)
     else:
