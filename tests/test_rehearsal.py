@@ -177,9 +177,13 @@ def test_bucket_uploads_reach_on_upload_and_the_sweeper_runs_on_its_schedule(clo
 
     r = wait_until(labels, 60, "no labels from on_upload", interval=0.5)
     assert r.json()["predictions"][0]["label"] == "espresso"
-    # started for that upload only: not for the users' uploads, the jobs' copies or the label it wrote
-    handled = [line for line in log_lines(cloud["instances"]["on_upload"][0]["log"]) if line.get("outcome")]
-    assert [line["outcome"] for line in handled] == ["ok"], handled
+    # started for that upload only: not for the users' uploads, the jobs' copies or the label it wrote (the
+    # event's log line is written once the handler has returned, after the label: waited for, not assumed)
+    def handled() -> list[dict[str, Any]]:
+        return [line for line in log_lines(cloud["instances"]["on_upload"][0]["log"]) if line.get("outcome")]
+
+    wait_until(handled, 30, "on_upload logged no outcome for the upload", interval=0.2)
+    assert [line["outcome"] for line in handled()] == ["ok"], handled()
     sweeper = cloud["instances"]["sweeper"][0]["log"]
     wait_until(lambda: any(line.get("function") == "sweeper" and line.get("httpRequest", {}).get("status") == 200
                            for line in log_lines(sweeper)), 60, "the scheduler never called the sweeper", interval=0.5)
