@@ -15,11 +15,12 @@ from __future__ import annotations
 import time
 
 from common.records.accounts import ACCOUNTS, KEYS, read_account
-from common.records.job_shards import CLOSERS
+from common.records.job_shards import CLOSERS, closer_keys
 from common.records.job_shards import SHARDS as JOB_SHARDS
 from common.records.jobs import IMAGES, JOBS
 from common.records.ledger import SPENDS
 from common.records.port import DocumentStore, Tx
+from common.records.records import Job
 from common.records.totals import count_account
 from common.records.usage import SHARDS as USAGE_SHARDS
 from common.records.usage import USAGE
@@ -85,10 +86,10 @@ class AccountDeletions:
         for kind, field in ((KEYS, "username"), (SPENDS, "username"), (USAGE_SHARDS, "owner"), (DELIVERIES, "owner")):
             self._delete_found(kind, field, username)
         while jobs := self.docs.find(JOBS, "owner", username, BATCH):
-            for job_id, _ in jobs:
+            for job_id, doc in jobs:
                 self._delete_found(IMAGES, "job_id", job_id)
                 self._delete_found(JOB_SHARDS, "job_id", job_id)
-                delete_documents(self.docs, CLOSERS, [job_id])
+                delete_documents(self.docs, CLOSERS, closer_keys(Job.from_doc(doc)))
             if not delete_documents(self.docs, JOBS, [job_id for job_id, _ in jobs]):
                 break
         delete_documents(self.docs, USAGE, [username])

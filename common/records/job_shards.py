@@ -6,9 +6,13 @@
   classified one when its output is written or left unwritten (its record only reads the shard, to refuse a
   closed one). A shard thus takes one write per image, and the job's document is only read, so the workers of
   one job do not contend on it.
-- A shard is complete when each of its images is settled. The image that completes a shard adds one to the
-  job's closer (written once per shard); the one that completes the last shard sums the shards into the job's
-  document and marks it done: a cost per job, not per image.
+- A shard is complete when each of its images is settled. Completions are counted on two levels of closers, so
+  that no closer takes every shard's write in the job's last second (equal shards complete together): the image
+  that completes a shard adds one to its group's closer (`GROUP` consecutive shards), the one that completes a
+  group adds one to the job's top closer in the same commit, and the one that completes the last group sums the
+  shards into the job's document and marks it done: a cost per job, not per image. A shard with no image to
+  expect, and a group of such shards, are complete from the start. A job planned before the groups
+  (`closer_groups` 0) counts its shards on its single closer.
 - A job's end (cancel, sweeper) closes its shards and refunds what they did not count; an image recorded but
   not settled by then counts nowhere, so its output is not the job's (`jobs.mark_written` refuses it).
 - Progress is the sum of the shards, read when asked: an image shows once settled, exact once done.
@@ -31,6 +35,7 @@ SHARDS, CLOSERS = "job_shards", "job_closers"
 SETTLE_COUNTS = "counts_when_settled"  # an image record's flag: it counts on its shard once settled, not before
 IMAGES_PER_SHARD = 40  # a shard takes about this many images: its write rate is the job's divided by the count
 MAX_SHARDS = 80  # the closing commit reads each shard: well within a commit's limits (DynamoDB: 100 items)
+GROUP = 8  # shards counted on one group closer: it takes this many writes per job, the top closer one per group
 
 
 def shard_count(total: int) -> int:
@@ -64,6 +69,12 @@ def plan(job: Job, objects: list[str]) -> None:
     job.shard_expected = [0] * job.shards
     for key in objects:
         job.shard_expected[shard_of(job, key)] += 1
+    job.closer_groups = -(-job.shards // GROUP)
+
+
+def closer_keys(job: Job) -> list[str]:
+    """The keys of a job's closers: the top one, then its groups'."""
+    return [job.id, *(f"{job.id}:g{g}" for g in range(job.closer_groups))]
 
 
 def _shard_key(job_id: str, index: int) -> str:
@@ -94,23 +105,43 @@ def read_shard(tx: Tx, job: Job, key: str) -> Shard:
 
 
 def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
-    """Write a shard; when `completed` made it complete, count it on the job's closer (once) and, for the last
-    one, close the job (the job returned, to be reported)."""
-    closing = completed and not job.finished and not shard.counted
+    """Write a shard; when `completed` made it complete, count it on its closers (once) and, for the last one,
+    close the job (the job returned, to be reported). A shard with no image to expect was counted from the start:
+    an image re-driven into it completes nothing more."""
+    closing = completed and not job.finished and not shard.counted and job.shard_expected[shard.index] > 0
     tx.put(SHARDS, _shard_key(job.id, shard.index),
            {**shard.counts.doc(), "job_id": job.id, "counted": shard.counted or closing, "closed": shard.closed})
-    if not closing:
-        return None
-    closer = tx.get(CLOSERS, job.id) or {"complete": sum(1 for n in job.shard_expected if n == 0)}
-    closer = {"complete": closer["complete"] + 1}
-    tx.put(CLOSERS, job.id, closer)
-    if closer["complete"] < job.shards:
+    if not closing or not _all_complete(tx, job, shard.index):
         return None
     summed = sum_shards(tx, job, {shard.index: shard.counts})
     summed.status = "done"
     apply_refund(tx, job.owner, job.spend_id, unclassified(summed), finish_refund_id(job.id))
     tx.put("jobs", job.id, summed.doc())
     return summed
+
+
+def _all_complete(tx: Tx, job: Job, index: int) -> bool:
+    """Count shard `index` complete on its closers: whether every shard of the job is now complete."""
+    if not job.closer_groups:  # planned before the groups: every shard on the single closer
+        return _count(tx, job.id, _empty(job, range(job.shards)), job.shards)
+    keys = closer_keys(job)
+    groups = [range(g * GROUP, min(job.shards, (g + 1) * GROUP)) for g in range(job.closer_groups)]
+    group = groups[index // GROUP]
+    if not _count(tx, keys[1 + index // GROUP], _empty(job, group), len(group)):
+        return False
+    return _count(tx, job.id, sum(1 for g in groups if _empty(job, g) == len(g)), job.closer_groups)
+
+
+def _empty(job: Job, indexes: range) -> int:
+    """How many of these shards expect no image (complete from the start)."""
+    return sum(1 for i in indexes if job.shard_expected[i] == 0)
+
+
+def _count(tx: Tx, key: str, initial: int, members: int) -> bool:
+    """Add one to the closer at `key` (first written as `initial`): whether all its `members` are now complete."""
+    closer = {"complete": (tx.get(CLOSERS, key) or {"complete": initial})["complete"] + 1}
+    tx.put(CLOSERS, key, closer)
+    return bool(closer["complete"] >= members)
 
 
 def close_shards(tx: Tx, job: Job) -> Job:

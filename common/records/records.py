@@ -46,6 +46,7 @@ class Job:
     shards: int = 0  # counters its images count in (`job_shards.py`); 0: counted on this document (older jobs)
     shard_expected: list[int] = field(default_factory=list)  # how many images each shard expects
     shard_bounds: list[int] = field(default_factory=list)  # the CRC-32 where each shard after the first begins
+    closer_groups: int = 0  # groups of shards its completion is counted in (`job_shards.py`); 0: one closer
     webhook: str | None = None  # where its end is announced (common/records/webhooks.py)
 
     FINAL = ("done", "failed", "cancelled")
