@@ -315,10 +315,10 @@ def closer_writes(folder: Path) -> tuple[dict[str, int], int]:
 def test_no_closer_takes_every_shards_write_in_the_jobs_last_second(store: Store, tmp_path: Path) -> None:
     """Equal shards complete together: before, the job's one closer took a write per shard in its last second;
     a group closer now takes one per shard of its group, the top closer one per group."""
-    names = [f"all/{i}.png" for i in range(3000)]
-    job = make_job(store, names, tokens=3000)
+    names = [f"all/{i}.png" for i in range(1000)]
+    job = make_job(store, names, tokens=1000)
     groups = -(-job.shards // job_shards.GROUP)
-    assert job.shards == 75 and job.closer_groups == groups == 10
+    assert job.shards == 25 and job.closer_groups == groups == 4
     inner = store.docs
     store.docs = RecordingDocuments(inner, tmp_path / "writes")
     for i, name in enumerate(names):  # retried: a redelivery counts nothing twice
@@ -332,8 +332,8 @@ def test_no_closer_takes_every_shards_write_in_the_jobs_last_second(store: Store
     assert job_writes == 1  # closed once
     done = store.get_job("job1")
     assert done is not None and (done.status, done.processed, done.failed, done.matched) == (
-        "done", 3000, 2700, {"dog": 300})
-    assert store.get_account("owner").tokens == 2700  # type: ignore[union-attr]  # its failures, refunded once
+        "done", 1000, 900, {"dog": 100})
+    assert store.get_account("owner").tokens == 900  # type: ignore[union-attr]  # its failures, refunded once
 
 
 def test_a_job_planned_with_one_closer_still_closes(store: Store, tmp_path: Path) -> None:
