@@ -134,11 +134,13 @@ def test_admin_room_search_refill_suspend_redrive_and_audit(page: Any, console: 
     wait(page, "Number(document.getElementById('total-accounts').textContent) >= 2")
     page.get_by_label("Username begins with").fill(name[:6])
     page.get_by_role("button", name="Search").click()
-    row = page.locator(f"#account-list tr[data-user={name}]")
-    row.wait_for()
+    page.locator(f"#account-list tr[data-user={name}]").wait_for()
+    wait(page, "!document.querySelector('#account-list tr[data-user=boss]')")  # the search, not the first list
     page.get_by_label(f"Tokens to add to {name}").fill("20")
     page.get_by_role("button", name=f"Refill {name}").click()
     wait(page, f"document.getElementById('accounts-status').textContent === '{name} now has 24 tokens.'")
+    wait(page, f"document.querySelector('#account-list tr[data-user={name}] td:nth-of-type(1)').textContent === '24'")
+    assert page.get_by_label(f"Tokens to add to {name}").input_value() == "20"  # kept while the rows are redrawn
 
     def balance() -> requests.Response:
         return requests.get(console["url"] + "/tokens", headers={"Authorization": f"Bearer {user['api_key']}"},

@@ -44,8 +44,8 @@
     }
   }
 
-  function accountRow(a) {
-    const amount = el("input", { type: "number", min: 1, value: 100, className: "amount",
+  function accountRow(a, typed) {
+    const amount = el("input", { type: "number", min: 1, value: typed.get(a.username) ?? 100, className: "amount",
                                  "aria-label": `Tokens to add to ${a.username}` });
     const refill = button("Refill", `Refill ${a.username}`, () => act("accounts-status", async () => {
       const { data } = await api("POST", "/refill", { json: { username: a.username, amount: Number(amount.value) } });
@@ -77,8 +77,12 @@
       const q = $("account-query").value.trim();
       const { data } = await api("GET", `/admin/accounts?${new URLSearchParams({ q })}`);
       if (!current()) return;
-      $("account-list").tBodies[0].replaceChildren(...(data.accounts.length ? data.accounts.map(accountRow)
-                                                       : [empty(6, `No account begins with ${q}.`)]));
+      // an amount typed into a row survives the rows being drawn again (a search or refresh answering late)
+      const body = $("account-list").tBodies[0];
+      const typed = new Map(Array.from(body.querySelectorAll("tr[data-user]"),
+                                       (tr) => [tr.dataset.user, tr.querySelector("input.amount").value]));
+      body.replaceChildren(...(data.accounts.length ? data.accounts.map((a) => accountRow(a, typed))
+                                                    : [empty(6, `No account begins with ${q}.`)]));
     } catch (err) {
       say("accounts-status", err.message, "error");
     }
