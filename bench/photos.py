@@ -160,6 +160,44 @@ def heic_threads(model: Any, data: bytes) -> dict[str, Any]:
     return out | {f"prepare_ms_threads_{t}": v for t, v in ms.items()}
 
 
+def beside_a_busy_thread(model: Any) -> dict[str, dict[str, float]]:
+    """prepare() of the shipped photos alone and beside a thread running Python, with the PNG's image data joined
+    into one chunk (common/media/pngjoin.py) and read chunk by chunk as Pillow does (libpng writes 8 KiB chunks;
+    each decoder call gives the GIL back and waits to take it again)."""
+    import threading
+
+    from common.media import pngjoin
+
+    joined, out = pngjoin.one_idat, {}
+
+    def as_it_came(data: bytes) -> bytes:
+        return data
+
+    def timed(data: bytes, join: Callable[[bytes], bytes]) -> float:
+        vars(pngjoin)["one_idat"] = join
+        try:
+            return median_ms(lambda: model.prepare(data), 5)
+        finally:
+            vars(pngjoin)["one_idat"] = joined
+
+    def spin(stop: threading.Event) -> None:  # a thread running Python, as a request being parsed does
+        while not stop.is_set():
+            sum(range(1000))
+
+    for name in ("astronaut.png", "coffee.png", "grace_hopper.jpg"):
+        data = photos.data(name)
+        for busy in (False, True):
+            stop = threading.Event()
+            if busy:
+                threading.Thread(target=spin, args=(stop,), daemon=True).start()
+            try:
+                out[f"{name}{' beside a busy thread' if busy else ''}"] = {
+                    "chunk_by_chunk_ms": timed(data, as_it_came), "joined_ms": timed(data, joined)}
+            finally:
+                stop.set()
+    return out
+
+
 def run(tmp: Path, models_dir: str) -> dict[str, Any]:
     import os
 
@@ -188,5 +226,9 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
           ("HEIC served vs exact: top-1 agree, max |Δprob|", f"{heic['top1_agree']}, {heic['max_dprob']:.4f}"),
           *((f"HEIC prepare, {k.rsplit('_', 1)[1]} libheif thread(s)", f"{v:.1f} ms")
             for k, v in heic.items() if k.startswith("prepare_ms"))])
+    busy = beside_a_busy_thread(model)
+    table("photos: prepare() ms, a PNG's image data read chunk by chunk vs joined into one (pngjoin)", [
+        ("photo", "chunk by chunk", "joined")] + [
+        (name, f"{v['chunk_by_chunk_ms']:.1f}", f"{v['joined_ms']:.1f}") for name, v in busy.items()])
     return {"parts_ms": timed, "bytes": {k: len(v) for k, v in files.items()}, "jpeg_scales": scales,
-            "jpeg_floor_ratio": served / floor, "heic": heic}
+            "jpeg_floor_ratio": served / floor, "heic": heic, "png_join": busy}

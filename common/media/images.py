@@ -28,7 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.core import errors
 from common.core.config import settings
-from common.media import decodegate, heifbounds, imagebounds, imagetypes
+from common.media import decodegate, heifbounds, imagebounds, imagetypes, pngjoin
 
 # Longest side over shortest side past which an image is refused (see `check_aspect_ratio`).
 MAX_ASPECT_RATIO = 20
@@ -74,8 +74,11 @@ def open_image(data: bytes) -> Image.Image:
         formats = HEIF_FORMATS[kind]
         if "HEIF" in formats:
             _heif_opener()
+    if kind == "image/png":
+        data = pngjoin.one_idat(data)
     try:
         img = Image.open(io.BytesIO(data), formats=formats)
+        img.decodermaxblock = max(img.decodermaxblock, len(data))  # one decoder call: the GIL released once
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
             raise too_many_pixels(None, settings().models.max_image_pixels) from None
