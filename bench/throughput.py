@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import threading
 import time
 import timeit
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from PIL import Image
 
 from bench.report import pct, table
+from bench.yardstick import cpu_seconds
 from infra import photos
 from infra.stack_process import LocalStack
 
@@ -37,7 +39,15 @@ def encoded(name: str, size: tuple[int, int], fmt: str = "JPEG") -> bytes:
     return out.getvalue()
 
 
-def clients(stack: LocalStack, user: dict, send: str, data: bytes, n: int, seconds: float) -> tuple[float, list[float]]:
+class Run(NamedTuple):
+    rate: float  # images per second
+    latencies: list[float]  # seconds
+    server_cpu_ms: float  # the stack's CPU per image
+    client_cpu_ms: float  # the clients' CPU per image (this process, running nothing else meanwhile)
+    busy: float  # of the machine's cores, the share the stack and the clients used
+
+
+def clients(stack: LocalStack, user: dict, send: str, data: bytes, n: int, seconds: float) -> Run:
     latencies: list[float] = []
     failures: list[str] = []
     lock, stop = threading.Lock(), time.monotonic() + seconds
@@ -58,15 +68,20 @@ def clients(stack: LocalStack, user: dict, send: str, data: bytes, n: int, secon
                     else:
                         failures.append(f"{r.status_code} {r.text[:100]}")
 
+    assert stack.proc is not None
     threads = [threading.Thread(target=run) for _ in range(n)]
-    started = time.perf_counter()
+    started, server, client = time.perf_counter(), cpu_seconds(stack.proc.pid), cpu_seconds()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    elapsed, server, client = (time.perf_counter() - started, cpu_seconds(stack.proc.pid) - server,
+                               cpu_seconds() - client)
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    return len(latencies) / (time.perf_counter() - started), latencies
+    done = max(1, len(latencies))
+    return Run(len(latencies) / elapsed, latencies, 1000 * server / done, 1000 * client / done,
+               (server + client) / (elapsed * (os.cpu_count() or 1)))
 
 
 def batch_vs_singles(stack: LocalStack, user: dict, data: bytes, rounds: int = 6) -> tuple[float, float]:
@@ -108,7 +123,8 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
 
     data = encoded("coffee.png", (640, 427))
     limit = yardstick.get(JPEG, [data])
-    base = {"rate": limit["two_callers_images_per_s"], "p50_ms": limit["lone_p50_ms"]}
+    base = {"rate": limit["two_callers_images_per_s"], "p50_ms": limit["lone_p50_ms"],
+            "cpu_ms": limit["two_callers_cpu_ms_per_image"]}
     stack = LocalStack(tmp / "data", Path(models_dir), SIGNUPS_PER_ADDRESS="1000").start()
     try:
         user = stack.user("bench", 1_000_000)
@@ -118,15 +134,21 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
     finally:
         stack.stop(120)
     prep = preprocessing(data)
-    best = {send: max(CLIENTS, key=lambda n: http[(send, n)][0]) for send in SENDS}  # noqa: B023 - used at once
-    p50 = pct(http[("multipart", 1)][1], 0.5) * 1000
+    best = {send: max(CLIENTS, key=lambda n: http[(send, n)].rate) for send in SENDS}  # noqa: B023 - used at once
+    p50 = pct(http[("multipart", 1)].latencies, 0.5) * 1000
     rows = [("figure", "value", "baseline", "ratio / target")]
     for send in SENDS:
         for n in CLIENTS:
-            rate = http[(send, n)][0]
+            rate = http[(send, n)].rate
             rows.append((f"HTTP {send}, {n} client(s) (img/s)", f"{rate:.1f}",
                          f"{base['rate']:.1f} 2 callers in process",
                          f"{rate / base['rate']:.2f}x" + (" (best; target >= 0.90)" if n == best[send] else "")))
+    for send in SENDS:  # where the cores went at the best count: the stack, the clients, idle
+        run = http[(send, best[send])]
+        rows.append((f"HTTP {send}, {best[send]} clients: CPU ms per image", f"{run.server_cpu_ms:.2f} stack",
+                     f"{base['cpu_ms']:.2f} 2 callers in process",
+                     f"{base['cpu_ms'] / run.server_cpu_ms:.2f}x; clients {run.client_cpu_ms:.2f} ms; "
+                     f"cores busy {run.busy:.0%}"))
     rows += [
         ("1-client p50 (ms)", f"{p50:.1f}", f"{base['p50_ms']:.1f} lone caller in process",
          f"{p50 - base['p50_ms']:+.1f} ms (target <= +3)"),
@@ -136,9 +158,11 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
          f"target <= 4; max |dprob| {prep['max_abs_dprob']:.4f}, same top-1: {prep['same_top1']}"),
     ]
     table("throughput: the local stack vs the yardstick (2 callers in process), 640x427 JPEG", rows)
-    return {"in_process": base, "yardstick": yardstick.entry(max(r for r, _ in http.values()), JPEG),
-            "http": {f"{s}_{n}": {"images_per_s": r, "p50_ms": pct(lat, 0.5) * 1000}
-                     for (s, n), (r, lat) in http.items()},
-            "best_ratio": {s: http[(s, best[s])][0] / base["rate"] for s in best},
+    return {"in_process": base, "yardstick": yardstick.entry(max(r.rate for r in http.values()), JPEG),
+            "http": {f"{s}_{n}": {"images_per_s": r.rate, "p50_ms": pct(r.latencies, 0.5) * 1000,
+                                  "server_cpu_ms_per_image": r.server_cpu_ms,
+                                  "client_cpu_ms_per_image": r.client_cpu_ms, "cores_busy": r.busy}
+                     for (s, n), r in http.items()},
+            "best_ratio": {s: http[(s, best[s])].rate / base["rate"] for s in best},
             "p50_1_client_ms": p50, "batch16_images_per_s": batch, "singles_images_per_s": singles,
             "batch_ratio": batch / singles, "preprocess": prep}

@@ -34,10 +34,20 @@ ROUNDS, PER_ROUND = 5, 32
 _measured: dict[str, dict[str, float]] = {}
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system, every thread) of this process, or of process `pid` (from /proc)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def caller_rates(predict: Callable[[bytes], Any], datas: list[bytes], rounds: int = ROUNDS,
-                 per_round: int = PER_ROUND) -> tuple[list[float], list[float], list[float]]:
+                 per_round: int = PER_ROUND, cpu: list[float] | None = None,
+                 ) -> tuple[list[float], list[float], list[float]]:
     """Over `rounds`, alternated so what other processes do to the cores falls on both alike: one caller's images/s
-    and two concurrent callers' images/s per round, and the lone caller's latencies (s)."""
+    and two concurrent callers' images/s per round, and the lone caller's latencies (s). `cpu` gets the CPU ms
+    per image of each round of two callers."""
     batch = [datas[i % len(datas)] for i in range(per_round)]
     latencies: list[float] = []
 
@@ -61,9 +71,11 @@ def caller_rates(predict: Callable[[bytes], Any], datas: list[bytes], rounds: in
         start = time.perf_counter()
         one_caller(record=True)
         lone.append(per_round / (time.perf_counter() - start))
-        start = time.perf_counter()
+        start, used = time.perf_counter(), cpu_seconds()
         both()
         two.append(2 * per_round / (time.perf_counter() - start))
+        if cpu is not None:
+            cpu.append(1000 * (cpu_seconds() - used) / (2 * per_round))
     return lone, two, latencies
 
 
@@ -71,9 +83,10 @@ def _rates(datas: list[bytes]) -> dict[str, float]:
     """Median over ROUNDS of: one caller's images/s, two concurrent callers' images/s; the lone caller's p50."""
     from common.models.model import get_model
 
-    lone, two, latencies = caller_rates(get_model().predict, datas)
+    cpu: list[float] = []
+    lone, two, latencies = caller_rates(get_model().predict, datas, cpu=cpu)
     return {"two_callers_images_per_s": statistics.median(two), "lone_images_per_s": statistics.median(lone),
-            "lone_p50_ms": 1000 * statistics.median(latencies)}
+            "lone_p50_ms": 1000 * statistics.median(latencies), "two_callers_cpu_ms_per_image": statistics.median(cpu)}
 
 
 def measure(datas: list[bytes]) -> dict[str, float]:
