@@ -18,7 +18,8 @@ Prints a table per section and writes bench/results.json. Sections:
              concurrent callers, a batch of 16 vs 16 singles, peak RSS; where a classify start-up goes
   scale      issue 20's figures on the Firestore emulator with a stub model: a sort job with 1, 4, 16 worker
              processes and one account with 1, 4, 16 classify callers; writes per document per second, contention,
-             exactness (bench/scale.py; sizes from SCALE_* variables; kept under scale.<SCALE_LABEL, default before>)
+             exactness (bench/scale.py; sizes from SCALE_* variables; kept under scale.<SCALE_LABEL, default latest>,
+             beside the labels of earlier runs)
   photos     12-megapixel JPEG, HEIC and AVIF and a large PNG in process: classify time and its parts, decode
              scale vs accuracy, the JPEG entropy floor (bench/photos.py)
 Every section also prints its ratio to the yardstick, the in-process rate of two concurrent callers measured
@@ -477,21 +478,22 @@ def bench_pool() -> dict[str, Any]:
 # -- scale ------------------------------------------------------------------------------
 
 
-def bench_scale(tmp: Path) -> dict[str, Any]:
+def bench_scale(tmp: Path, earlier: dict[str, Any]) -> dict[str, Any]:
     """Run in a process of its own (it configures the Firestore store); each label's figures are kept beside the
-    others' already in results.json (even when every section runs), so the runs before and after a change sit
-    side by side."""
-    earlier = json.loads(RESULTS.read_text()).get("scale", {}) if RESULTS.exists() else {}
+    `earlier` runs' (results.json's as the bench started, even when every section runs), so the runs before and
+    after a change sit side by side. Without SCALE_LABEL the run is `latest`, replacing the last unlabelled one."""
     tmp.mkdir(parents=True, exist_ok=True)
     out = tmp / "scale.json"
     subprocess.run([PY, "-m", "bench.scale", str(out)], cwd=REPO, env=env(MODELS_DIR=models_dir()), check=True)
-    return {**earlier, os.environ.get("SCALE_LABEL", "before"): json.loads(out.read_text())}
+    kept = {label: run for label, run in earlier.items() if label != "yardstick"}
+    return {**kept, os.environ.get("SCALE_LABEL", "latest"): json.loads(out.read_text())}
 
 
 def main() -> None:
     from bench import photos as phone_photos
     from bench import recovery, security, throughput, training, yardstick
 
+    previous: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     sections: dict[str, Callable[[Path], Any]] = {
         "model": lambda _: bench_model(),
         "models": lambda _: bench_models(),
@@ -503,11 +505,11 @@ def main() -> None:
         "training": lambda tmp: training.run(tmp, models_dir()),
         "bundles": lambda tmp: bench_bundles(tmp),
         "pool": lambda _: bench_pool(),
-        "scale": lambda tmp: bench_scale(tmp),
+        "scale": lambda tmp: bench_scale(tmp, previous.get("scale", {})),
         "photos": lambda tmp: phone_photos.run(tmp, models_dir()),
     }
     wanted = set(sys.argv[1:]) or set(sections)
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and wanted < set(sections) else {}
+    results: dict[str, Any] = dict(previous) if wanted < set(sections) else {}
     results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     with tempfile.TemporaryDirectory() as tmp:
         for name, run in sections.items():
