@@ -155,3 +155,31 @@ def test_pngs_written_by_pillow_itself_decode_as_before() -> None:
     out = io.BytesIO()
     img.save(out, "PNG")
     assert np.array_equal(pixels(out.getvalue()), np.asarray(img))
+
+
+def test_mangled_pngs_are_classified_or_refused_with_a_4xx_never_anything_else() -> None:
+    """Bytes flipped, cut or inserted anywhere in a PNG of many IDAT chunks: a crop or a 4xx, nothing else."""
+    rng = random.Random(20261205)
+    data = small_chunks(Image.fromarray(np.random.default_rng(5).integers(0, 255, (48, 64, 3), dtype=np.uint8)), 300)
+    outcomes = {"crop": 0, "refused": 0}
+    for _ in range(400):
+        mangled = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(mangled))
+            what = rng.random()
+            if what < 0.5:
+                mangled[at] = rng.randrange(256)
+            elif what < 0.7:
+                del mangled[at:at + rng.randint(1, 40)]
+            elif what < 0.9:
+                mangled[at:at] = rng.randbytes(rng.randint(1, 12))
+            else:
+                mangled[at:at + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"IDAT", b"IEND"])
+        try:
+            crop = images.prepare(bytes(mangled))
+        except errors.BAD_IMAGE:
+            outcomes["refused"] += 1
+        else:
+            assert crop.shape == (224, 224, 3)
+            outcomes["crop"] += 1
+    assert outcomes["crop"] and outcomes["refused"]  # both happen: the test reaches past the header
