@@ -373,15 +373,8 @@ def bench_jobs(tmp: Path) -> dict[str, Any]:
             status = stack.wait_job(user, job["id"], 300, every=0.05)  # the end, not the poll, is measured
             return time.perf_counter() - start, 1000 * (cpu_seconds(stack.proc.pid) - used) / 200, status
 
-        limit_cpu: list[float] = []
-
-        def limit() -> float:  # two callers in this process, and their CPU per image
-            start, used = time.perf_counter(), cpu_seconds()
-            rate = two_callers(model.predict, datas)
-            limit_cpu.append(1000 * (cpu_seconds() - used) / (rate * (time.perf_counter() - start)))
-            return rate
-
-        (elapsed, cpu_ms, status), limit_rate = around(limit, job)
+        limit_cpu: list[float] = []  # two callers in this process: their CPU per image, before and after
+        (elapsed, cpu_ms, status), limit_rate = around(lambda: two_callers(model.predict, datas, cpu=limit_cpu), job)
     finally:
         stack.stop()
     if status["status"] != "done" or status["processed"] != 200:
@@ -404,12 +397,13 @@ def bench_jobs(tmp: Path) -> dict[str, Any]:
 def output_copy_cpu_ms(data: Path, names: list[str]) -> float:
     """What copying a job's outputs costs by itself: the bucket folder's copy of each image to a new folder (a
     new file's pages written, as a job's outputs are; the cloud's buckets copy on their side)."""
+    from bench.yardstick import cpu_seconds
     from common.adapters.storage.local import LocalStorage
 
-    storage, used = LocalStorage(data / "bucket", "bucket"), time.process_time()
+    storage, used = LocalStorage(data / "bucket", "bucket"), cpu_seconds()
     for name in names:
         storage.copy(f"users/bench/all/{name}", f"users/bench/copied/all/{name}")
-    return 1000 * (time.process_time() - used) / len(names)
+    return 1000 * (cpu_seconds() - used) / len(names)
 
 
 # -- bundles ----------------------------------------------------------------------------
