@@ -3,6 +3,9 @@
 - HTTP classify throughput at 1/2/4/8 keep-alive `requests` clients (what a user's client does), for multipart
   uploads and raw `image/jpeg` bodies of a 640x427 JPEG, against the yardstick (bench/yardstick.py): two
   concurrent callers in process on the same image in the same run (target >= 0.90 at the best client count);
+- the same uploads from a load generator (`loadgen`: each request's bytes made once, sent whole on a keep-alive
+  socket, the answer read by its length), whose ~0.1 ms of CPU a request leaves the cores to the server, as
+  clients on other machines would: what the server alone does, beside what it does with `requests` beside it;
 - 1-client p50 over HTTP against the lone caller's in process (target <= +3 ms);
 - a batch of 16 images in one request against 16 single requests;
 - preprocessing: the fast path against the reference (exact) pipeline, and the largest change it makes to
@@ -12,11 +15,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
+import socket
 import threading
 import time
 import timeit
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,7 +34,7 @@ from bench.yardstick import cpu_seconds
 from infra import photos
 from infra.stack_process import LocalStack
 
-SENDS, CLIENTS = ("multipart", "raw"), (1, 2, 4, 8)
+SENDS, CLIENTS, LOADGEN = ("multipart", "raw"), (1, 2, 4, 8), (2, 4)
 JPEG = "640x427 JPEG"  # the yardstick's image set for this section
 
 
@@ -47,41 +53,100 @@ class Run(NamedTuple):
     busy: float  # of the machine's cores, the share the stack and the clients used
 
 
-def clients(stack: LocalStack, user: dict, send: str, data: bytes, n: int, seconds: float) -> Run:
+@contextlib.contextmanager
+def _requests_client(stack: LocalStack, user: dict, send: str, data: bytes) -> Iterator[Callable[[], tuple[int, str]]]:
+    http = requests.Session()
+
+    def post() -> tuple[int, str]:
+        if send == "multipart":
+            r = http.post(stack.url + "/classify", headers=user["headers"],
+                          files={"file": ("p.jpg", data, "image/jpeg")}, timeout=60)
+        else:
+            r = http.post(stack.url + "/classify", headers={**user["headers"], "Content-Type": "image/jpeg"},
+                          data=data, timeout=60)
+        return r.status_code, r.text
+
+    with http:
+        yield post
+
+
+def loadgen_request(host: str, api_key: str, send: str, data: bytes) -> bytes:
+    """The whole HTTP request a load generator sends: what `requests` sends, made once."""
+    if send == "multipart":
+        boundary = "loadgen-0123456789abcdef"
+        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+                f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        content_type = f"multipart/form-data; boundary={boundary}"
+    else:
+        body, content_type = data, "image/jpeg"
+    return (f"POST /classify HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {api_key}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@contextlib.contextmanager
+def _loadgen_client(stack: LocalStack, user: dict, send: str, data: bytes) -> Iterator[Callable[[], tuple[int, str]]]:
+    request = loadgen_request(f"127.0.0.1:{stack.port}", user["api_key"], send, data)
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=60)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    pending = b""
+
+    def post() -> tuple[int, str]:
+        nonlocal pending
+        sock.sendall(request)
+        while b"\r\n\r\n" not in pending:
+            pending += _received(sock)
+        head, _, pending = pending.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+        while len(pending) < length:
+            pending += _received(sock)
+        body, pending = pending[:length], pending[length:]
+        return int(lines[0].split()[1]), body.decode()
+
+    with sock:
+        yield post
+
+
+def _received(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ConnectionError("the server closed the connection")
+    return chunk
+
+
+def clients(stack: LocalStack, user: dict, send: str, data: bytes, n: int, seconds: float,
+            loadgen: bool = False) -> Run:
+    """n clients uploading `data` for `seconds`: `requests` sessions, or the load generator's sockets."""
     latencies: list[float] = []
     failures: list[str] = []
     lock, stop = threading.Lock(), time.monotonic() + seconds
+    client = _loadgen_client if loadgen else _requests_client
 
     def run() -> None:
-        with requests.Session() as http:
+        with client(stack, user, send, data) as post:
             while time.monotonic() < stop:
                 start = time.perf_counter()
-                if send == "multipart":
-                    r = http.post(stack.url + "/classify", headers=user["headers"],
-                                  files={"file": ("p.jpg", data, "image/jpeg")}, timeout=60)
-                else:
-                    r = http.post(stack.url + "/classify", headers={**user["headers"], "Content-Type": "image/jpeg"},
-                                  data=data, timeout=60)
+                status, text = post()
                 with lock:
-                    if r.status_code == 200:
+                    if status == 200:
                         latencies.append(time.perf_counter() - start)
                     else:
-                        failures.append(f"{r.status_code} {r.text[:100]}")
+                        failures.append(f"{status} {text[:100]}")
 
     assert stack.proc is not None
     threads = [threading.Thread(target=run) for _ in range(n)]
-    started, server, client = time.perf_counter(), cpu_seconds(stack.proc.pid), cpu_seconds()
+    started, server, client_cpu = time.perf_counter(), cpu_seconds(stack.proc.pid), cpu_seconds()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed, server, client = (time.perf_counter() - started, cpu_seconds(stack.proc.pid) - server,
-                               cpu_seconds() - client)
+    elapsed, server, client_cpu = (time.perf_counter() - started, cpu_seconds(stack.proc.pid) - server,
+                                   cpu_seconds() - client_cpu)
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
     done = max(1, len(latencies))
-    return Run(len(latencies) / elapsed, latencies, 1000 * server / done, 1000 * client / done,
-               (server + client) / (elapsed * (os.cpu_count() or 1)))
+    return Run(len(latencies) / elapsed, latencies, 1000 * server / done, 1000 * client_cpu / done,
+               (server + client_cpu) / (elapsed * (os.cpu_count() or 1)))
 
 
 def batch_vs_singles(stack: LocalStack, user: dict, data: bytes, rounds: int = 6) -> tuple[float, float]:
@@ -130,6 +195,7 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
         user = stack.user("bench", 1_000_000)
         clients(stack, user, "raw", data, 2, 2)  # warm: the pool grows to its size
         http = {(send, n): clients(stack, user, send, data, n, 6) for send in SENDS for n in CLIENTS}
+        gen = {(send, n): clients(stack, user, send, data, n, 6, loadgen=True) for send in SENDS for n in LOADGEN}
         batch, singles = batch_vs_singles(stack, user, data)
     finally:
         stack.stop(120)
@@ -143,6 +209,13 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
             rows.append((f"HTTP {send}, {n} client(s) (img/s)", f"{rate:.1f}",
                          f"{base['rate']:.1f} 2 callers in process",
                          f"{rate / base['rate']:.2f}x" + (" (best; target >= 0.90)" if n == best[send] else "")))
+    best_gen = {send: max(LOADGEN, key=lambda n: gen[(send, n)].rate) for send in SENDS}  # noqa: B023
+    for send in SENDS:
+        run = gen[(send, best_gen[send])]
+        rows.append((f"HTTP {send}, load generator, {best_gen[send]} conn. (img/s)", f"{run.rate:.1f}",
+                     f"{base['rate']:.1f} 2 callers in process",
+                     f"{run.rate / base['rate']:.2f}x; stack {run.server_cpu_ms:.2f} ms CPU/img, clients "
+                     f"{run.client_cpu_ms:.2f}; cores busy {run.busy:.0%}"))
     for send in SENDS:  # where the cores went at the best count: the stack, the clients, idle
         run = http[(send, best[send])]
         rows.append((f"HTTP {send}, {best[send]} clients: CPU ms per image", f"{run.server_cpu_ms:.2f} stack",
@@ -164,5 +237,10 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
                                   "client_cpu_ms_per_image": r.client_cpu_ms, "cores_busy": r.busy}
                      for (s, n), r in http.items()},
             "best_ratio": {s: http[(s, best[s])].rate / base["rate"] for s in best},
+            "loadgen": {f"{s}_{n}": {"images_per_s": r.rate, "p50_ms": pct(r.latencies, 0.5) * 1000,
+                                     "server_cpu_ms_per_image": r.server_cpu_ms,
+                                     "client_cpu_ms_per_image": r.client_cpu_ms, "cores_busy": r.busy}
+                        for (s, n), r in gen.items()},
+            "loadgen_best_ratio": {s: gen[(s, best_gen[s])].rate / base["rate"] for s in best_gen},
             "p50_1_client_ms": p50, "batch16_images_per_s": batch, "singles_images_per_s": singles,
             "batch_ratio": batch / singles, "preprocess": prep}

@@ -3,6 +3,7 @@ numbers, the pool stays within its size, per-item errors stay in place, start-up
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -94,6 +95,62 @@ def test_pool_grows_only_when_busy_and_never_past_its_size(pooled) -> None:
     for thread in [holder, *waiting]:
         thread.join()
     assert pool.interpreters == 2 and most[0] == 2
+
+
+def test_the_lead_goes_only_to_a_caller_alone(pooled) -> None:
+    """The lead's threads beside another caller's would put three on two cores: a caller gets the lead only when no
+    other is decoding or inferring; otherwise a single-threaded interpreter, made if need be, or it waits for one
+    rather than take the idle lead."""
+    pool = Pool(pooled.backbone.pool.path, 3, threads=1, lead_threads=2, cores=2)
+    with pool.calling(), pool._lease() as interpreter:
+        assert interpreter is pool._lead
+    with contextlib.ExitStack() as a, contextlib.ExitStack() as b:
+        a.enter_context(pool.calling())  # decoding: no interpreter held, but busy
+        b.enter_context(pool.calling())
+        single = b.enter_context(pool._lease())
+        assert single is not pool._lead and pool.interpreters == 2
+        other = a.enter_context(pool._lease())
+        assert other not in (pool._lead, single) and pool.interpreters == 3
+        got: list = []
+
+        def third() -> None:
+            with pool.calling(), pool._lease() as interpreter:
+                got.append(interpreter)
+
+        thread = threading.Thread(target=third)
+        thread.start()
+        time.sleep(0.2)
+        assert got == []  # the pool is full, the lead idle: it waits for a single-threaded interpreter
+        b.close()
+        thread.join(10)
+        assert got == [single]
+    assert pool.interpreters == 3
+    with pool.calling(), pool._lease() as interpreter:
+        assert interpreter is pool._lead  # alone again
+    for size in (1, 2):  # fewer others than cores: a caller takes the idle lead rather than wait with a core idle
+        small = Pool(pooled.backbone.pool.path, size, threads=1, lead_threads=2, cores=2)
+        with contextlib.ExitStack() as others:
+            others.enter_context(small.calling())  # another caller, decoding
+            with small.calling():
+                if size == 2:
+                    assert others.enter_context(small._lease()) is not small._lead  # made, and busy
+                with small._lease() as interpreter:
+                    assert interpreter is small._lead
+
+
+def test_the_default_pool_has_one_single_threaded_interpreter_per_core_besides_the_lead(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from common.core.config import settings
+
+    cores = min(os.cpu_count() or 1, 4)
+    for lead, expected in (("2", cores + 1), ("1", cores)):
+        monkeypatch.setenv("MODEL_LEAD_THREADS", lead)
+        monkeypatch.delenv("MODEL_INTERPRETERS", raising=False)
+        settings.cache_clear()
+        assert settings().models.model_interpreters == expected
+    settings.cache_clear()
 
 
 def test_predict_many_equals_one_at_a_time_with_errors_in_place(pooled) -> None:

@@ -96,14 +96,19 @@ class Model:
 
     def predict(self, data: bytes) -> np.ndarray:
         """Class probabilities for image file bytes (decode, crop, infer)."""
-        return self.probabilities(self.prepare(data))
+        with self._pool.calling():
+            return self.probabilities(self.prepare(data))
+
+    @property
+    def _pool(self) -> Pool:
+        pool = self.backbone.pool if self.backbone is not None else self.pool
+        assert pool is not None
+        return pool
 
     def predict_many(self, sources: Sequence[Source]) -> list[np.ndarray | errors.AppError]:
         """`predict` for each image (its bytes, or a function that reads them), spread over the pool; an
         image that fails (undecodable, unreachable ...) has its `AppError` in its place."""
-        pool = self.backbone.pool if self.backbone is not None else self.pool
-        assert pool is not None
-        return parallel.outcomes(lambda source: self.predict(read(source)), sources, pool.size)
+        return parallel.outcomes(lambda source: self.predict(read(source)), sources, self._pool.size)
 
     # -- class names: the vocabulary's ---------------------------------------------------
 
