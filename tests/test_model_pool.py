@@ -41,25 +41,39 @@ def sources() -> list[bytes]:
     return [photos.data(name) for name in photos.PHOTOS]
 
 
-def test_concurrent_callers_get_the_sequential_results(pooled) -> None:
+def _callers_agree(model, callers: int) -> None:
+    """`callers` threads predicting every photo, each from its own start, get the one-at-a-time numbers."""
     datas = sources()
-    expected = [pooled.predict(d) for d in datas]
+    expected = [model.predict(d) for d in datas]
     results: dict[tuple[int, int], np.ndarray] = {}
 
     def caller(t: int) -> None:
         for i in range(len(datas)):
             j = (i + t) % len(datas)
-            results[(t, j)] = pooled.predict(datas[j])
+            results[(t, j)] = model.predict(datas[j])
 
-    threads = [threading.Thread(target=caller, args=(t,)) for t in range(4)]
+    threads = [threading.Thread(target=caller, args=(t,)) for t in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    assert len(results) == 4 * len(datas)
+        thread.join(120)
+    assert len(results) == callers * len(datas)
     for (_, j), got in results.items():
         assert np.abs(got - expected[j]).max() < TOLERANCE, photos.PHOTOS[j]
+
+
+def test_concurrent_callers_get_the_sequential_results(pooled) -> None:
+    _callers_agree(pooled, 4)
     assert 1 <= pooled.backbone.pool.interpreters <= 2
+
+
+def test_concurrent_callers_on_a_lead_and_one_interpreter_per_core_get_the_sequential_results(pooled) -> None:
+    """The default shape on two cores: six callers, some waiting for a single-threaded interpreter while the lead
+    is idle, all served, with the same numbers."""
+    pool = Pool(pooled.backbone.pool.path, 3, threads=1, lead_threads=2, cores=2)
+    model = dataclasses.replace(pooled, backbone=dataclasses.replace(pooled.backbone, pool=pool))
+    _callers_agree(model, 6)
+    assert pool.interpreters == 3 and pool._callers == 0 and len(pool._idle) == 3
 
 
 def test_pool_grows_only_when_busy_and_never_past_its_size(pooled) -> None:

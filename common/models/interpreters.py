@@ -7,28 +7,25 @@ throughput of one. Here a caller leases an interpreter only for set, invoke and
 get; decoding happens outside the lease, so one image decodes while another
 infers (Pillow and LiteRT both release the GIL).
 
-Sizing, measured on this 2-core machine (decode + infer of real photos, images
-per second, `python -m bench.run pool`): 2 interpreters x 1 XNNPACK thread give
-123-126 for two concurrent callers and for a batch of 16, against 112-115 for
-2 x 2 (four threads on two cores) and 98-100 for 1 x 2 (inference serialised);
-one lone caller gets 65 from 2 x 1 against 80-92 from 1 x 2 or 2 x 2 (one
-thread infers in ~9 ms instead of ~4.5). Hence the pool's first interpreter, the
-lead, gets `MODEL_LEAD_THREADS` (default: the cores, at most 2) and a lone caller
-always gets it, while the others get `MODEL_THREADS` (default 1), up to
-`MODEL_INTERPRETERS` (default: the cores, at most 4): measured, a lone caller
-then gets 95 and two callers 113 (`lead 2 + 1` in the pool bench).
+Sizing (`python -m bench.run pool` measures every shape side by side): two
+single-threaded interpreters serve two concurrent callers best, two threads in
+one interpreter serve a lone caller best (it infers in half the time), and more
+XNNPACK threads than cores lose to both: a descheduled thread holds up the
+other threads of its interpreter. Hence the pool's first interpreter, the lead,
+gets `MODEL_LEAD_THREADS` (default: the cores, at most 2) and goes only to a
+caller that is alone: no other inside `calling()` (around a whole decode +
+infer, so a caller decoding counts) and no other interpreter leased. Concurrent
+callers get the others, of `MODEL_THREADS` (default 1) each; by default there
+is one of those per core besides the lead (`MODEL_INTERPRETERS`: the cores, at
+most 4, plus the lead), so no more threads infer than there are cores, and a
+caller waits for one of them rather than take the idle lead. With fewer of them
+than cores (`MODEL_INTERPRETERS` set low), concurrent callers take the lead too
+rather than leave a core idle (`lead 2 + 1` in the pool bench; the default is
+`lead 2 + 2` on two cores).
 
-Two callers on the lead and one other run three XNNPACK threads on two cores,
-and the lead's two wait on each other whenever one is descheduled. So the lead
-goes only to a caller that is alone: none other inside `calling()` (around a
-whole decode + infer) and no other interpreter leased. Concurrent callers get
-single-threaded interpreters, one more than the cores' count of them when the
-lead has more threads (`MODEL_INTERPRETERS`' default), and take the lead only
-when no other is free and the pool is full only if the others are fewer than
-the cores. An interpreter adds ~40 MB of peak
-RSS (XNNPACK packs its own copy of the weights; its activations), so the pool
-grows only when no interpreter fits: a process serving one request at a time
-keeps one.
+An interpreter adds ~40 MB of peak RSS (XNNPACK packs its own copy of the
+weights; its activations), so the pool grows only when no interpreter fits: a
+process serving one request at a time keeps one.
 """
 
 from __future__ import annotations
