@@ -34,7 +34,7 @@ from bench.yardstick import cpu_seconds
 from infra import photos
 from infra.stack_process import LocalStack
 
-SENDS, CLIENTS, LOADGEN = ("multipart", "raw"), (1, 2, 4, 8), (2, 4)
+SENDS, CLIENTS, LOADGEN = ("multipart", "raw"), (1, 2, 4, 8), (2, 4, 8)
 JPEG = "640x427 JPEG"  # the yardstick's image set for this section
 
 
