@@ -448,7 +448,7 @@ def bench_pool() -> dict[str, Any]:
     """The pool shapes side by side in one process (ratios within it); the RSS of each in a process of its own."""
     shapes = "1x2,2x1,2x2"
     speed = pool_side("pool", shapes)
-    layouts = [(s[0], s[-1], s[-1]) for s in shapes.split(",")] + [("2", "1", "2"), ("3", "1", "2")]  # last: default
+    layouts = [(s[0], s[-1], s[-1]) for s in shapes.split(",")] + [("2", "1", "2")]  # the last: the default
     memory = {name: pool_side("rss", MODEL_INTERPRETERS=n, MODEL_THREADS=t, MODEL_LEAD_THREADS=lead)["peak_rss_mb"]
               for name, (n, t, lead) in zip(speed, layouts, strict=True)}
     table("model pool in process: interpreters x XNNPACK threads (decode + infer; median of 5 rounds)", [

@@ -144,7 +144,7 @@ RATES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
     "recovery": ("the uninterrupted job", lambda r: r.get("images", 200) / r["baseline_job_s"]),
     "training": ("custom-model embedding", lambda r: r["embedding_images_per_s"]),
     "bundles": ("none: sizes and cold starts", lambda r: None),
-    "pool": ("two callers, the default pool in its own process", lambda r: r["shapes"]["lead 2 + 2"]["two_callers"]),
+    "pool": ("two callers, the default pool in its own process", lambda r: r["shapes"]["lead 2 + 1"]["two_callers"]),
     "scale": ("none: a stub model", lambda r: None),
     "photos": ("a 12 MP JPEG classified end to end, one caller",
                lambda r: 1000 / r["parts_ms"]["12 MP JPEG (q90)"]["end to end"]),

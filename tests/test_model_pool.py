@@ -3,7 +3,6 @@ numbers, the pool stays within its size, per-item errors stay in place, start-up
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import shutil
@@ -41,39 +40,25 @@ def sources() -> list[bytes]:
     return [photos.data(name) for name in photos.PHOTOS]
 
 
-def _callers_agree(model, callers: int) -> None:
-    """`callers` threads predicting every photo, each from its own start, get the one-at-a-time numbers."""
+def test_concurrent_callers_get_the_sequential_results(pooled) -> None:
     datas = sources()
-    expected = [model.predict(d) for d in datas]
+    expected = [pooled.predict(d) for d in datas]
     results: dict[tuple[int, int], np.ndarray] = {}
 
     def caller(t: int) -> None:
         for i in range(len(datas)):
             j = (i + t) % len(datas)
-            results[(t, j)] = model.predict(datas[j])
+            results[(t, j)] = pooled.predict(datas[j])
 
-    threads = [threading.Thread(target=caller, args=(t,)) for t in range(callers)]
+    threads = [threading.Thread(target=caller, args=(t,)) for t in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(120)
-    assert len(results) == callers * len(datas)
+        thread.join()
+    assert len(results) == 4 * len(datas)
     for (_, j), got in results.items():
         assert np.abs(got - expected[j]).max() < TOLERANCE, photos.PHOTOS[j]
-
-
-def test_concurrent_callers_get_the_sequential_results(pooled) -> None:
-    _callers_agree(pooled, 4)
     assert 1 <= pooled.backbone.pool.interpreters <= 2
-
-
-def test_concurrent_callers_on_a_lead_and_one_interpreter_per_core_get_the_sequential_results(pooled) -> None:
-    """The default shape on two cores: six callers, some waiting for a single-threaded interpreter while the lead
-    is idle, all served, with the same numbers."""
-    pool = Pool(pooled.backbone.pool.path, 3, threads=1, lead_threads=2, cores=2)
-    model = dataclasses.replace(pooled, backbone=dataclasses.replace(pooled.backbone, pool=pool))
-    _callers_agree(model, 6)
-    assert pool.interpreters == 3 and pool._callers == 0 and len(pool._idle) == 3
 
 
 def test_pool_grows_only_when_busy_and_never_past_its_size(pooled) -> None:
@@ -109,62 +94,6 @@ def test_pool_grows_only_when_busy_and_never_past_its_size(pooled) -> None:
     for thread in [holder, *waiting]:
         thread.join()
     assert pool.interpreters == 2 and most[0] == 2
-
-
-def test_the_lead_goes_only_to_a_caller_alone(pooled) -> None:
-    """The lead's threads beside another caller's would put three on two cores: a caller gets the lead only when no
-    other is decoding or inferring; otherwise a single-threaded interpreter, made if need be, or it waits for one
-    rather than take the idle lead."""
-    pool = Pool(pooled.backbone.pool.path, 3, threads=1, lead_threads=2, cores=2)
-    with pool.calling(), pool._lease() as interpreter:
-        assert interpreter is pool._lead
-    with contextlib.ExitStack() as a, contextlib.ExitStack() as b:
-        a.enter_context(pool.calling())  # decoding: no interpreter held, but busy
-        b.enter_context(pool.calling())
-        single = b.enter_context(pool._lease())
-        assert single is not pool._lead and pool.interpreters == 2
-        other = a.enter_context(pool._lease())
-        assert other not in (pool._lead, single) and pool.interpreters == 3
-        got: list = []
-
-        def third() -> None:
-            with pool.calling(), pool._lease() as interpreter:
-                got.append(interpreter)
-
-        thread = threading.Thread(target=third)
-        thread.start()
-        time.sleep(0.2)
-        assert got == []  # the pool is full, the lead idle: it waits for a single-threaded interpreter
-        b.close()
-        thread.join(10)
-        assert got == [single]
-    assert pool.interpreters == 3
-    with pool.calling(), pool._lease() as interpreter:
-        assert interpreter is pool._lead  # alone again
-    for size in (1, 2):  # fewer others than cores: a caller takes the idle lead rather than wait with a core idle
-        small = Pool(pooled.backbone.pool.path, size, threads=1, lead_threads=2, cores=2)
-        with contextlib.ExitStack() as others:
-            others.enter_context(small.calling())  # another caller, decoding
-            with small.calling():
-                if size == 2:
-                    assert others.enter_context(small._lease()) is not small._lead  # made, and busy
-                with small._lease() as interpreter:
-                    assert interpreter is small._lead
-
-
-def test_the_default_pool_has_one_single_threaded_interpreter_per_core_besides_the_lead(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    from common.core.config import settings
-
-    cores = min(os.cpu_count() or 1, 4)
-    for lead, expected in (("2", cores + 1), ("1", cores)):
-        monkeypatch.setenv("MODEL_LEAD_THREADS", lead)
-        monkeypatch.delenv("MODEL_INTERPRETERS", raising=False)
-        settings.cache_clear()
-        assert settings().models.model_interpreters == expected
-    settings.cache_clear()
 
 
 def test_predict_many_equals_one_at_a_time_with_errors_in_place(pooled) -> None:

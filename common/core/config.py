@@ -243,10 +243,10 @@ def settings() -> Settings:
             models_dir=Path(text("MODELS_DIR", str(data_dir / "models"))),
             default_model=text("DEFAULT_MODEL", "efficientnet_lite0"),
             # measured on 2 cores with 2 concurrent callers: one single-threaded interpreter per core serves the most
-            # images per second (see common/models/interpreters.py); the lead, with more threads, serves a lone caller
+            # images per second (see common/models/interpreters.py); MODEL_THREADS=2 favours a lone caller's latency
+            model_interpreters=positive("MODEL_INTERPRETERS", min(os.cpu_count() or 1, 4)),
             model_threads=positive("MODEL_THREADS", 1),
-            model_lead_threads=(lead := positive("MODEL_LEAD_THREADS", min(os.cpu_count() or 1, 2))),
-            model_interpreters=positive("MODEL_INTERPRETERS", min(os.cpu_count() or 1, 4) + (lead > 1)),
+            model_lead_threads=positive("MODEL_LEAD_THREADS", min(os.cpu_count() or 1, 2)),
             model_warmup=flag("MODEL_WARMUP", True),
             model_max_images=integer("MODEL_MAX_IMAGES", 20_000),
             model_chunk_size=integer("MODEL_CHUNK_SIZE", 64),

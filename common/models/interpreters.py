@@ -7,30 +7,23 @@ throughput of one. Here a caller leases an interpreter only for set, invoke and
 get; decoding happens outside the lease, so one image decodes while another
 infers (Pillow and LiteRT both release the GIL).
 
-Sizing (`python -m bench.run pool` measures every shape side by side): two
-single-threaded interpreters serve two concurrent callers best, two threads in
-one interpreter serve a lone caller best (it infers in half the time), and more
-XNNPACK threads than cores lose to both: a descheduled thread holds up the
-other threads of its interpreter. Hence the pool's first interpreter, the lead,
-gets `MODEL_LEAD_THREADS` (default: the cores, at most 2) and goes only to a
-caller that is alone: no other inside `calling()` (around a whole decode +
-infer, so a caller decoding counts) and no other interpreter leased. Concurrent
-callers get the others, of `MODEL_THREADS` (default 1) each; by default there
-is one of those per core besides the lead (`MODEL_INTERPRETERS`: the cores, at
-most 4, plus the lead), so no more threads infer than there are cores, and a
-caller waits for one of them rather than take the idle lead. With fewer of them
-than cores (`MODEL_INTERPRETERS` set low), concurrent callers take the lead too
-rather than leave a core idle (`lead 2 + 1` in the pool bench; the default is
-`lead 2 + 2` on two cores).
-
-An interpreter adds ~40 MB of peak RSS (XNNPACK packs its own copy of the
-weights; its activations), so the pool grows only when no interpreter fits: a
+Sizing, measured on this 2-core machine (decode + infer of real photos, images
+per second, `python -m bench.run pool`): 2 interpreters x 1 XNNPACK thread give
+123-126 for two concurrent callers and for a batch of 16, against 112-115 for
+2 x 2 (four threads on two cores) and 98-100 for 1 x 2 (inference serialised);
+one lone caller gets 65 from 2 x 1 against 80-92 from 1 x 2 or 2 x 2 (one
+thread infers in ~9 ms instead of ~4.5). Hence the pool's first interpreter, the
+lead, gets `MODEL_LEAD_THREADS` (default: the cores, at most 2) and a lone caller
+always gets it, while the others get `MODEL_THREADS` (default 1), up to
+`MODEL_INTERPRETERS` (default: the cores, at most 4): measured, a lone caller
+then gets 95 and two callers 113 (`lead 2 + 1` in the pool bench). An
+interpreter adds ~40 MB of peak RSS (XNNPACK packs its own copy of the weights;
+its activations), so the pool grows only when every interpreter is busy: a
 process serving one request at a time keeps one.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,26 +32,19 @@ from typing import Any
 
 import numpy as np
 
-_NEW = object()  # `_choose`: make an interpreter
-
 
 class Pool:
     """Up to `size` interpreters of the model at `path`: the first (the lead) with `lead_threads` XNNPACK
-    threads, the others with `threads`. A lone caller gets the lead, so one request alone infers on every core;
-    concurrent callers get one of the others each."""
+    threads, the others with `threads`. A lone caller always gets the lead, so one request alone infers on every
+    core; concurrent callers get one interpreter each."""
 
-    def __init__(self, path: Path, size: int, threads: int, lead_threads: int | None = None,
-                 cores: int | None = None) -> None:
+    def __init__(self, path: Path, size: int, threads: int, lead_threads: int | None = None) -> None:
         self.path, self.size, self.threads = path, size, threads
-        # fewer other interpreters than cores (MODEL_INTERPRETERS set low): concurrent callers take the lead too,
-        # rather than wait with a core idle
-        self._lead_for_all = size - 1 < (cores or os.cpu_count() or 1)
         self._cond = threading.Condition()
         first = self._new(lead_threads or threads)  # a broken file fails at load, not at the first request
         self._lead = first
         self._idle: list[Any] = [first]
         self._made = 1
-        self._callers = 0  # callers inside `calling()`: decoding or inferring
         inp, out = first.get_input_details()[0], first.get_output_details()[0]
         self.input_index, self.output_index = int(inp["index"]), int(out["index"])
         self.input_shape = tuple(int(d) for d in inp["shape"])
@@ -78,39 +64,18 @@ class Pool:
             return self._made
 
     @contextmanager
-    def calling(self) -> Iterator[None]:
-        """Around one caller's whole decode + infer, so that a caller decoding counts as busy: the lead is not
-        handed to another meanwhile (its threads would share the cores with the decode)."""
-        with self._cond:
-            self._callers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._callers -= 1
-
-    def _choose(self) -> Any:
-        """Under the lock: an idle interpreter for this caller, `_NEW` to make one, or None to wait."""
-        others = [interpreter for interpreter in self._idle if interpreter is not self._lead]
-        lead_idle = self._lead in self._idle
-        alone = self._callers <= 1 and len(self._idle) == self._made
-        if lead_idle and (alone or (self._lead_for_all and not others and self._made >= self.size)):
-            return self._lead
-        if others:
-            return others[-1]
-        return _NEW if self._made < self.size else None
-
-    @contextmanager
     def _lease(self) -> Iterator[Any]:
-        """An interpreter for this caller alone (`_choose`); waits while none is free and the pool is full."""
+        """An interpreter for this caller alone: an idle one, a new one while fewer than `size`, else wait."""
         with self._cond:
-            while (interpreter := self._choose()) is None:
+            while not self._idle and self._made >= self.size:
                 self._cond.wait()
-            if interpreter is _NEW:
-                self._made += 1
-            else:
+            interpreter = None
+            if self._idle:  # the lead when it is free, so a lone caller gets every core
+                interpreter = self._lead if self._lead in self._idle else self._idle[-1]
                 self._idle.remove(interpreter)
-        if interpreter is _NEW:
+            if interpreter is None:
+                self._made += 1
+        if interpreter is None:
             try:
                 interpreter = self._new()
             except BaseException:
@@ -123,7 +88,7 @@ class Pool:
         finally:
             with self._cond:
                 self._idle.append(interpreter)
-                self._cond.notify_all()  # which waiter may take it depends on who is alone
+                self._cond.notify()
 
     def run(self, crop: np.ndarray) -> np.ndarray:
         """The model's output row for one HxWx3 crop (uint8 range; the network normalises)."""

@@ -96,19 +96,14 @@ class Model:
 
     def predict(self, data: bytes) -> np.ndarray:
         """Class probabilities for image file bytes (decode, crop, infer)."""
-        with self._pool.calling():
-            return self.probabilities(self.prepare(data))
-
-    @property
-    def _pool(self) -> Pool:
-        pool = self.backbone.pool if self.backbone is not None else self.pool
-        assert pool is not None
-        return pool
+        return self.probabilities(self.prepare(data))
 
     def predict_many(self, sources: Sequence[Source]) -> list[np.ndarray | errors.AppError]:
         """`predict` for each image (its bytes, or a function that reads them), spread over the pool; an
         image that fails (undecodable, unreachable ...) has its `AppError` in its place."""
-        return parallel.outcomes(lambda source: self.predict(read(source)), sources, self._pool.size)
+        pool = self.backbone.pool if self.backbone is not None else self.pool
+        assert pool is not None
+        return parallel.outcomes(lambda source: self.predict(read(source)), sources, pool.size)
 
     # -- class names: the vocabulary's ---------------------------------------------------
 

@@ -53,13 +53,12 @@ def embed_images(backbone: Backbone, images: Iterable[tuple[str, Source]], views
 
     def crops(pair: tuple[str, Source]) -> tuple[str, list[np.ndarray] | errors.AppError]:
         key, source = pair
-        with backbone.pool.calling():  # decoding counts as busy: the lead is not handed out meanwhile
-            try:
-                crop = backbone.prepare(read(source))
-            except (*errors.BAD_IMAGE, errors.NotFound) as exc:
-                return key, exc
-            extra = views(key) if callable(views) else views
-            return key, [crop, *aug.augment(crop, extra, aug.image_seed(seed, key))] if extra else [crop]
+        try:
+            crop = backbone.prepare(read(source))
+        except (*errors.BAD_IMAGE, errors.NotFound) as exc:
+            return key, exc
+        extra = views(key) if callable(views) else views
+        return key, [crop, *aug.augment(crop, extra, aug.image_seed(seed, key))] if extra else [crop]
 
     def rows() -> Iterator[tuple[str, int, np.ndarray]]:
         for key, made in parallel.ordered_map(crops, images, backbone.pool.size):
