@@ -158,12 +158,25 @@ def batch_vs_singles(stack: LocalStack, user: dict, data: bytes, rounds: int = 6
         r = http.post(stack.url + "/classify", headers=user["headers"], json=body, timeout=60)
         assert r.status_code == 200 and all("predictions" in x for x in r.json()["results"]), r.text[:200]
     batch = 16 * rounds / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(16 * rounds):
-        r = http.post(stack.url + "/classify", headers={**user["headers"], "Content-Type": "image/jpeg"},
-                      data=data, timeout=60)
-        assert r.status_code == 200, r.text[:200]
-    return batch, 16 * rounds / (time.perf_counter() - start)
+    with _requests_client(stack, user, "raw", data) as post:
+        start = time.perf_counter()
+        for _ in range(16 * rounds):
+            status, text = post()
+            assert status == 200, text[:200]
+        return batch, 16 * rounds / (time.perf_counter() - start)
+
+
+def _best(runs: dict[tuple[str, int], Run]) -> dict[str, int]:
+    """Each way of sending's best client count."""
+    return {send: max((n for s, n in runs if s == send), key=lambda n: runs[(send, n)].rate)
+            for send in SENDS}
+
+
+def _figures(runs: dict[tuple[str, int], Run]) -> dict[str, dict[str, float]]:
+    """What results.json keeps of each run, by `<send>_<clients>`."""
+    return {f"{s}_{n}": {"images_per_s": r.rate, "p50_ms": pct(r.latencies, 0.5) * 1000,
+                         "server_cpu_ms_per_image": r.server_cpu_ms, "client_cpu_ms_per_image": r.client_cpu_ms,
+                         "cores_busy": r.busy} for (s, n), r in runs.items()}
 
 
 def preprocessing(data: bytes) -> dict[str, float]:
@@ -200,7 +213,7 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
     finally:
         stack.stop(120)
     prep = preprocessing(data)
-    best = {send: max(CLIENTS, key=lambda n: http[(send, n)].rate) for send in SENDS}  # noqa: B023 - used at once
+    best, best_gen = _best(http), _best(gen)
     p50 = pct(http[("multipart", 1)].latencies, 0.5) * 1000
     rows = [("figure", "value", "baseline", "ratio / target")]
     for send in SENDS:
@@ -209,7 +222,6 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
             rows.append((f"HTTP {send}, {n} client(s) (img/s)", f"{rate:.1f}",
                          f"{base['rate']:.1f} 2 callers in process",
                          f"{rate / base['rate']:.2f}x" + (" (best; target >= 0.90)" if n == best[send] else "")))
-    best_gen = {send: max(LOADGEN, key=lambda n: gen[(send, n)].rate) for send in SENDS}  # noqa: B023
     for send in SENDS:
         run = gen[(send, best_gen[send])]
         rows.append((f"HTTP {send}, load generator, {best_gen[send]} conn. (img/s)", f"{run.rate:.1f}",
@@ -232,15 +244,8 @@ def run(tmp: Path, models_dir: str) -> dict[str, Any]:
     ]
     table("throughput: the local stack vs the yardstick (2 callers in process), 640x427 JPEG", rows)
     return {"in_process": base, "yardstick": yardstick.entry(max(r.rate for r in http.values()), JPEG),
-            "http": {f"{s}_{n}": {"images_per_s": r.rate, "p50_ms": pct(r.latencies, 0.5) * 1000,
-                                  "server_cpu_ms_per_image": r.server_cpu_ms,
-                                  "client_cpu_ms_per_image": r.client_cpu_ms, "cores_busy": r.busy}
-                     for (s, n), r in http.items()},
-            "best_ratio": {s: http[(s, best[s])].rate / base["rate"] for s in best},
-            "loadgen": {f"{s}_{n}": {"images_per_s": r.rate, "p50_ms": pct(r.latencies, 0.5) * 1000,
-                                     "server_cpu_ms_per_image": r.server_cpu_ms,
-                                     "client_cpu_ms_per_image": r.client_cpu_ms, "cores_busy": r.busy}
-                        for (s, n), r in gen.items()},
+            "http": _figures(http), "best_ratio": {s: http[(s, best[s])].rate / base["rate"] for s in best},
+            "loadgen": _figures(gen),
             "loadgen_best_ratio": {s: gen[(s, best_gen[s])].rate / base["rate"] for s in best_gen},
             "p50_1_client_ms": p50, "batch16_images_per_s": batch, "singles_images_per_s": singles,
             "batch_ratio": batch / singles, "preprocess": prep}
