@@ -521,7 +521,7 @@ def test_models_list_show_confusion_delete_and_job_cancel(tmp_path: Path, fake: 
     fake.route("GET", "/models/nope", lambda s: error(404, "not_found", "No model named nope."))
     fake.route("DELETE", "/jobs/abc123", lambda s: (200, {"id": "abc123", "status": "cancelled", "total": 4,
                                                          "processed": 1, "matched": {"dog": 1}, "unmatched": 0,
-                                                         "failed": 0}))
+                                                         "failed": 0, "created": 1000.0, "ended": 1002.54}))
     listing = run(fake_env, "models").stdout
     assert "efficientnet_lite0" in listing and "1000" in listing and "0.917" in listing
     assert "built-in, default" in listing and "efficientnet_lite2" in listing
@@ -536,7 +536,7 @@ def test_models_list_show_confusion_delete_and_job_cancel(tmp_path: Path, fake: 
     assert run(fake_env, "models", "delete", ok=False).returncode == 2
     assert run(fake_env, "models", "--confusion", "x.png", ok=False).returncode == 2
     cancelled = run(fake_env, "jobs", "cancel", "abc123").stdout
-    assert "cancelled" in cancelled and "1/4" in cancelled
+    assert "cancelled" in cancelled and "1/4" in cancelled and "It ran 2.5 s." in cancelled  # how long it ran, from the server's times
 
 
 def test_ctrl_c_stops_cleanly(tmp_path: Path, fake: FakeApi, fake_env: dict[str, str]) -> None:

@@ -177,9 +177,10 @@ def test_job_sorts_a_folder(backend: Backend) -> None:
     r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                       json={"classes": CLASSES, "source": f"{folder}/"})
     assert r.status_code == 202, r.text
-    assert r.json()["total"] == total and r.json()["classes"] == CLASSES
+    assert r.json()["total"] == total and r.json()["classes"] == CLASSES and "ended" not in r.json()
     job = wait_done(backend, r.json()["id"], user)
     assert job["status"] == "done", job
+    assert job["created"] <= job["ended"] <= time.time()  # when it finished, from the server's record
     assert job["matched"] == EXPECTED and job["unmatched"] == 6 and job["failed"] == 1
     assert job["processed"] == total == sum(job["matched"].values()) + job["unmatched"] + job["failed"]
     assert job["percentage"] == 100.0
@@ -270,6 +271,7 @@ def test_empty_source_is_done_at_once_and_short_balance_is_402(backend: Backend)
     r = requests.post(backend.api.url("sort_job", "/jobs"), headers=bearer(user),
                       json={"classes": ["dog"], "source": f"nothing-{uuid.uuid4().hex[:6]}/"})
     assert r.status_code == 202 and r.json()["status"] == "done" and r.json()["total"] == 0
+    assert r.json()["ended"] == r.json()["created"]  # nothing to sort: ended as it was made
     folder = f"many-{uuid.uuid4().hex[:6]}"
     for i in range(6):
         backend.put_in(user, f"{folder}/{i}.png", photos.data("coffee.png"))

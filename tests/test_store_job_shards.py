@@ -90,7 +90,7 @@ def test_a_sharded_job_counts_exactly_and_writes_its_document_per_job_not_per_im
         assert not store.record_image("job1", outcome)  # a redelivery counts nothing
     running = store.get_job("job1")  # a classified image shows once its output is in place
     assert running is not None and (running.status, running.processed, running.failed, running.writing) == (
-        "running", 9, 9, 0)
+        "running", 9, 9, 0) and not running.ended
     assert store.get_account("owner").tokens == 410  # type: ignore[union-attr]  # failures refunded at the end
     for i, name in enumerate(names):
         if i % 10:
@@ -98,6 +98,7 @@ def test_a_sharded_job_counts_exactly_and_writes_its_document_per_job_not_per_im
     done = store.get_job("job1")
     assert done is not None and (done.status, done.processed, done.matched, done.failed, done.writing) == (
         "done", 90, {"dog": 81}, 9, 0)
+    assert job.created <= done.ended <= time.time()  # the close that summed its shards says when
     assert store.get_account("owner").tokens == 419  # type: ignore[union-attr]  # one refund for the job
     assert store.usage("owner") == (81 * 5, 81)
     assert writes.counts.get(("jobs", "job1"), 0) == 1  # closed once

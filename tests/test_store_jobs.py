@@ -47,13 +47,15 @@ def test_record_counts_once_and_refunds_failures(store: Store) -> None:
     assert store.record_image("job1", ImageOutcome("all/c.txt", "failed", detail="not an image"))
     assert not store.record_image("job1", ImageOutcome("all/c.txt", "failed"))
     job = store.get_job("job1")  # every image recorded, two outputs still being copied: not done yet
-    assert job is not None and (job.status, job.processed, job.writing) == ("running", 3, 2)
+    assert job is not None and (job.status, job.processed, job.writing, job.ended) == ("running", 3, 2, 0.0)
+    assert "ended" not in describe(job)
     assert store.mark_written("job1", "all/a.png", stored(40)) and store.mark_written("job1", "all/b.png", stored(40))
     assert store.mark_written("job1", "all/a.png", stored(40))  # a redelivered copy settles nothing twice
     job = store.get_job("job1")
     assert job is not None and job.writing == 0
     assert (job.status, job.processed, job.matched, job.unmatched, job.failed) == ("done", 3, {"dog": 1}, 1, 1)
     assert describe(job)["percentage"] == 100.0 and describe(job)["matched"] == {"dog": 1, "cat": 0}
+    assert job.created <= job.ended <= time.time() and describe(job)["ended"] == job.ended  # when its last copy landed
     assert store.get_account("owner").tokens == 3  # type: ignore[union-attr]
     with pytest.raises(errors.NotFound):
         store.record_image("ghost", ImageOutcome("x", "dog"))
@@ -117,10 +119,12 @@ def test_empty_job(store: Store) -> None:
 def test_a_finished_job_stays_finished_when_its_last_copies_land(store: Store) -> None:
     make_job(store, total=2)
     assert store.record_image("job1", ImageOutcome("all/a.png", "dog", "dog/a.png"))
-    assert store.finish_job("job1", "cancelled").status == "cancelled"
+    cancelled = store.finish_job("job1", "cancelled")
+    assert cancelled.status == "cancelled" and cancelled.created <= cancelled.ended <= time.time()
     assert store.mark_written("job1", "all/a.png", stored(40))  # the copy of an image classified before the cancel
     job = store.get_job("job1")
     assert job is not None and (job.status, job.processed, job.writing) == ("cancelled", 1, 0)
+    assert job.ended == cancelled.ended  # it ended when it was cancelled, not when its last copy landed
 
 
 def test_space_writes_count_what_is_stored_in_any_order(store: Store) -> None:

@@ -61,6 +61,8 @@ def show_job(out: Output, job: dict[str, Any]) -> None:
         out.emit_json(job)
     else:
         out.show(output.job_table(job))
+        if isinstance(job.get("ended"), int | float) and isinstance(job.get("created"), int | float):
+            out.say(f"It ran {max(0.0, job['ended'] - job['created']):.1f} s.")
 
 
 @click.command()
@@ -135,4 +137,4 @@ def jobs_cancel(state: State, job_id: str) -> None:
     else:
         state.output.say(f"job {job_id} {reply.get('status', 'cancelled')}.")
         if reply.get("matched") is not None:
-            state.output.show(output.job_table(reply))
+            show_job(state.output, reply)

@@ -90,7 +90,9 @@ SCHEMAS: dict[str, Schema] = {
                         "different file of yours was at <class>/<path>, or the source was deleted meanwhile."},
         "percentage": {"type": "number", "minimum": 0, "maximum": 100},
         "classes": {"type": "array", "items": STR}, "source": STR, "min_score": {"type": "number"},
-        "model": {"type": ["string", "null"]}, "created": {"type": "number"}}),
+        "model": {"type": ["string", "null"]}, "created": {"type": "number"},
+        "ended": {"type": "number", "description": "When the job finished (seconds since the epoch, like `created`); "
+                  "absent while it runs."}}),
     "Progress": obj(["done", "total", "percentage"], {"done": INT, "total": INT, "percentage": {"type": "number"}}),
     "ClassMetrics": obj([], {k: {"type": ["number", "null"]} for k in ("precision", "recall", "f1", "roc_auc")}
                         | {"support": INT}),

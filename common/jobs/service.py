@@ -97,9 +97,10 @@ def create_job(account: Account, body: Mapping[str, Any], deps: Deps) -> Job:
         if len(objects) > MAX_IMAGES:
             raise errors.BadRequest(f"{source} holds more than {MAX_IMAGES} objects; sort a smaller folder.",
                                     code="too_many_images")
+    now = time.time()
     job = Job(id=uuid.uuid4().hex, owner=account.username, classes=classes, source=source,
               min_score=float(min_score), total=len(objects), status="done" if not objects else "queued",
-              created=time.time(), model=reference, webhook=webhook)
+              created=now, ended=0.0 if objects else now, model=reference, webhook=webhook)
     deps.store.create_job(job, len(objects), f"{account.username}:job:{job.id}", objects, key_id=account.key_id)
     try:
         deps.queue.publish([messages.image(job.id, key) for key in objects])
@@ -142,6 +143,7 @@ def describe(job: Job) -> dict[str, Any]:
         "min_score": job.min_score,
         "model": model_name(job.model),
         "created": job.created,
+        **({"ended": job.ended} if job.ended else {}),
         **({"error": job.error} if job.error else {}),
         **({"webhook": job.webhook} if job.webhook else {}),
     }
