@@ -205,6 +205,7 @@ def test_sign_in_and_sort_a_folder_with_a_live_progress_bar(page: Any, console: 
     page.get_by_role("button", name="Start sorting").click()
     wait(page, "document.getElementById('job-progress').value === 100")
     wait(page, "document.getElementById('job-status').textContent === 'Job done.'")
+    assert re.search(r"done, 3 of 3 images \(100 %\), in \d+\.\d s$", page.locator("#job-label").text_content())
     counts = dict(page.evaluate("""() => Array.from(document.querySelectorAll('#job-counts tbody tr'),
         (tr) => [tr.cells[0].textContent, Number(tr.cells[1].textContent)])"""))
     assert counts == {"food": 2, "cat": 1, "unmatched": 0, "failed": 0}

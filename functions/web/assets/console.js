@@ -332,7 +332,8 @@
     $("job-view").hidden = false;
     $("job-progress").value = job.percentage || 0;
     $("job-label").textContent =
-      `Job ${job.id.slice(0, 8)}: ${job.status}, ${job.processed} of ${job.total} images (${(job.percentage || 0).toFixed(0)} %)`;
+      `Job ${job.id.slice(0, 8)}: ${job.status}, ${job.processed} of ${job.total} images (${(job.percentage || 0).toFixed(0)} %)` +
+      (job.ended ? `, in ${Math.max(0, job.ended - job.created).toFixed(1)} s` : "");
     const rows = Object.entries(job.matched || {}).map(([name, n]) => [name, n]);
     rows.push(["unmatched", job.unmatched], ["failed", job.failed]);
     if (job.not_written) rows.push(["not written (a file of yours in the way)", job.not_written]);
