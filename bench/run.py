@@ -417,9 +417,11 @@ def bookkeeping_cpu_ms(tmp: Path, runs: int = 3) -> float:
     pages make single runs vary."""
     found = []
     for run in range(runs):
-        out = subprocess.run([PY, "-m", "bench.bookkeeping", str(tmp / f"bookkeeping-{run}"), "200"], cwd=REPO,
-                             env=env(), check=True, capture_output=True, text=True, timeout=300).stdout
-        found.append(float(json.loads(out.strip().splitlines()[-1])["cpu_ms_per_image"]))
+        done = subprocess.run([PY, "-m", "bench.bookkeeping", str(tmp / f"bookkeeping-{run}"), "200"], cwd=REPO,
+                              env=env(MODELS_DIR=models_dir()), capture_output=True, text=True, timeout=300)
+        if done.returncode:
+            raise RuntimeError(f"bench.bookkeeping failed:\n{done.stderr[-3000:]}")
+        found.append(float(json.loads(done.stdout.strip().splitlines()[-1])["cpu_ms_per_image"]))
     return min(found)
 
 
