@@ -3,14 +3,12 @@
 - A job and the reservation of its tokens are created in one commit.
 - Each image of a job is recorded once (one record per image): a redelivered
   message changes nothing.
-- A job's images count in counters sharded by image (`job_shards.py`), each
-  once, when it is settled (failed; or its output written or left unwritten),
-  so a shard takes one write per image; the job's document is written when it
-  is created and when it ends. An image recorded but not settled when the job
-  ends was refunded by the end: its output is then not the job's. Failed
-  images are refunded when the job ends, under one refund id per job (older,
-  unsharded jobs: each counts on the job's document as it is recorded and as
-  its output settles, its failure refunded per image).
+- A job's images count in counters sharded by image (`job_shards.py`), each once, when it is settled (failed;
+  or its output written or left unwritten), so a shard takes one write per image; the job's document is written
+  when it is created and when it ends (and says when: `ended`). An image recorded but not settled when the job
+  ends was refunded by the end: its output is then not the job's. Failed images are refunded when the job ends,
+  under one refund id per job (older, unsharded jobs: each counts on the job's document as it is recorded and
+  as its output settles, its failure refunded per image).
 - A job is done when every image is settled (an output written, or counted
   `not_written`: never written over a different file, still charged): a user
   who sees `done` finds every file. A finished job records nothing more.
