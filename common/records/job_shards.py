@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import bisect
-import time
 import zlib
 from dataclasses import dataclass
 
@@ -115,7 +114,7 @@ def put_shard(tx: Tx, job: Job, shard: Shard, completed: bool) -> Job | None:
     if not closing or not _all_complete(tx, job, shard.index):
         return None
     summed = sum_shards(tx, job, {shard.index: shard.counts})
-    summed.status, summed.ended = "done", time.time()
+    summed.end("done")
     apply_refund(tx, job.owner, job.spend_id, unclassified(summed), finish_refund_id(job.id))
     tx.put("jobs", job.id, summed.doc())
     return summed

@@ -84,7 +84,7 @@ def settle(job: Job) -> bool:
     """Move a running job to done once every image is recorded and no output is still being written; True
     when this call did (the caller then reports the job finished)."""
     if job.status == "running" and job.processed >= job.total and job.writing == 0:
-        job.status, job.ended = "done", time.time()
+        job.end("done")
         return True
     return False
 
@@ -216,8 +216,8 @@ class JobRecords:
             refund = job_shards.unclassified(job) if job.shards else remaining  # sharded: its failures too, now
             apply_refund(tx, job.owner, job.spend_id, refund, job_shards.finish_refund_id(job_id))
             job.failed += remaining if status != "cancelled" else 0
-            job.status, job.error, job.updated = status, error, time.time()
-            job.ended = job.updated
+            job.end(status)
+            job.error, job.updated = error, job.ended
             tx.put(JOBS, job_id, job.doc())
             return job
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -71,6 +72,10 @@ class Job:
 
     def doc(self) -> Doc:
         return copied_fields(self)
+
+    def end(self, status: str) -> None:
+        """Make the job final (done, failed, cancelled), noting when: every ending goes through here."""
+        self.status, self.ended = status, time.time()
 
     @property
     def finished(self) -> bool:
