@@ -8,7 +8,8 @@ Prints a table per section and writes bench/results.json. Sections:
   http       classify over HTTP under functions-framework vs in-process, vs a naive Flask + Keras app;
              cold starts; Bearer key vs bcrypt password per request; register latency
   jobs       a 200-image sort job on the local backend set vs two concurrent callers in process (measured around it);
-             the worker's CPU per image besides the model, and the ratio that leaves with every core busy
+             the worker's and the whole job's CPU per image besides the model (a stub model at the job's pace),
+             and the ratio that leaves with every core busy
   throughput issue 15's figures on the local stack: HTTP vs in-process, batch vs singles, preprocessing
   security   a Bearer classify during a password-guessing flood; hostile image shapes
   recovery   a 200-image job killed with SIGKILL and restarted: time to done, redeliveries
@@ -26,6 +27,11 @@ Prints a table per section and writes bench/results.json. Sections:
 Every section also prints its ratio to the yardstick, the in-process rate of two concurrent callers measured
 in the same run (bench/yardstick.py), kept beside its figures in results.json.
 `python -m bench.run model http` runs only some.
+
+Every file a section writes (its stacks' data, bucket folders, bundles) lives under `.data/bench/`, where the
+product keeps its data by default, not in the system's temporary folder: on an ext4 without a journal (this
+machine's), creating a file near many recently deleted ones (/tmp, after a test run) takes a scan of them, and
+that cost would be measured as the product's. The jobs section prints what creating a file costs in both.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,7 +61,9 @@ from infra.stack_process import LocalStack
 from infra.targets import TARGETS
 
 RESULTS = REPO / "bench" / "results.json"
+SCRATCH = REPO / ".data" / "bench"  # TMPDIR of the bench and of every process it starts
 PY = sys.executable
+SYSTEM_TMP = tempfile.gettempdir()  # before main() points TMPDIR at SCRATCH
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -349,43 +358,26 @@ def bench_http(tmp: Path) -> dict[str, Any]:
 def bench_jobs(tmp: Path) -> dict[str, Any]:
     """A 200-image job through the local stack against two concurrent callers in process on the same photos
     (bench/yardstick.py), measured around it in the same run."""
-    from bench.yardstick import around, cpu_seconds, two_callers
+    from bench.yardstick import around, two_callers
     from common.models.model import get_model
 
     names = bookkeeping.NAMES  # the photos its bookkeeping is measured on
-    space = tmp / "data" / "bucket" / "users" / "bench"
-    for folder, count in (("all", 200), ("warm", 16)):
-        (space / folder).mkdir(parents=True)
-        for i in range(count):
-            (space / folder / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
+    space = job_folders(tmp / "data", ["all"])
     model, datas = get_model(), [photos.data(name) for name in names]
-    stack = LocalStack(tmp / "data", Path(models_dir()), BCRYPT_ROUNDS="4").start()
+    stack, user = job_stack(tmp / "data")
     try:
-        user = stack.user("bench", 1000)
-        # a first job loads the model and grows its interpreter pool in the worker, as the yardstick's callers
-        # warm theirs: what is measured is a job on a running stack
-        stack.wait_job(user, requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
-                                           json={"classes": ["food"], "source": "warm/"}).json()["id"])
-
-        def job() -> tuple[float, float, dict[str, Any]]:
-            assert stack.proc is not None
-            start, used = time.time(), cpu_seconds(stack.proc.pid)
-            job = requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
-                                json={"classes": ["food", "cat", "clothing"], "source": "all/"}).json()
-            # polled at a user's pace, so the polls take no CPU from the job; the end is the job's own (`ended`)
-            status = stack.wait_job(user, job["id"], 300, every=0.5)
-            return status["ended"] - start, 1000 * (cpu_seconds(stack.proc.pid) - used) / 200, status
-
         limit_cpu: list[float] = []  # two callers in this process: their CPU per image, before and after
-        (elapsed, cpu_ms, status), limit_rate = around(lambda: two_callers(model.predict, datas, cpu=limit_cpu), job)
+        (elapsed, cpu_ms, status), limit_rate = around(lambda: two_callers(model.predict, datas, cpu=limit_cpu),
+                                                       lambda: sort_job(stack, user, "all/"))
     finally:
         stack.stop()
     if status["status"] != "done" or status["processed"] != 200:
         raise RuntimeError(f"the benchmark job did not sort its 200 images: {status}")
     rate, limit_cpu_ms = 200 / elapsed, sum(limit_cpu) / len(limit_cpu)
     copy_ms = output_copy_cpu_ms(tmp / "data", sorted(p.name for p in (space / "all").iterdir()))
-    books_ms = bookkeeping_cpu_ms(tmp)
-    ceiling = limit_cpu_ms / (limit_cpu_ms + books_ms)
+    creating = file_creation_cpu_us(tmp / "created"), file_creation_cpu_us(Path(SYSTEM_TMP) / "created")
+    books_ms, path_ms = bookkeeping_cpu_ms(tmp), path_cpu_ms(tmp / "stub", rate)
+    ceiling = limit_cpu_ms / (limit_cpu_ms + path_ms)
     table("sort job: 200 images on the local stack (SQLite, bucket folder, durable local queue)", [
         ("", "value"), ("POST /jobs to done (s)", f"{elapsed:.2f}"), ("images/s end to end", f"{rate:.1f}"),
         ("in process, two callers (images/s)", f"{limit_rate:.1f}"),
@@ -393,12 +385,77 @@ def bench_jobs(tmp: Path) -> dict[str, Any]:
         ("CPU ms per image: the stack / two callers in process", f"{cpu_ms:.2f} / {limit_cpu_ms:.2f}"),
         ("of the cores, busy with the stack", f"{cpu_ms * rate / 1000 / (os.cpu_count() or 1):.0%}"),
         ("CPU ms per image of its output's copy alone (in process, a fresh folder)", f"{copy_ms:.2f}"),
+        ("CPU us to create an empty file: the bench's folder / the system's temporary folder",
+         f"{creating[0]:.0f} / {creating[1]:.0f}"),
         ("CPU ms per image of the worker's work besides the model (stub model, one at a time)", f"{books_ms:.2f}"),
-        ("ratio at best: every core busy, nothing waiting (two callers' CPU / theirs + that)", f"{ceiling:.2f}"),
+        ("CPU ms per image of the whole job besides the model (the stack with a stub model at the job's pace: "
+         "queue, HTTP push, worker)", f"{path_ms:.2f}"),
+        ("ratio at best: every core busy, nothing waiting (two callers' CPU / theirs + the whole job's)",
+         f"{ceiling:.2f}"),
         ("outcome", f"{status['matched']} unmatched={status['unmatched']} failed={status['failed']}")])
     return {"seconds": elapsed, "images_per_s": rate, "two_callers_images_per_s": limit_rate,
             "ratio": rate / limit_rate, "cpu_ms_per_image": cpu_ms, "two_callers_cpu_ms_per_image": limit_cpu_ms,
-            "output_copy_cpu_ms": copy_ms, "bookkeeping_cpu_ms": books_ms, "ceiling_ratio": ceiling, "status": status}
+            "output_copy_cpu_ms": copy_ms, "file_creation_cpu_us": {"bench": creating[0], "system_tmp": creating[1]},
+            "bookkeeping_cpu_ms": books_ms, "path_cpu_ms": path_ms, "ceiling_ratio": ceiling, "status": status}
+
+
+def job_folders(data: Path, sources: list[str]) -> Path:
+    """The bench user's space under `data`: 200 photos in each source folder, 16 in `warm`."""
+    names, space = bookkeeping.NAMES, data / "bucket" / "users" / "bench"
+    for folder in [*sources, "warm"]:
+        (space / folder).mkdir(parents=True)
+        for i in range(16 if folder == "warm" else 200):
+            (space / folder / f"{i:03d}-{names[i % 5]}").write_bytes(photos.data(names[i % 5]))
+    return space
+
+
+def job_stack(data: Path, module: str = "infra.localstack", **env: str) -> tuple[LocalStack, dict[str, Any]]:
+    """A running stack on `data` and its bench user, after a first job: it loads the model and grows the worker's
+    interpreter pool, as the yardstick's callers warm theirs. What is measured is a job on a running stack."""
+    stack = LocalStack(data, Path(models_dir()), module=module, BCRYPT_ROUNDS="4")
+    stack.env.update(env)
+    stack.start()
+    try:
+        user = stack.user("bench", 10_000)
+        sort_job(stack, user, "warm/", ["food"])
+    except BaseException:
+        stack.stop()
+        raise
+    return stack, user
+
+
+def sort_job(stack: LocalStack, user: dict[str, Any], source: str,
+             classes: tuple[str, ...] | list[str] = ("food", "cat", "clothing")) -> tuple[float, float, dict[str, Any]]:
+    """One job over `source`: seconds from POST /jobs to the job's own `ended`, the stack's CPU ms per image of
+    a 200-image source, and the job's last status. Polled at a user's pace (every 0.5 s), so the polls take no
+    CPU from the job."""
+    from bench.yardstick import cpu_seconds
+
+    assert stack.proc is not None
+    start, used = time.time(), cpu_seconds(stack.proc.pid)
+    job = requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
+                        json={"classes": list(classes), "source": source}).json()
+    status = stack.wait_job(user, job["id"], 300, every=0.5)
+    return status["ended"] - start, 1000 * (cpu_seconds(stack.proc.pid) - used) / 200, status
+
+
+def path_cpu_ms(tmp: Path, rate: float, runs: int = 3) -> float:
+    """The stack's CPU per image of a 200-image job with the stub model (bench/stub_stack.py): everything a job
+    costs besides decoding and inference. Each stub prediction sleeps as long as the worker's threads took per
+    image in the real job (`rate`), so the path runs at the same pace: at a stub's own pace it costs less per
+    image. The least of `runs` jobs: new files' pages make single runs vary."""
+    from common.core.config import settings
+
+    sources, threads = [f"all-{run}" for run in range(runs)], 2 * settings().models.model_interpreters  # the worker's
+    job_folders(tmp / "data", sources)
+    stack, user = job_stack(tmp / "data", "bench.stub_stack", STUB_MODEL_SECONDS=f"{threads / rate:.4f}")
+    try:
+        found = [sort_job(stack, user, f"{source}/") for source in sources]
+    finally:
+        stack.stop()
+    if any(status["status"] != "done" or status["processed"] != 200 for _, _, status in found):
+        raise RuntimeError(f"a stub job did not sort its 200 images: {[status for _, _, status in found]}")
+    return min(cpu_ms for _, cpu_ms, _ in found)
 
 
 def output_copy_cpu_ms(data: Path, names: list[str]) -> float:
@@ -411,6 +468,19 @@ def output_copy_cpu_ms(data: Path, names: list[str]) -> float:
     for name in names:
         storage.copy(f"users/bench/all/{name}", f"users/bench/copied/all/{name}")
     return 1000 * (cpu_seconds() - used) / len(names)
+
+
+def file_creation_cpu_us(folder: Path, count: int = 200) -> float:
+    """CPU microseconds to create one empty file in a new folder under `folder`'s parent: what the file system
+    adds to every output a job writes, whatever the product does."""
+    made = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name))
+    try:
+        used = time.process_time()
+        for i in range(count):
+            os.close(os.open(made / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return 1e6 * (time.process_time() - used) / count
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def bookkeeping_cpu_ms(tmp: Path, runs: int = 3) -> float:
@@ -525,6 +595,8 @@ def main() -> None:
     wanted = set(sys.argv[1:]) or set(sections)
     results: dict[str, Any] = dict(previous) if wanted < set(sections) else {}
     results["machine"] = {"cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = tempfile.tempdir = str(SCRATCH)
     with tempfile.TemporaryDirectory() as tmp:
         for name, run in sections.items():
             if name in wanted:

@@ -9,6 +9,7 @@ the default model, so every caller (sort worker, classify) uses it unchanged.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
 
@@ -21,7 +22,11 @@ from common.models.model import Model, Source, _models, read
 
 
 class StubModel(Model):
+    seconds = 0.0  # how long a prediction takes, asleep: the pace of the real model without its CPU
+
     def predict(self, data: bytes) -> np.ndarray:
+        if self.seconds:
+            time.sleep(self.seconds)
         probs = np.zeros(len(self.labels))
         probs[zlib.crc32(data) % len(self.labels)] = 1.0
         return probs
@@ -36,11 +41,12 @@ class StubModel(Model):
         return outcomes
 
 
-def install() -> StubModel:
-    """Serve the stub as the default model in this process."""
+def install(seconds: float = 0.0) -> StubModel:
+    """Serve the stub as the default model in this process; each prediction sleeps `seconds`."""
     s = settings().models
     words = vocabulary.builtin(s.default_model)
     stub = StubModel(name=s.default_model, vocabulary=words, input_size=words.input_size, resize=words.resize)
+    stub.seconds = seconds
     _models.loaded[s.default_model] = stub
     return stub
 

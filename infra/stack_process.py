@@ -21,8 +21,9 @@ BACKEND_VARIABLES = ("STORE_BACKEND", "STORAGE_BACKEND", "QUEUE_BACKEND", "WORKE
 
 
 class LocalStack:
-    def __init__(self, data_dir: Path, models_dir: Path, port: int | None = None, **env: str) -> None:
-        self.data_dir, self.port = data_dir, port or free_port()
+    def __init__(self, data_dir: Path, models_dir: Path, port: int | None = None, module: str = "infra.localstack",
+                 **env: str) -> None:
+        self.data_dir, self.port, self.module = data_dir, port or free_port(), module  # module: what `-m` runs
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARIABLES}
         self.env.update(PYTHONPATH=str(REPO), MODELS_DIR=str(models_dir), ADMIN_USERNAME="boss",
@@ -35,7 +36,7 @@ class LocalStack:
     def start(self, timeout: float = 60) -> Self:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.localstack", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                [sys.executable, "-m", self.module, "--port", str(self.port), "--data-dir", str(self.data_dir)],
                 cwd=REPO, env=self.env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
         while True:
