@@ -375,7 +375,7 @@ def bench_jobs(tmp: Path) -> dict[str, Any]:
         raise RuntimeError(f"the benchmark job did not sort its 200 images: {status}")
     rate, limit_cpu_ms = 200 / elapsed, sum(limit_cpu) / len(limit_cpu)
     copy_ms = output_copy_cpu_ms(tmp / "data", sorted(p.name for p in (space / "all").iterdir()))
-    creating = file_creation_cpu_us(tmp / "created"), file_creation_cpu_us(Path(SYSTEM_TMP) / "created")
+    creating = file_creation_cpu_us(tmp), file_creation_cpu_us(Path(SYSTEM_TMP))
     books_ms, path_ms = bookkeeping_cpu_ms(tmp), path_cpu_ms(tmp / "stub", rate)
     ceiling = limit_cpu_ms / (limit_cpu_ms + path_ms)
     table("sort job: 200 images on the local stack (SQLite, bucket folder, durable local queue)", [
@@ -426,9 +426,8 @@ def job_stack(data: Path, module: str = "infra.localstack", **env: str) -> tuple
 
 def sort_job(stack: LocalStack, user: dict[str, Any], source: str,
              classes: tuple[str, ...] | list[str] = ("food", "cat", "clothing")) -> tuple[float, float, dict[str, Any]]:
-    """One job over `source`: seconds from POST /jobs to the job's own `ended`, the stack's CPU ms per image of
-    a 200-image source, and the job's last status. Polled at a user's pace (every 0.5 s), so the polls take no
-    CPU from the job."""
+    """One job over `source`: seconds from POST /jobs to the job's own `ended`, the stack's CPU ms per image, and
+    the job's last status. Polled at a user's pace (every 0.5 s), so the polls take no CPU from the job."""
     from bench.yardstick import cpu_seconds
 
     assert stack.proc is not None
@@ -436,7 +435,7 @@ def sort_job(stack: LocalStack, user: dict[str, Any], source: str,
     job = requests.post(stack.url + "/jobs", headers=user["headers"], timeout=60,
                         json={"classes": list(classes), "source": source}).json()
     status = stack.wait_job(user, job["id"], 300, every=0.5)
-    return status["ended"] - start, 1000 * (cpu_seconds(stack.proc.pid) - used) / 200, status
+    return status["ended"] - start, 1000 * (cpu_seconds(stack.proc.pid) - used) / max(1, status["total"]), status
 
 
 def path_cpu_ms(tmp: Path, rate: float, runs: int = 3) -> float:
@@ -445,8 +444,9 @@ def path_cpu_ms(tmp: Path, rate: float, runs: int = 3) -> float:
     image in the real job (`rate`), so the path runs at the same pace: at a stub's own pace it costs less per
     image. The least of `runs` jobs: new files' pages make single runs vary."""
     from common.core.config import settings
+    from common.jobs.worker import batch_threads
 
-    sources, threads = [f"all-{run}" for run in range(runs)], 2 * settings().models.model_interpreters  # the worker's
+    sources, threads = [f"all-{run}" for run in range(runs)], batch_threads(settings())
     job_folders(tmp / "data", sources)
     stack, user = job_stack(tmp / "data", "bench.stub_stack", STUB_MODEL_SECONDS=f"{threads / rate:.4f}")
     try:
@@ -470,10 +470,10 @@ def output_copy_cpu_ms(data: Path, names: list[str]) -> float:
     return 1000 * (cpu_seconds() - used) / len(names)
 
 
-def file_creation_cpu_us(folder: Path, count: int = 200) -> float:
-    """CPU microseconds to create one empty file in a new folder under `folder`'s parent: what the file system
-    adds to every output a job writes, whatever the product does."""
-    made = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name))
+def file_creation_cpu_us(parent: Path, count: int = 200) -> float:
+    """CPU microseconds to create one empty file in a new folder under `parent`: what the file system adds to
+    every output a job writes, whatever the product does."""
+    made = Path(tempfile.mkdtemp(dir=parent, prefix="created-"))
     try:
         used = time.process_time()
         for i in range(count):

@@ -24,6 +24,7 @@ from common.accounts import deliveries
 from common.adapters.deps import Deps
 from common.adapters.eventpost import BATCH, MAX_BATCH
 from common.core import logs, parallel, signing
+from common.core.config import Settings
 from common.jobs import sorting
 from common.records import messages
 
@@ -64,12 +65,18 @@ def _batch(batch: list[Any], deps: Deps) -> bool:
         except Exception as exc:  # noqa: BLE001 - raised below, once the others are done
             return exc
 
-    threads = 2 * deps.settings.models.model_interpreters
+    threads = batch_threads(deps.settings)
     done = list(parallel.ordered_map(one, batch, threads, parallel.shared(threads)))
     failure = next((outcome for outcome in done if isinstance(outcome, Exception)), None)
     if failure is not None:
         raise failure
     return any(done)
+
+
+def batch_threads(settings: Settings) -> int:
+    """The threads a batch's images are sorted on: two per interpreter, so one is read and decoded while the other
+    infers."""
+    return 2 * settings.models.model_interpreters
 
 
 def _ours(message: Any) -> bool:
